@@ -1,0 +1,5 @@
+-- Facts about this installation that must survive restarts (instance id, embedding model, ...).
+CREATE TABLE berth_meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT;

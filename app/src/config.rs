@@ -1,0 +1,351 @@
+//! Settings: parsed once at start from flags, `BERTH_*` variables and an optional TOML file, in that
+//! order of precedence. Each value is parsed into its domain type here, and an invalid one stops
+//! the start with a message naming the setting, where it came from, and the expected form.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+
+use crate::cli::ServeArgs;
+use crate::error::BootError;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseLocation,
+    pub log: LogSettings,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatabaseLocation {
+    /// The embedded default: a SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (kept out of logs: it may hold a password).
+    Postgres(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+    Auto,
+}
+
+/// Where a setting's value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    Flag(String),
+    Env(String),
+    File { path: PathBuf, line: usize },
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::Default => write!(f, "default"),
+        }
+    }
+}
+
+/// The config file, parsed as a flat table whose keys must be settings.
+struct ConfigFile {
+    path: PathBuf,
+    text: String,
+    table: toml::Table,
+}
+
+impl ConfigFile {
+    fn read(path: &Path, known: &BTreeSet<String>) -> Result<Self, BootError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            BootError::Config(format!(
+                "cannot read config file {} ({e}); check the path given by --config / BERTH_CONFIG",
+                path.display()
+            ))
+        })?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            BootError::Config(format!(
+                "config file {} is not valid TOML: {}",
+                path.display(),
+                e.message()
+            ) + &line_suffix(&text, e.span().map(|s| s.start)))
+        })?;
+        let file = ConfigFile {
+            path: path.to_owned(),
+            text,
+            table,
+        };
+        for key in file.table.keys() {
+            if !known.contains(key) {
+                let known: Vec<_> = known.iter().map(String::as_str).collect();
+                return Err(BootError::Config(format!(
+                    "{}:{}: unknown setting `{key}`; known settings are: {}",
+                    path.display(),
+                    file.line_of(key),
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(file)
+    }
+
+    /// The 1-based line where `key` is assigned (the table itself keeps no positions).
+    fn line_of(&self, key: &str) -> usize {
+        self.text
+            .lines()
+            .position(|l| {
+                let l = l.trim_start();
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .map_or(1, |i| i + 1)
+    }
+}
+
+fn line_suffix(text: &str, offset: Option<usize>) -> String {
+    offset
+        .map(|o| format!(" (line {})", text[..o.min(text.len())].lines().count().max(1)))
+        .unwrap_or_default()
+}
+
+/// Resolves one setting's raw text from the three layers.
+struct Layers<'a> {
+    matches: &'a ArgMatches,
+    file: Option<ConfigFile>,
+}
+
+impl Layers<'_> {
+    fn raw(&self, id: &str, from_cli: Option<&String>) -> (Option<String>, Origin) {
+        if let Some(value) = from_cli {
+            let origin = match self.matches.value_source(id) {
+                Some(ValueSource::EnvVariable) => Origin::Env(env_name(id)),
+                _ => Origin::Flag(format!("--{}", id.replace('_', "-"))),
+            };
+            return (Some(value.clone()), origin);
+        }
+        if let Some(file) = &self.file {
+            if let Some(value) = file.table.get(id) {
+                let text = match value {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let origin = Origin::File {
+                    path: file.path.clone(),
+                    line: file.line_of(id),
+                };
+                return (Some(text), origin);
+            }
+        }
+        (None, Origin::Default)
+    }
+
+    /// Parses a setting, or its default when no layer sets it.
+    fn get<T>(
+        &self,
+        id: &str,
+        from_cli: Option<&String>,
+        default: &str,
+        expected: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, BootError> {
+        let (raw, origin) = self.raw(id, from_cli);
+        let text = raw.unwrap_or_else(|| default.to_string());
+        parse(text.trim()).map_err(|why| {
+            BootError::Config(format!(
+                "invalid setting `{id}` ({origin}): {why}; expected {expected}"
+            ))
+        })
+    }
+}
+
+fn env_name(id: &str) -> String {
+    format!("BERTH_{}", id.to_uppercase())
+}
+
+fn known_settings() -> BTreeSet<String> {
+    use clap::Args;
+    ServeArgs::augment_args(clap::Command::new("serve"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .filter(|id| id != "config")
+        .collect()
+}
+
+impl Settings {
+    /// Loads settings for `berth serve`; `matches` are the subcommand's, to tell flags from env.
+    pub fn load(args: &ServeArgs, matches: &ArgMatches) -> Result<Settings, BootError> {
+        let file = match &args.config {
+            Some(path) => Some(ConfigFile::read(path, &known_settings())?),
+            None => None,
+        };
+        let layers = Layers { matches, file };
+
+        let listen = layers.get(
+            "listen",
+            args.listen.as_ref(),
+            "127.0.0.1:8080",
+            "HOST:PORT with a numeric host, e.g. 127.0.0.1:8080 or [::]:8080",
+            |s| {
+                s.parse::<SocketAddr>()
+                    .map_err(|_| format!("{s:?} is not an address"))
+            },
+        )?;
+        let data_dir = layers.get(
+            "data_dir",
+            args.data_dir.as_ref(),
+            "data",
+            "a directory path",
+            |s| {
+                if s.is_empty() {
+                    Err("the path is empty".into())
+                } else {
+                    Ok(PathBuf::from(s))
+                }
+            },
+        )?;
+        let database = layers.get(
+            "database_url",
+            args.database_url.as_ref(),
+            "",
+            "postgres://USER:PASSWORD@HOST:PORT/DB, sqlite://PATH, or unset for DATA_DIR/berth.db",
+            |s| parse_database(s, &data_dir),
+        )?;
+        let filter = layers.get(
+            "log_level",
+            args.log_level.as_ref(),
+            "info",
+            "a level (error, warn, info, debug, trace) or directives like `info,berth=debug`",
+            |s| {
+                tracing_subscriber::EnvFilter::try_new(s)
+                    .map(|_| s.to_string())
+                    .map_err(|e| format!("{s:?} is not a log filter ({e})"))
+            },
+        )?;
+        let format = layers.get(
+            "log_format",
+            args.log_format.as_ref(),
+            "auto",
+            "json, text or auto",
+            |s| match s.to_ascii_lowercase().as_str() {
+                "json" => Ok(LogFormat::Json),
+                "text" => Ok(LogFormat::Text),
+                "auto" => Ok(LogFormat::Auto),
+                _ => Err(format!("{s:?} is not a log format")),
+            },
+        )?;
+        let shutdown_timeout = layers.get(
+            "shutdown_timeout",
+            args.shutdown_timeout.as_ref(),
+            "30",
+            "a whole number of seconds between 0 and 3600",
+            |s| match s.parse::<u64>() {
+                Ok(n) if n <= 3600 => Ok(Duration::from_secs(n)),
+                _ => Err(format!("{s:?} is not a number of seconds")),
+            },
+        )?;
+
+        Ok(Settings {
+            listen,
+            data_dir,
+            database,
+            log: LogSettings { filter, format },
+            shutdown_timeout,
+        })
+    }
+}
+
+fn parse_database(s: &str, data_dir: &Path) -> Result<DatabaseLocation, String> {
+    if s.is_empty() {
+        return Ok(DatabaseLocation::Sqlite(data_dir.join("berth.db")));
+    }
+    if let Some(path) = s.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err("the sqlite:// URL has no path".into());
+        }
+        return Ok(DatabaseLocation::Sqlite(PathBuf::from(path)));
+    }
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        return Ok(DatabaseLocation::Postgres(s.to_string()));
+    }
+    // Never echo the value: a malformed URL may still contain a password.
+    Err("the URL scheme is not postgres:// or sqlite://".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn load(argv: &[&str]) -> Result<Settings, BootError> {
+        let mut all = vec!["berth", "serve"];
+        all.extend_from_slice(argv);
+        let matches = Cli::command().try_get_matches_from(all).unwrap();
+        let Command::Serve(args) = Cli::from_arg_matches(&matches).unwrap().command;
+        Settings::load(&args, matches.subcommand_matches("serve").unwrap())
+    }
+
+    #[test]
+    fn defaults_are_embedded_and_local() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            s.database,
+            DatabaseLocation::Sqlite(PathBuf::from("data/berth.db"))
+        );
+    }
+
+    #[test]
+    fn invalid_listen_names_setting_origin_and_form() {
+        let err = load(&["--listen", "nowhere"]).unwrap_err().to_string();
+        assert!(err.contains("`listen`"), "{err}");
+        assert!(err.contains("flag --listen"), "{err}");
+        assert!(err.contains("HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn file_values_apply_below_flags_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nshutdown_timeout = 5\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = load(&["--config", p]).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(5));
+        let s = load(&["--config", p, "--listen", "127.0.0.1:9001"]).unwrap();
+        assert_eq!(s.listen.port(), 9001);
+
+        std::fs::write(&path, "# comment\nlistne = \"x\"\n").unwrap();
+        let err = load(&["--config", p]).unwrap_err().to_string();
+        assert!(err.contains(":2: unknown setting `listne`"), "{err}");
+    }
+
+    #[test]
+    fn database_url_scheme_is_checked_without_echoing_it() {
+        let err = load(&["--database-url", "mysql://u:secret@h/db"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database_url"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+}

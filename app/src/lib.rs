@@ -1,0 +1,13 @@
+//! Berth: a self-hosted, private document assistant.
+//!
+//! The library holds everything the `berth` binary runs, so black-box tests and benchmarks can
+//! reuse the pieces (configuration, store) while the server stays one process.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,29 @@
+//! `berth`: the server binary and the operator commands that must work inside a container.
+
+use std::process::ExitCode;
+
+use berth::cli::{Cli, Command};
+use clap::{CommandFactory, FromArgMatches};
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let result = match cli.command {
+        Command::Serve(args) => {
+            let sub = matches
+                .subcommand_matches("serve")
+                .expect("clap matched serve");
+            berth::config::Settings::load(&args, sub).and_then(berth::startup::run)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("berth: {err:#}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

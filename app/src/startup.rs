@@ -1,0 +1,92 @@
+//! Start and stop: open the store, bind, serve, and on SIGTERM/SIGINT stop accepting, let
+//! in-flight requests finish within the configured time, then close the database.
+
+use std::future::IntoFuture;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::error::BootError;
+use crate::metrics::Metrics;
+use crate::routes::{self, AppState};
+use crate::store::Store;
+use crate::telemetry;
+
+pub fn run(settings: Settings) -> Result<(), BootError> {
+    telemetry::init(&settings.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> Result<(), BootError> {
+    let store = Store::open(&settings.database).await?;
+    let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+        BootError::Config(format!(
+            "cannot listen on {} ({e}); choose another address with --listen / BERTH_LISTEN",
+            settings.listen
+        ))
+    })?;
+    let address = listener.local_addr().context("reading the bound address")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+
+    let state = AppState {
+        store: store.clone(),
+        metrics: Metrics::new(),
+        shutting_down: stop_rx.clone(),
+    };
+    let app = routes::router(state);
+    tracing::info!(
+        %address,
+        backend = store.backend(),
+        version = env!("CARGO_PKG_VERSION"),
+        "Berth is listening on http://{address}/"
+    );
+
+    let graceful = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let deadline = {
+        let mut rx = stop_rx.clone();
+        let timeout = settings.shutdown_timeout;
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(timeout).await;
+        }
+    };
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .into_future();
+    tokio::select! {
+        result = server => result.context("serving HTTP")?,
+        () = deadline => tracing::warn!(
+            timeout_secs = settings.shutdown_timeout.as_secs(),
+            "in-flight requests did not finish in time; stopping anyway"
+        ),
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}

@@ -1,0 +1,51 @@
+//! Persistence. One `Store` in front of two backends, each with its own migrations: SQLite (the
+//! embedded default, no service needed) and PostgreSQL (production), chosen by the database URL.
+
+mod migrations;
+mod postgres;
+mod sqlite;
+
+use crate::config::DatabaseLocation;
+use crate::error::BootError;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Opens the database, refuses one written by a newer Berth, and applies pending migrations.
+    pub async fn open(location: &DatabaseLocation) -> Result<Store, BootError> {
+        Ok(match location {
+            DatabaseLocation::Sqlite(path) => Store::Sqlite(SqliteStore::open(path).await?),
+            DatabaseLocation::Postgres(url) => Store::Postgres(PgStore::open(url).await?),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Readiness: can the database serve reads and take writes right now?
+    pub async fn check(&self) -> Result<(), String> {
+        match self {
+            Store::Sqlite(s) => s.check().await,
+            Store::Postgres(s) => s.check().await,
+        }
+    }
+
+    /// Closes every connection, waiting for the ones in use to come back.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}

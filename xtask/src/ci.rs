@@ -1,0 +1,297 @@
+//! `cargo xtask ci`: the one gate. Runs every step, even after a failure, then summarises.
+//!
+//! To add a check, add one `Step` to [`steps`].
+
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::Result;
+use xshell::{cmd, Shell};
+
+use crate::{
+    doctor::{Status, Tool},
+    util::{is_ci, project_root, secs, section, warn, Timer},
+};
+
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Run every check the project is gated on, in order: fmt, clippy, test \
+                  (`--list` shows them all).\n\n\
+                  Every selected step runs even after one fails, so one run shows every problem; \
+                  then a summary table lists each step's result and time, and the last line reads \
+                  `ci: N passed, M failed` (with `, K skipped` when steps were skipped).\n\n\
+                  A step whose tool is missing is skipped with a loud notice locally, but fails \
+                  under CI (CI=true): CI never silently skips a check.",
+    after_help = "Exit status:\n  0  no step failed\n  1  a step failed\n  2  bad command line (e.g. an unknown step)"
+)]
+pub struct Args {
+    /// Skip STEP (repeatable)
+    #[arg(long, value_name = "STEP", value_parser = step_name)]
+    skip: Vec<String>,
+    /// Run only STEP (repeatable); --skip still applies
+    #[arg(long, value_name = "STEP", value_parser = step_name)]
+    only: Vec<String>,
+    /// List the steps, what they run and what they need, then exit
+    #[arg(long, conflicts_with_all = ["skip", "only"])]
+    list: bool,
+}
+
+/// One check of the gate.
+pub struct Step {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// What `run` does, shown as it starts and by `--list`.
+    pub command: &'static str,
+    /// Tools it cannot run without (see `cargo xtask doctor`).
+    pub needs: &'static [Tool],
+    pub run: fn(&Shell) -> Result<()>,
+}
+
+pub fn steps() -> Vec<Step> {
+    vec![
+        Step {
+            name: "fmt",
+            description: "code is formatted as rustfmt would",
+            command: "cargo fmt --all -- --check",
+            needs: &[Tool::Rustfmt],
+            run: |sh| Ok(cmd!(sh, "cargo fmt --all -- --check").quiet().run()?),
+        },
+        Step {
+            name: "clippy",
+            description: "no lint warnings in any crate or target",
+            command: "cargo clippy --locked --workspace --all-targets -- -D warnings",
+            needs: &[Tool::Clippy],
+            run: |sh| Ok(cmd!(sh, "cargo clippy --locked --workspace --all-targets -- -D warnings").quiet().run()?),
+        },
+        Step {
+            name: "test",
+            description: "every test in the workspace passes",
+            command: "cargo test --locked --workspace",
+            needs: &[Tool::Cargo],
+            run: |sh| Ok(cmd!(sh, "cargo test --locked --workspace").quiet().run()?),
+        },
+    ]
+}
+
+/// clap value parser: rejects unknown step names with the list of known ones (exit 2).
+fn step_name(name: &str) -> Result<String, String> {
+    let names: Vec<_> = steps().iter().map(|step| step.name).collect();
+    if names.contains(&name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!("no such step; steps are: {}", names.join(", ")))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Passed,
+    Failed(String),
+    Skipped(String),
+}
+
+struct Report {
+    name: &'static str,
+    outcome: Outcome,
+    /// None when the step did not run.
+    time: Option<Duration>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let steps = steps();
+    if args.list {
+        print!("{}", format_list(&steps));
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    let mut reports = Vec::new();
+    let mut lacking_tools = Vec::new();
+    for (step, skip_reason) in select(&steps, &args.only, &args.skip) {
+        let (outcome, time) = match skip_reason {
+            Some(reason) => (Outcome::Skipped(reason.to_string()), None),
+            None => run_step(step, &sh),
+        };
+        if skip_reason.is_none() && matches!(outcome, Outcome::Skipped(_)) {
+            lacking_tools.push(step.name);
+        }
+        reports.push(Report { name: step.name, outcome, time });
+    }
+
+    println!();
+    if !lacking_tools.is_empty() {
+        warn(&format!("not the full gate: skipped for missing tools: {}", lacking_tools.join(", ")));
+    }
+    print!("{}", format_summary(&reports));
+    let failed = reports.iter().any(|r| matches!(r.outcome, Outcome::Failed(_)));
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn run_step(step: &Step, sh: &Shell) -> (Outcome, Option<Duration>) {
+    if let Some(why) = missing_tool(step) {
+        if is_ci() {
+            warn(&format!("{}: {why}; failing it, since CI never skips a check", step.name));
+            return (Outcome::Failed(why), None);
+        }
+        warn(&format!("SKIPPING {}: {why} (see `cargo xtask doctor`)", step.name));
+        return (Outcome::Skipped(why), None);
+    }
+    section(&format!("{}: {}", step.name, step.command));
+    let timer = Timer::start();
+    let outcome = match (step.run)(sh) {
+        Ok(()) => Outcome::Passed,
+        Err(err) => {
+            warn(&format!("{} failed: {err}", step.name));
+            Outcome::Failed("see its output above".to_string())
+        }
+    };
+    (outcome, Some(timer.elapsed()))
+}
+
+/// Every step in order, with `Some(reason)` for those the flags leave out.
+fn select<'a>(steps: &'a [Step], only: &[String], skip: &[String]) -> Vec<(&'a Step, Option<&'static str>)> {
+    steps
+        .iter()
+        .map(|step| {
+            let reason = if skip.iter().any(|s| s == step.name) {
+                Some("--skip")
+            } else if !only.is_empty() && !only.iter().any(|s| s == step.name) {
+                Some("not in --only")
+            } else {
+                None
+            };
+            (step, reason)
+        })
+        .collect()
+}
+
+/// Why the step cannot run here, if it can't.
+fn missing_tool(step: &Step) -> Option<String> {
+    step.needs.iter().find_map(|tool| match tool.check() {
+        Status::Found(_) => None,
+        Status::Missing(why) => Some(format!("needs {}: {why}", tool.name())),
+    })
+}
+
+fn format_list(steps: &[Step]) -> String {
+    let width = steps.iter().map(|step| step.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for step in steps {
+        let needs: Vec<_> = step.needs.iter().map(|tool| tool.name()).collect();
+        out.push_str(&format!("{:width$}  {}\n", step.name, step.description));
+        out.push_str(&format!("{:width$}  runs:  {}\n", "", step.command));
+        out.push_str(&format!("{:width$}  needs: {}\n", "", needs.join(", ")));
+    }
+    out
+}
+
+fn format_summary(reports: &[Report]) -> String {
+    let rows: Vec<[String; 3]> = reports
+        .iter()
+        .map(|r| {
+            let result = match &r.outcome {
+                Outcome::Passed => "ok".to_string(),
+                Outcome::Failed(why) => format!("FAILED ({why})"),
+                Outcome::Skipped(why) => format!("skipped ({why})"),
+            };
+            let time = r.time.map_or("-".to_string(), secs);
+            [r.name.to_string(), result, time]
+        })
+        .collect();
+    let header = ["step", "result", "time"].map(String::from);
+    let w0 = rows.iter().chain([&header]).map(|row| row[0].len()).max().unwrap_or(0);
+    let w1 = rows.iter().chain([&header]).map(|row| row[1].len()).max().unwrap_or(0);
+    let w2 = rows.iter().chain([&header]).map(|row| row[2].len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        out.push_str(&format!("{:w0$}  {:w1$}  {:>w2$}\n", row[0], row[1], row[2]));
+    }
+
+    let count = |pred: fn(&Outcome) -> bool| reports.iter().filter(|r| pred(&r.outcome)).count();
+    let passed = count(|o| matches!(o, Outcome::Passed));
+    let failed = count(|o| matches!(o, Outcome::Failed(_)));
+    let skipped = count(|o| matches!(o, Outcome::Skipped(_)));
+    out.push_str(&format!("ci: {passed} passed, {failed} failed"));
+    if skipped > 0 {
+        out.push_str(&format!(", {skipped} skipped"));
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(selection: &[(&Step, Option<&str>)]) -> Vec<(&'static str, Option<String>)> {
+        selection.iter().map(|(step, reason)| (step.name, reason.map(String::from))).collect()
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn step_names_are_unique() {
+        let steps = steps();
+        for (i, step) in steps.iter().enumerate() {
+            assert!(steps[..i].iter().all(|earlier| earlier.name != step.name), "duplicate step {}", step.name);
+        }
+    }
+
+    #[test]
+    fn selects_everything_by_default() {
+        let steps = steps();
+        let selection = select(&steps, &[], &[]);
+        assert!(selection.iter().all(|(_, reason)| reason.is_none()));
+        assert_eq!(selection.len(), steps.len());
+    }
+
+    #[test]
+    fn skip_and_only_combine() {
+        let steps = steps();
+        assert_eq!(
+            names(&select(&steps, &[], &strings(&["clippy"]))),
+            [("fmt", None), ("clippy", Some("--skip".into())), ("test", None)]
+        );
+        assert_eq!(
+            names(&select(&steps, &strings(&["fmt", "test"]), &strings(&["test"]))),
+            [("fmt", None), ("clippy", Some("not in --only".into())), ("test", Some("--skip".into()))]
+        );
+    }
+
+    #[test]
+    fn unknown_steps_are_rejected() {
+        assert!(step_name("fmt").is_ok());
+        assert!(step_name("lint").unwrap_err().contains("fmt, clippy, test"));
+    }
+
+    #[test]
+    fn summary_ends_with_the_counts_line() {
+        let reports = [
+            Report { name: "fmt", outcome: Outcome::Passed, time: Some(Duration::from_millis(420)) },
+            Report { name: "clippy", outcome: Outcome::Failed("see its output above".into()), time: Some(Duration::from_millis(12_340)) },
+            Report { name: "test", outcome: Outcome::Skipped("--skip".into()), time: None },
+        ];
+        let summary = format_summary(&reports);
+        let lines: Vec<_> = summary.lines().collect();
+        assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["step", "result", "time"]);
+        assert!(lines[1].starts_with("fmt     ok") && lines[1].ends_with("0.4s"));
+        assert!(lines[2].contains("FAILED (see its output above)") && lines[2].ends_with("12.3s"));
+        assert!(lines[3].contains("skipped (--skip)") && lines[3].ends_with('-'));
+        assert_eq!(lines.last(), Some(&"ci: 1 passed, 1 failed, 1 skipped"));
+    }
+
+    #[test]
+    fn counts_line_omits_zero_skipped() {
+        let reports = [Report { name: "fmt", outcome: Outcome::Passed, time: Some(Duration::from_secs(1)) }];
+        assert_eq!(format_summary(&reports).lines().last(), Some("ci: 1 passed, 0 failed"));
+    }
+
+    #[test]
+    fn list_shows_commands_and_needs() {
+        let list = format_list(&steps());
+        assert!(list.contains("runs:  cargo fmt --all -- --check"));
+        assert!(list.contains("needs: clippy"));
+    }
+}
