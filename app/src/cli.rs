@@ -45,7 +45,12 @@ pub struct ServeArgs {
 
     /// Database URL: `postgres://user:pass@host/db` for PostgreSQL, `sqlite://PATH` for a SQLite
     /// file. Unset: SQLite at DATA_DIR/berth.db.
-    #[arg(long, env = "BERTH_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "BERTH_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives. [default: info]

@@ -80,11 +80,13 @@ impl ConfigFile {
             ))
         })?;
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            BootError::Config(format!(
-                "config file {} is not valid TOML: {}",
-                path.display(),
-                e.message()
-            ) + &line_suffix(&text, e.span().map(|s| s.start)))
+            BootError::Config(
+                format!(
+                    "config file {} is not valid TOML: {}",
+                    path.display(),
+                    e.message()
+                ) + &line_suffix(&text, e.span().map(|s| s.start)),
+            )
         })?;
         let file = ConfigFile {
             path: path.to_owned(),
@@ -120,7 +122,12 @@ impl ConfigFile {
 
 fn line_suffix(text: &str, offset: Option<usize>) -> String {
     offset
-        .map(|o| format!(" (line {})", text[..o.min(text.len())].lines().count().max(1)))
+        .map(|o| {
+            format!(
+                " (line {})",
+                text[..o.min(text.len())].lines().count().max(1)
+            )
+        })
         .unwrap_or_default()
 }
 
@@ -323,11 +330,7 @@ mod tests {
     fn file_values_apply_below_flags_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("berth.toml");
-        std::fs::write(
-            &path,
-            "listen = \"127.0.0.1:9000\"\nshutdown_timeout = 5\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nshutdown_timeout = 5\n").unwrap();
         let p = path.to_str().unwrap();
         let s = load(&["--config", p]).unwrap();
         assert_eq!(s.listen.port(), 9000);

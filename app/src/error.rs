@@ -91,7 +91,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(err) => {
                 // The cause goes to the log; the client gets no internals.
                 tracing::error!(error = %format!("{err:#}"), "internal error");
-                ("internal error; the server log has details".to_string(), None)
+                (
+                    "internal error; the server log has details".to_string(),
+                    None,
+                )
             }
             ApiError::Invalid { message, details } => (message, details),
             other => (other.to_string(), None),

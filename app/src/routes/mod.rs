@@ -38,7 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
         // `layer` (not `route_layer`) so unmatched paths are counted too, as route "unmatched".
-        .layer(middleware::from_fn_with_state(metrics_state, metrics::track))
+        .layer(middleware::from_fn_with_state(
+            metrics_state,
+            metrics::track,
+        ))
         .with_state(state)
         .layer(
             ServiceBuilder::new()

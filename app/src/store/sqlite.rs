@@ -122,9 +122,14 @@ impl SqliteStore {
 /// Berth is refused before anything could write to it.
 async fn refuse_newer_schema(path: &Path) -> Result<(), BootError> {
     let url = format!("sqlite://{}", path.display());
+    // With no pending write-ahead log the file is all there is: open it `immutable`, which
+    // creates no -wal/-shm files beside it. Otherwise the log must be read too.
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let pending_wal = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
     let mut conn = SqliteConnectOptions::from_str(&url)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .read_only(true)
+        .immutable(!pending_wal)
         .connect()
         .await
         .map_err(|e| {
