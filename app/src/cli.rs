@@ -25,6 +25,30 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (API, web UI, /health, /ready, /metrics).
     Serve(ServeArgs),
+    /// Account recovery and bootstrap, straight on the database (works inside a container).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an active admin account: the first one after installing, or another.
+    Create(AdminArgs),
+    /// Set a new password for an account; all its sessions and API tokens end.
+    ResetPassword(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The account's user name.
+    #[arg(long)]
+    pub username: String,
+    /// Read the password from the first line of standard input instead of a hidden prompt.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Where the database is, and the password policy: the same settings as `berth serve`.
+    #[command(flatten)]
+    pub settings: ServeArgs,
 }
 
 /// Server settings. Values are kept as text here and parsed in `config`, so that an invalid one is
@@ -64,4 +88,44 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT before exiting. [default: 30]
     #[arg(long, env = "BERTH_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
     pub shutdown_timeout: Option<String>,
+
+    /// Password rules: `composition` (8+ characters with upper, lower, digit and symbol) or
+    /// `length` (OWASP ASVS style: length only). Both refuse the commonest passwords.
+    /// [default: composition]
+    #[arg(long, env = "BERTH_PASSWORD_POLICY", value_name = "POLICY")]
+    pub password_policy: Option<String>,
+
+    /// Minimum password length. [default: 8 with `composition`, 12 with `length`]
+    #[arg(long, env = "BERTH_PASSWORD_MIN_LENGTH", value_name = "N")]
+    pub password_min_length: Option<String>,
+
+    /// A browser session ends after this many seconds without a request. [default: 28800 (8 h)]
+    #[arg(long, env = "BERTH_SESSION_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub session_idle_timeout: Option<String>,
+
+    /// A browser session ends this many seconds after sign-in, however active. [default: 604800 (7 days)]
+    #[arg(long, env = "BERTH_SESSION_ABSOLUTE_TIMEOUT", value_name = "SECONDS")]
+    pub session_absolute_timeout: Option<String>,
+
+    /// Failed sign-ins for one account before it is locked for the lockout period. [default: 5]
+    #[arg(long, env = "BERTH_LOGIN_MAX_FAILURES", value_name = "N")]
+    pub login_max_failures: Option<String>,
+
+    /// Failed sign-ins from one client address before it is locked out. [default: 30]
+    #[arg(long, env = "BERTH_LOGIN_MAX_FAILURES_PER_ADDRESS", value_name = "N")]
+    pub login_max_failures_per_address: Option<String>,
+
+    /// Seconds failures are counted over, and how long a lock lasts. [default: 900]
+    #[arg(long, env = "BERTH_LOGIN_LOCKOUT", value_name = "SECONDS")]
+    pub login_lockout: Option<String>,
+
+    /// Take the client address from X-Forwarded-For (only behind a reverse proxy you run).
+    /// [default: false]
+    #[arg(long, env = "BERTH_TRUST_FORWARDED_FOR", value_name = "BOOL")]
+    pub trust_forwarded_for: Option<String>,
+
+    /// Mark cookies Secure: `auto` (when the request came over HTTPS, per X-Forwarded-Proto),
+    /// `always` or `never`. [default: auto]
+    #[arg(long, env = "BERTH_COOKIE_SECURE", value_name = "MODE")]
+    pub cookie_secure: Option<String>,
 }

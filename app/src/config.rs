@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
+use crate::accounts::policy::{PasswordPolicy, PolicyKind};
 use crate::cli::ServeArgs;
 use crate::error::BootError;
 
@@ -21,6 +22,41 @@ pub struct Settings {
     pub database: DatabaseLocation,
     pub log: LogSettings,
     pub shutdown_timeout: Duration,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub password_policy: PasswordPolicy,
+    pub session_idle_timeout: Duration,
+    pub session_absolute_timeout: Duration,
+    pub login_max_failures: i64,
+    pub login_max_failures_per_address: i64,
+    pub login_lockout: Duration,
+    pub trust_forwarded_for: bool,
+    pub cookie_secure: CookieSecure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecure {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            password_policy: PasswordPolicy::default(),
+            session_idle_timeout: Duration::from_secs(8 * 3600),
+            session_absolute_timeout: Duration::from_secs(7 * 24 * 3600),
+            login_max_failures: 5,
+            login_max_failures_per_address: 30,
+            login_lockout: Duration::from_secs(900),
+            trust_forwarded_for: false,
+            cookie_secure: CookieSecure::Auto,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -267,14 +303,125 @@ impl Settings {
             },
         )?;
 
+        let auth = load_auth(args, &layers)?;
         Ok(Settings {
             listen,
             data_dir,
             database,
             log: LogSettings { filter, format },
             shutdown_timeout,
+            auth,
         })
     }
+}
+
+fn seconds(max: u64) -> impl Fn(&str) -> Result<Duration, String> {
+    move |s| match s.parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(format!("{s:?} is not a number of seconds from 1 to {max}")),
+    }
+}
+
+fn count(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from 1 to 1000000")),
+    }
+}
+
+fn boolean(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{s:?} is not true or false")),
+    }
+}
+
+fn load_auth(args: &ServeArgs, layers: &Layers<'_>) -> Result<AuthSettings, BootError> {
+    let kind = layers.get(
+        "password_policy",
+        args.password_policy.as_ref(),
+        "composition",
+        "composition or length",
+        |s| match s {
+            "composition" => Ok(PolicyKind::Composition),
+            "length" | "asvs" => Ok(PolicyKind::Length),
+            _ => Err(format!("{s:?} is not a password policy")),
+        },
+    )?;
+    let default_min = if kind == PolicyKind::Length {
+        "12"
+    } else {
+        "8"
+    };
+    let min_length = layers.get(
+        "password_min_length",
+        args.password_min_length.as_ref(),
+        default_min,
+        "a whole number from 8 to 128",
+        |s| match s.parse::<usize>() {
+            Ok(n) if (8..=128).contains(&n) => Ok(n),
+            _ => Err(format!("{s:?} is out of range")),
+        },
+    )?;
+    let day = 24 * 3600;
+    Ok(AuthSettings {
+        password_policy: PasswordPolicy { kind, min_length },
+        session_idle_timeout: layers.get(
+            "session_idle_timeout",
+            args.session_idle_timeout.as_ref(),
+            "28800",
+            "seconds, at most 30 days",
+            seconds(30 * day),
+        )?,
+        session_absolute_timeout: layers.get(
+            "session_absolute_timeout",
+            args.session_absolute_timeout.as_ref(),
+            "604800",
+            "seconds, at most 400 days",
+            seconds(400 * day),
+        )?,
+        login_max_failures: layers.get(
+            "login_max_failures",
+            args.login_max_failures.as_ref(),
+            "5",
+            "a count of failed sign-ins",
+            count,
+        )?,
+        login_max_failures_per_address: layers.get(
+            "login_max_failures_per_address",
+            args.login_max_failures_per_address.as_ref(),
+            "30",
+            "a count of failed sign-ins",
+            count,
+        )?,
+        login_lockout: layers.get(
+            "login_lockout",
+            args.login_lockout.as_ref(),
+            "900",
+            "seconds, at most one day",
+            seconds(day),
+        )?,
+        trust_forwarded_for: layers.get(
+            "trust_forwarded_for",
+            args.trust_forwarded_for.as_ref(),
+            "false",
+            "true or false",
+            boolean,
+        )?,
+        cookie_secure: layers.get(
+            "cookie_secure",
+            args.cookie_secure.as_ref(),
+            "auto",
+            "auto, always or never",
+            |s| match s {
+                "auto" => Ok(CookieSecure::Auto),
+                "always" => Ok(CookieSecure::Always),
+                "never" => Ok(CookieSecure::Never),
+                _ => Err(format!("{s:?} is not a cookie mode")),
+            },
+        )?,
+    })
 }
 
 fn parse_database(s: &str, data_dir: &Path) -> Result<DatabaseLocation, String> {

@@ -3,6 +3,10 @@
 //! The library holds everything the `berth` binary runs, so black-box tests and benchmarks can
 //! reuse the pieces (configuration, store) while the server stays one process.
 
+pub mod accounts;
+pub mod admin_cli;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

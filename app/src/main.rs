@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use berth::cli::{Cli, Command};
+use berth::cli::{AdminCommand, Cli, Command};
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
@@ -17,6 +17,20 @@ fn main() -> ExitCode {
                 .subcommand_matches("serve")
                 .expect("clap matched serve");
             berth::config::Settings::load(&args, sub).and_then(berth::startup::run)
+        }
+        Command::Admin(command) => {
+            let admin = matches
+                .subcommand_matches("admin")
+                .expect("clap matched admin");
+            let (name, args) = match &command {
+                AdminCommand::Create(a) => ("create", a),
+                AdminCommand::ResetPassword(a) => ("reset-password", a),
+            };
+            let sub = admin
+                .subcommand_matches(name)
+                .expect("clap matched the action");
+            berth::config::Settings::load(&args.settings, sub)
+                .and_then(|settings| berth::admin_cli::run(&command, &settings))
         }
     };
     match result {

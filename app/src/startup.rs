@@ -2,11 +2,13 @@
 //! in-flight requests finish within the configured time, then close the database.
 
 use std::future::IntoFuture;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::audit::Audit;
 use crate::config::Settings;
 use crate::error::BootError;
 use crate::metrics::Metrics;
@@ -40,11 +42,20 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
         let _ = stop_tx.send(true);
     });
 
+    let metrics = Metrics::new();
     let state = AppState {
         store: store.clone(),
-        metrics: Metrics::new(),
+        audit: Audit::new(store.clone(), metrics.registry()),
+        metrics,
+        auth: Arc::new(settings.auth.clone()),
         shutting_down: stop_rx.clone(),
     };
+    if store.count_active_admins().await.unwrap_or(0) == 0 {
+        tracing::warn!(
+            "no admin account exists yet: create one with `berth admin create --username NAME` \
+             (in a checkout: `cargo xtask admin create --username NAME`)"
+        );
+    }
     let app = routes::router(state);
     tracing::info!(
         %address,
@@ -67,9 +78,12 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
             tokio::time::sleep(timeout).await;
         }
     };
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .into_future();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .into_future();
     tokio::select! {
         result = server => result.context("serving HTTP")?,
         () = deadline => tracing::warn!(

@@ -1,6 +1,9 @@
 //! HTTP routes, one module per resource. `router` assembles them with the layers every request
 //! goes through: request id, tracing, metrics.
 
+mod account;
+mod admin;
+pub mod auth;
 mod health;
 
 use std::sync::Arc;
@@ -15,6 +18,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::audit::Audit;
+use crate::config::AuthSettings;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::store::Store;
@@ -24,15 +32,53 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub audit: Audit,
+    pub auth: Arc<AuthSettings>,
     /// Becomes true when shutdown begins, so readiness fails and load balancers drain us.
     pub shutting_down: watch::Receiver<bool>,
 }
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Berth API",
+        description = "Berth: chat with your team's documents on a local LLM. Browser clients \
+            authenticate with the session cookie from sign-in and send its CSRF token as \
+            X-CSRF-Token on state changes; scripts send a personal API token as \
+            `Authorization: Bearer ...`. Every error has the body \
+            `{\"error\": {\"code\", \"message\", \"details\"?}}`."
+    ),
+    servers((url = "/api/v1")),
+    tags(
+        (name = "auth", description = "Registration, sign-in, sessions"),
+        (name = "account", description = "Your password and API tokens"),
+        (name = "admin", description = "Approvals, users and roles, the audit log"),
+    )
+)]
+struct ApiDoc;
+
+/// The API routes and their OpenAPI document, built from the same handler annotations so the
+/// document cannot drift from the code.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(account::router())
+        .merge(admin::router())
+        .split_for_parts()
+}
+
 pub fn router(state: AppState) -> Router {
     let metrics_state = state.metrics.clone();
+    let (api, doc) = api();
+    let doc = Arc::new(doc);
     Router::new()
+        .nest("/api/v1", api)
+        .route(
+            "/api/openapi.json",
+            get(move || async move { axum::Json(doc.as_ref().clone()) }),
+        )
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))

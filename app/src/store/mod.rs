@@ -1,6 +1,7 @@
 //! Persistence. One `Store` in front of two backends, each with its own migrations: SQLite (the
 //! embedded default, no service needed) and PostgreSQL (production), chosen by the database URL.
 
+mod accounts;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -8,6 +9,7 @@ mod sqlite;
 use crate::config::DatabaseLocation;
 use crate::error::BootError;
 
+pub use accounts::{AuditFilter, AuditRow, NewAuditEntry, SessionRow, ThrottleRow, TokenRow};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
