@@ -235,3 +235,48 @@ fn an_invalid_setting_is_reported_by_name_and_origin() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "one message: {stderr}");
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut berth = Berth::start(dir.path());
+    let addr = berth.base.trim_start_matches("http://").to_string();
+
+    // A registration whose body arrives slowly: half now, half after the signal.
+    let body = r#"{"username":"slowpoke","password":"Sl0w!but-steady"}"#;
+    let (first, rest) = body.split_at(20);
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/auth/register HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    berth.signal("TERM");
+    berth.wait_for_log(|l| l.contains("shutting down"), Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    conn.write_all(rest.as_bytes()).unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+    assert!(response.contains("slowpoke"), "{response}");
+
+    let status = berth.wait(Duration::from_secs(10));
+    assert!(status.success(), "clean exit after the request: {status}");
+    // New connections are refused once it has stopped.
+    assert!(std::net::TcpStream::connect(&addr).is_err());
+    // The registration was committed before the database closed.
+    let berth = Berth::start(dir.path());
+    support::create_admin(dir.path(), "root", "Adm1n!chosen-well");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut admin = support::Browser::new(&berth);
+        admin.sign_in("root", "Adm1n!chosen-well").await;
+        let pending = support::json(admin.get("/admin/users?state=pending").await).await;
+        assert_eq!(pending[0]["username"], "slowpoke");
+    });
+}

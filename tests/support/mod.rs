@@ -162,3 +162,115 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Runs `berth admin create` for the data dir, password on stdin.
+pub fn create_admin(data_dir: &Path, username: &str, password: &str) {
+    let (code, out) = admin_cli(data_dir, "create", username, password);
+    assert_eq!(code, 0, "berth admin create failed: {out}");
+}
+
+/// Runs `berth admin ACTION --username NAME --password-stdin`: (exit code, stdout + stderr).
+pub fn admin_cli(data_dir: &Path, action: &str, username: &str, password: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args([
+            "admin",
+            action,
+            "--username",
+            username,
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth admin");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A browser-like API client: keeps the session cookie and sends the CSRF token on changes.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub csrf: Option<String>,
+}
+
+impl Browser {
+    pub fn new(berth: &Berth) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .user_agent("berth-tests/1")
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            base: berth.url("/api/v1"),
+            csrf: None,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .json(&body);
+        if let Some(csrf) = &self.csrf {
+            req = req.header("x-csrf-token", csrf);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    /// Signs in; returns the status, keeping the CSRF token on success.
+    pub async fn sign_in(&mut self, username: &str, password: &str) -> reqwest::StatusCode {
+        let resp = self
+            .post(
+                "/auth/sign-in",
+                serde_json::json!({ "username": username, "password": password }),
+            )
+            .await;
+        let status = resp.status();
+        if status.is_success() {
+            let body: serde_json::Value = resp.json().await.unwrap();
+            self.csrf = body["csrf_token"].as_str().map(String::from);
+        }
+        status
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/auth/register",
+            serde_json::json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+}
+
+pub async fn json(resp: reqwest::Response) -> serde_json::Value {
+    resp.json().await.expect("a JSON body")
+}

@@ -14,6 +14,7 @@ use crate::{
 
 #[derive(clap::Args, Debug)]
 #[command(
+    about = "Run the whole gate (fmt, clippy, test), then summarise",
     long_about = "Run every check the project is gated on, in order: fmt, clippy, test \
                   (`--list` shows them all).\n\n\
                   Every selected step runs even after one fails, so one run shows every problem; \
@@ -60,7 +61,14 @@ pub fn steps() -> Vec<Step> {
             description: "no lint warnings in any crate or target",
             command: "cargo clippy --locked --workspace --all-targets -- -D warnings",
             needs: &[Tool::Clippy],
-            run: |sh| Ok(cmd!(sh, "cargo clippy --locked --workspace --all-targets -- -D warnings").quiet().run()?),
+            run: |sh| {
+                Ok(cmd!(
+                    sh,
+                    "cargo clippy --locked --workspace --all-targets -- -D warnings"
+                )
+                .quiet()
+                .run()?)
+            },
         },
         Step {
             name: "test",
@@ -115,26 +123,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if skip_reason.is_none() && matches!(outcome, Outcome::Skipped(_)) {
             lacking_tools.push(step.name);
         }
-        reports.push(Report { name: step.name, outcome, time });
+        reports.push(Report {
+            name: step.name,
+            outcome,
+            time,
+        });
     }
 
     println!();
     if !lacking_tools.is_empty() {
-        warn(&format!("not the full gate: skipped for missing tools: {}", lacking_tools.join(", ")));
+        warn(&format!(
+            "not the full gate: skipped for missing tools: {}",
+            lacking_tools.join(", ")
+        ));
     }
     print!("{}", format_summary(&reports));
-    let failed = reports.iter().any(|r| matches!(r.outcome, Outcome::Failed(_)));
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    let failed = reports
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Failed(_)));
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_step(step: &Step, sh: &Shell) -> (Outcome, Option<Duration>) {
     if let Some(why) = missing_tool(step) {
-        if is_ci() {
-            warn(&format!("{}: {why}; failing it, since CI never skips a check", step.name));
-            return (Outcome::Failed(why), None);
-        }
-        warn(&format!("SKIPPING {}: {why} (see `cargo xtask doctor`)", step.name));
-        return (Outcome::Skipped(why), None);
+        return (unrunnable(step.name, why, is_ci()), None);
     }
     section(&format!("{}: {}", step.name, step.command));
     let timer = Timer::start();
@@ -148,8 +164,27 @@ fn run_step(step: &Step, sh: &Shell) -> (Outcome, Option<Duration>) {
     (outcome, Some(timer.elapsed()))
 }
 
+/// A step whose tool is missing: skipped loudly here, failed under CI.
+fn unrunnable(name: &str, why: String, under_ci: bool) -> Outcome {
+    if under_ci {
+        warn(&format!(
+            "{name}: {why}; failing it, since CI never skips a check"
+        ));
+        Outcome::Failed(why)
+    } else {
+        warn(&format!(
+            "SKIPPING {name}: {why} (see `cargo xtask doctor`)"
+        ));
+        Outcome::Skipped(why)
+    }
+}
+
 /// Every step in order, with `Some(reason)` for those the flags leave out.
-fn select<'a>(steps: &'a [Step], only: &[String], skip: &[String]) -> Vec<(&'a Step, Option<&'static str>)> {
+fn select<'a>(
+    steps: &'a [Step],
+    only: &[String],
+    skip: &[String],
+) -> Vec<(&'a Step, Option<&'static str>)> {
     steps
         .iter()
         .map(|step| {
@@ -199,12 +234,30 @@ fn format_summary(reports: &[Report]) -> String {
         })
         .collect();
     let header = ["step", "result", "time"].map(String::from);
-    let w0 = rows.iter().chain([&header]).map(|row| row[0].len()).max().unwrap_or(0);
-    let w1 = rows.iter().chain([&header]).map(|row| row[1].len()).max().unwrap_or(0);
-    let w2 = rows.iter().chain([&header]).map(|row| row[2].len()).max().unwrap_or(0);
+    let w0 = rows
+        .iter()
+        .chain([&header])
+        .map(|row| row[0].len())
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .chain([&header])
+        .map(|row| row[1].len())
+        .max()
+        .unwrap_or(0);
+    let w2 = rows
+        .iter()
+        .chain([&header])
+        .map(|row| row[2].len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for row in std::iter::once(&header).chain(&rows) {
-        out.push_str(&format!("{:w0$}  {:w1$}  {:>w2$}\n", row[0], row[1], row[2]));
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:>w2$}\n",
+            row[0], row[1], row[2]
+        ));
     }
 
     let count = |pred: fn(&Outcome) -> bool| reports.iter().filter(|r| pred(&r.outcome)).count();
@@ -224,7 +277,10 @@ mod tests {
     use super::*;
 
     fn names(selection: &[(&Step, Option<&str>)]) -> Vec<(&'static str, Option<String>)> {
-        selection.iter().map(|(step, reason)| (step.name, reason.map(String::from))).collect()
+        selection
+            .iter()
+            .map(|(step, reason)| (step.name, reason.map(String::from)))
+            .collect()
     }
 
     fn strings(names: &[&str]) -> Vec<String> {
@@ -235,7 +291,11 @@ mod tests {
     fn step_names_are_unique() {
         let steps = steps();
         for (i, step) in steps.iter().enumerate() {
-            assert!(steps[..i].iter().all(|earlier| earlier.name != step.name), "duplicate step {}", step.name);
+            assert!(
+                steps[..i].iter().all(|earlier| earlier.name != step.name),
+                "duplicate step {}",
+                step.name
+            );
         }
     }
 
@@ -252,12 +312,31 @@ mod tests {
         let steps = steps();
         assert_eq!(
             names(&select(&steps, &[], &strings(&["clippy"]))),
-            [("fmt", None), ("clippy", Some("--skip".into())), ("test", None)]
+            [
+                ("fmt", None),
+                ("clippy", Some("--skip".into())),
+                ("test", None)
+            ]
         );
         assert_eq!(
-            names(&select(&steps, &strings(&["fmt", "test"]), &strings(&["test"]))),
-            [("fmt", None), ("clippy", Some("not in --only".into())), ("test", Some("--skip".into()))]
+            names(&select(
+                &steps,
+                &strings(&["fmt", "test"]),
+                &strings(&["test"])
+            )),
+            [
+                ("fmt", None),
+                ("clippy", Some("not in --only".into())),
+                ("test", Some("--skip".into()))
+            ]
         );
+    }
+
+    #[test]
+    fn missing_tools_fail_under_ci_and_skip_elsewhere() {
+        let why = || "needs rustfmt: not found".to_string();
+        assert_eq!(unrunnable("fmt", why(), true), Outcome::Failed(why()));
+        assert_eq!(unrunnable("fmt", why(), false), Outcome::Skipped(why()));
     }
 
     #[test]
@@ -269,13 +348,28 @@ mod tests {
     #[test]
     fn summary_ends_with_the_counts_line() {
         let reports = [
-            Report { name: "fmt", outcome: Outcome::Passed, time: Some(Duration::from_millis(420)) },
-            Report { name: "clippy", outcome: Outcome::Failed("see its output above".into()), time: Some(Duration::from_millis(12_340)) },
-            Report { name: "test", outcome: Outcome::Skipped("--skip".into()), time: None },
+            Report {
+                name: "fmt",
+                outcome: Outcome::Passed,
+                time: Some(Duration::from_millis(420)),
+            },
+            Report {
+                name: "clippy",
+                outcome: Outcome::Failed("see its output above".into()),
+                time: Some(Duration::from_millis(12_340)),
+            },
+            Report {
+                name: "test",
+                outcome: Outcome::Skipped("--skip".into()),
+                time: None,
+            },
         ];
         let summary = format_summary(&reports);
         let lines: Vec<_> = summary.lines().collect();
-        assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["step", "result", "time"]);
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["step", "result", "time"]
+        );
         assert!(lines[1].starts_with("fmt     ok") && lines[1].ends_with("0.4s"));
         assert!(lines[2].contains("FAILED (see its output above)") && lines[2].ends_with("12.3s"));
         assert!(lines[3].contains("skipped (--skip)") && lines[3].ends_with('-'));
@@ -284,8 +378,15 @@ mod tests {
 
     #[test]
     fn counts_line_omits_zero_skipped() {
-        let reports = [Report { name: "fmt", outcome: Outcome::Passed, time: Some(Duration::from_secs(1)) }];
-        assert_eq!(format_summary(&reports).lines().last(), Some("ci: 1 passed, 0 failed"));
+        let reports = [Report {
+            name: "fmt",
+            outcome: Outcome::Passed,
+            time: Some(Duration::from_secs(1)),
+        }];
+        assert_eq!(
+            format_summary(&reports).lines().last(),
+            Some("ci: 1 passed, 0 failed")
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args, Debug)]
 #[command(
+    about = "Report which tools are installed, their versions, and what needs them",
     long_about = "List every tool the project's tasks use: found or missing, its version \
                   (first line of its version output) and which tasks need it.\n\n\
                   cargo, rustfmt and clippy are required; the rest are optional, and the report \
@@ -73,12 +74,36 @@ impl Tool {
 
     fn spec(self) -> Spec {
         let (name, required, used_by, bins, args): (_, _, _, &[&str], &[&str]) = match self {
-            Tool::Cargo => ("cargo", true, "dev, every build", &["cargo"], &["--version"]),
+            Tool::Cargo => (
+                "cargo",
+                true,
+                "dev, every build",
+                &["cargo"],
+                &["--version"],
+            ),
             Tool::Rustfmt => ("rustfmt", true, "", &["rustfmt"], &["--version"]),
             Tool::Clippy => ("clippy", true, "", &["cargo"], &["clippy", "--version"]),
-            Tool::Node => ("node", false, "frontend build (planned)", &["node"], &["--version"]),
-            Tool::Npm => ("npm", false, "frontend build (planned)", &["npm"], &["--version"]),
-            Tool::Docker => ("docker", false, "container images (planned)", &["docker"], &["--version"]),
+            Tool::Node => (
+                "node",
+                false,
+                "frontend build (planned)",
+                &["node"],
+                &["--version"],
+            ),
+            Tool::Npm => (
+                "npm",
+                false,
+                "frontend build (planned)",
+                &["npm"],
+                &["--version"],
+            ),
+            Tool::Docker => (
+                "docker",
+                false,
+                "container images (planned)",
+                &["docker"],
+                &["--version"],
+            ),
             Tool::DockerEngine => (
                 "Docker engine",
                 false,
@@ -101,8 +126,20 @@ impl Tool {
                 &["docker"],
                 &["buildx", "version"],
             ),
-            Tool::Psql => ("psql", false, "Postgres tests (planned)", &["psql"], &["--version"]),
-            Tool::PgDump => ("pg_dump", false, "backup checks (planned)", &["pg_dump"], &["--version"]),
+            Tool::Psql => (
+                "psql",
+                false,
+                "Postgres tests (planned)",
+                &["psql"],
+                &["--version"],
+            ),
+            Tool::PgDump => (
+                "pg_dump",
+                false,
+                "backup checks (planned)",
+                &["pg_dump"],
+                &["--version"],
+            ),
             Tool::Chromium => (
                 "chromium",
                 false,
@@ -111,7 +148,13 @@ impl Tool {
                 &["--version"],
             ),
         };
-        Spec { name, required, used_by, bins, args }
+        Spec {
+            name,
+            required,
+            used_by,
+            bins,
+            args,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -147,12 +190,19 @@ impl Tool {
         command.args(spec.args);
         match run_with_timeout(command, PROBE_TIMEOUT) {
             Err(err) => Status::Missing(format!("`{shown}` could not run: {err}")),
-            Ok(None) => Status::Missing(format!("`{shown}` gave no answer within {PROBE_TIMEOUT:?}")),
-            Ok(Some(out)) if out.status.success() => match first_line(&out.stdout).or(first_line(&out.stderr)) {
-                Some(version) => Status::Found(version),
-                None => Status::Missing(format!("`{shown}` printed nothing")),
-            },
-            Ok(Some(out)) => Status::Missing(first_line(&out.stderr).unwrap_or_else(|| format!("`{shown}` failed: {}", out.status))),
+            Ok(None) => {
+                Status::Missing(format!("`{shown}` gave no answer within {PROBE_TIMEOUT:?}"))
+            }
+            Ok(Some(out)) if out.status.success() => {
+                match first_line(&out.stdout).or(first_line(&out.stderr)) {
+                    Some(version) => Status::Found(version),
+                    None => Status::Missing(format!("`{shown}` printed nothing")),
+                }
+            }
+            Ok(Some(out)) => Status::Missing(
+                first_line(&out.stderr)
+                    .unwrap_or_else(|| format!("`{shown}` failed: {}", out.status)),
+            ),
         }
     }
 }
@@ -167,9 +217,10 @@ pub enum Status {
 
 pub fn run(_args: Args) -> Result<ExitCode> {
     // Probes are independent and some are slow (docker), so run them side by side.
-    let statuses: Vec<Status> = thread::scope(|scope| {
-        let probes: Vec<_> = Tool::ALL.map(|tool| scope.spawn(move || tool.check())).into_iter().collect();
-        probes.into_iter().map(|probe| probe.join().expect("probe thread panicked")).collect()
+    let statuses = thread::scope(|scope| {
+        Tool::ALL
+            .map(|tool| scope.spawn(move || tool.check()))
+            .map(|probe| probe.join().expect("probe thread panicked"))
     });
     let report: Vec<_> = Tool::ALL.into_iter().zip(statuses).collect();
     print!("{}", format_table(&report));
@@ -177,13 +228,19 @@ pub fn run(_args: Args) -> Result<ExitCode> {
     let missing = |required: bool| -> Vec<Tool> {
         report
             .iter()
-            .filter(|(tool, status)| tool.required() == required && matches!(status, Status::Missing(_)))
+            .filter(|(tool, status)| {
+                tool.required() == required && matches!(status, Status::Missing(_))
+            })
             .map(|(tool, _)| *tool)
             .collect()
     };
     println!();
     for tool in missing(false) {
-        println!("optional {} is missing: no {}", tool.name(), tool.needed_by());
+        println!(
+            "optional {} is missing; without it, no: {}",
+            tool.name(),
+            tool.needed_by()
+        );
     }
     let missing_required = missing(true);
     if missing_required.is_empty() {
@@ -210,7 +267,12 @@ fn format_table(report: &[(Tool, Status)]) -> String {
             } else {
                 tool.needed_by()
             };
-            [tool.name().to_string(), state.to_string(), detail.to_string(), needed_by]
+            [
+                tool.name().to_string(),
+                state.to_string(),
+                detail.to_string(),
+                needed_by,
+            ]
         })
         .collect();
     let header = ["tool", "status", "version / problem", "needed by"].map(String::from);
@@ -240,7 +302,10 @@ fn format_table(report: &[(Tool, Status)]) -> String {
 
 fn first_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
-    text.lines().map(str::trim).find(|line| !line.is_empty()).map(str::to_string)
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_string)
 }
 
 pub struct Output {
@@ -251,8 +316,15 @@ pub struct Output {
 
 /// Runs `command` with its output captured; `Ok(None)` if it ran past `timeout`, in which case
 /// it is killed. (`docker info` blocks for a long time when the daemon is unresponsive.)
-pub fn run_with_timeout(mut command: Command, timeout: Duration) -> std::io::Result<Option<Output>> {
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+pub fn run_with_timeout(
+    mut command: Command,
+    timeout: Duration,
+) -> std::io::Result<Option<Output>> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     // Drain the pipes on threads, so a chatty child cannot block on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
@@ -270,7 +342,11 @@ pub fn run_with_timeout(mut command: Command, timeout: Duration) -> std::io::Res
         if let Some(status) = child.try_wait()? {
             let stdout = stdout.join().unwrap_or_default();
             let stderr = stderr.join().unwrap_or_default();
-            return Ok(Some(Output { status, stdout, stderr }));
+            return Ok(Some(Output {
+                status,
+                stdout,
+                stderr,
+            }));
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
@@ -288,7 +364,10 @@ mod tests {
 
     #[test]
     fn first_line_skips_blank_lines() {
-        assert_eq!(first_line(b"\n  cargo 1.95.0 (abc)\nmore\n"), Some("cargo 1.95.0 (abc)".into()));
+        assert_eq!(
+            first_line(b"\n  cargo 1.95.0 (abc)\nmore\n"),
+            Some("cargo 1.95.0 (abc)".into())
+        );
         assert_eq!(first_line(b" \n"), None);
     }
 
@@ -297,7 +376,9 @@ mod tests {
         let mut sleep = Command::new("sleep");
         sleep.arg("10");
         let started = Instant::now();
-        assert!(run_with_timeout(sleep, Duration::from_millis(200)).unwrap().is_none());
+        assert!(run_with_timeout(sleep, Duration::from_millis(200))
+            .unwrap()
+            .is_none());
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 

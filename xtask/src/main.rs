@@ -1,1 +1,96 @@
-fn main() {}
+//! Berth's project tasks: `cargo xtask <task>` (see `cargo xtask --help`).
+//!
+//! One module per task; shared bits live in `util`. Keep this crate quick to compile: it is
+//! built before any task can run.
+
+mod ci;
+mod dev;
+mod doctor;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Berth's project tasks",
+    after_help = "Exit status: 0 success, 1 failure, 2 bad command line. \
+                  `cargo xtask <task> --help` explains each task."
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand, Debug)]
+// Each task's help text lives with its `Args`, in its own module.
+enum Task {
+    Dev(dev::Args),
+    Ci(ci::Args),
+    Doctor(doctor::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Dev(args) => dev::run(args).map(|()| ExitCode::SUCCESS),
+        Task::Ci(args) => ci::run(args),
+        Task::Doctor(args) => doctor::run(args),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_each_task() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+        };
+        assert!(matches!(parse(&["dev"]).unwrap().task, Task::Dev(_)));
+        assert!(matches!(
+            parse(&["dev", "--no-watch", "--port", "18080", "--dry-run"])
+                .unwrap()
+                .task,
+            Task::Dev(_)
+        ));
+        assert!(matches!(
+            parse(&["ci", "--skip", "fmt", "--only", "test"])
+                .unwrap()
+                .task,
+            Task::Ci(_)
+        ));
+        assert!(matches!(parse(&["doctor"]).unwrap().task, Task::Doctor(_)));
+    }
+
+    #[test]
+    fn rejects_bad_arguments() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+        };
+        for bad in [
+            &["dev", "--port", "0"][..],
+            &["dev", "--port", "99999"],
+            &["ci", "--skip", "nope"],
+            &["ci", "--list", "--only", "fmt"],
+            &[],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?} should be a usage error");
+        }
+    }
+}

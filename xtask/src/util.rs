@@ -11,7 +11,10 @@ pub fn project_root() -> PathBuf {
     // `cargo run` sets CARGO_MANIFEST_DIR at run time; fall back to the path baked in at
     // build time when the binary is started directly.
     let dir = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    PathBuf::from(dir).parent().expect("xtask/ has a parent").to_path_buf()
+    PathBuf::from(dir)
+        .parent()
+        .expect("xtask/ has a parent")
+        .to_path_buf()
 }
 
 /// Prints a progress heading. Progress goes to stderr, results to stdout.

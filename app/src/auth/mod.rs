@@ -233,7 +233,12 @@ impl FromRequestParts<AppState> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let current = CurrentUser::from_request_parts(parts, state).await?;
         if current.user.role() != Role::Admin {
-            let detail = format!("{} {}", parts.method, parts.uri.path());
+            // Inside a nested router `uri` lost its prefix; the original has it.
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_owned(), |o| o.0.path().to_owned());
+            let detail = format!("{} {path}", parts.method);
             state
                 .audit
                 .record(
