@@ -690,7 +690,7 @@ async fn every_event_is_audited_once_and_no_secret_is_logged() {
         .contains("/api/v1/admin/audit"));
     for e in &all {
         assert!(e["at"].as_str().unwrap().ends_with('Z'), "UTC times");
-        assert_eq!(e.get("client_addr").is_some(), true);
+        assert!(e.get("client_addr").is_some());
     }
     let signed_in = all.iter().find(|e| e["event"] == "auth.sign_in").unwrap();
     assert_eq!(signed_in["client_addr"], "127.0.0.1");

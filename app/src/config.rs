@@ -451,7 +451,9 @@ mod tests {
         let mut all = vec!["berth", "serve"];
         all.extend_from_slice(argv);
         let matches = Cli::command().try_get_matches_from(all).unwrap();
-        let Command::Serve(args) = Cli::from_arg_matches(&matches).unwrap().command;
+        let Command::Serve(args) = Cli::from_arg_matches(&matches).unwrap().command else {
+            unreachable!("parsed as serve")
+        };
         Settings::load(&args, matches.subcommand_matches("serve").unwrap())
     }
 
