@@ -124,6 +124,84 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_TRUST_FORWARDED_FOR", value_name = "BOOL")]
     pub trust_forwarded_for: Option<String>,
 
+    /// LLM server for answers: the Ollama base URL (e.g. http://127.0.0.1:11434), or an
+    /// OpenAI-compatible base URL ending in /v1 with --llm-api openai. Unset: extractive answers.
+    #[arg(long, env = "BERTH_LLM_URL", value_name = "URL")]
+    pub llm_url: Option<String>,
+
+    /// The LLM server's API: `ollama` or `openai`. [default: ollama]
+    #[arg(long, env = "BERTH_LLM_API", value_name = "API")]
+    pub llm_api: Option<String>,
+
+    /// The chat model, e.g. llama3.2:3b. Required with --llm-url.
+    #[arg(long, env = "BERTH_LLM_MODEL", value_name = "MODEL")]
+    pub llm_model: Option<String>,
+
+    /// Bearer key for an OpenAI-compatible LLM server, if it wants one.
+    #[arg(
+        long,
+        env = "BERTH_LLM_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub llm_api_key: Option<String>,
+
+    /// Seconds to wait for the LLM's first token and between tokens. [default: 120]
+    #[arg(long, env = "BERTH_LLM_TIMEOUT", value_name = "SECONDS")]
+    pub llm_timeout: Option<String>,
+
+    /// Embedding server: Ollama base URL, or OpenAI-compatible base URL ending in /v1 with
+    /// --embed-api openai. Unset: retrieval is lexical only.
+    #[arg(long, env = "BERTH_EMBED_URL", value_name = "URL")]
+    pub embed_url: Option<String>,
+
+    /// The embedding server's API: `ollama` or `openai`. [default: ollama]
+    #[arg(long, env = "BERTH_EMBED_API", value_name = "API")]
+    pub embed_api: Option<String>,
+
+    /// The embedding model, e.g. nomic-embed-text. Required with --embed-url. Changing it
+    /// re-embeds every chunk in the background; vectors of different models are never mixed.
+    #[arg(long, env = "BERTH_EMBED_MODEL", value_name = "MODEL")]
+    pub embed_model: Option<String>,
+
+    /// Bearer key for an OpenAI-compatible embedding server, if it wants one.
+    #[arg(
+        long,
+        env = "BERTH_EMBED_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub embed_api_key: Option<String>,
+
+    /// Allow LLM and embedding URLs outside loopback, private networks and compose service
+    /// names. Documents and questions then leave this network. [default: false]
+    #[arg(long, env = "BERTH_ALLOW_REMOTE_LLM", value_name = "BOOL")]
+    pub allow_remote_llm: Option<String>,
+
+    /// Largest accepted upload, in MiB. [default: 50]
+    #[arg(long, env = "BERTH_MAX_UPLOAD_MB", value_name = "MIB")]
+    pub max_upload_mb: Option<String>,
+
+    /// Target chunk size in characters. [default: 1000]
+    #[arg(long, env = "BERTH_CHUNK_SIZE", value_name = "CHARS")]
+    pub chunk_size: Option<String>,
+
+    /// Characters shared by neighbouring chunks. [default: 150]
+    #[arg(long, env = "BERTH_CHUNK_OVERLAP", value_name = "CHARS")]
+    pub chunk_overlap: Option<String>,
+
+    /// Passages retrieved per question. [default: 6]
+    #[arg(long, env = "BERTH_RETRIEVAL_K", value_name = "N")]
+    pub retrieval_k: Option<String>,
+
+    /// Weight of the full-text ranking in hybrid fusion. [default: 1.0]
+    #[arg(long, env = "BERTH_RETRIEVAL_LEXICAL_WEIGHT", value_name = "W")]
+    pub retrieval_lexical_weight: Option<String>,
+
+    /// Weight of the vector-similarity ranking in hybrid fusion. [default: 1.0]
+    #[arg(long, env = "BERTH_RETRIEVAL_VECTOR_WEIGHT", value_name = "W")]
+    pub retrieval_vector_weight: Option<String>,
+
     /// Mark cookies Secure: `auto` (when the request came over HTTPS, per X-Forwarded-Proto),
     /// `always` or `never`. [default: auto]
     #[arg(long, env = "BERTH_COOKIE_SECURE", value_name = "MODE")]

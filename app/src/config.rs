@@ -23,6 +23,53 @@ pub struct Settings {
     pub log: LogSettings,
     pub shutdown_timeout: Duration,
     pub auth: AuthSettings,
+    pub rag: RagSettings,
+}
+
+/// Which HTTP API an LLM or embedding server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Ollama,
+    OpenAi,
+}
+
+/// A model on a server.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub api: Api,
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RagSettings {
+    pub llm: Option<Endpoint>,
+    pub embed: Option<Endpoint>,
+    pub llm_timeout: Duration,
+    pub max_upload_bytes: u64,
+    pub chunk_size: usize,
+    pub chunk_overlap: usize,
+    pub retrieval_k: usize,
+    pub lexical_weight: f64,
+    pub vector_weight: f64,
+}
+
+impl Default for RagSettings {
+    fn default() -> Self {
+        RagSettings {
+            llm: None,
+            embed: None,
+            llm_timeout: Duration::from_secs(120),
+            max_upload_bytes: 50 << 20,
+            chunk_size: 1000,
+            chunk_overlap: 150,
+            retrieval_k: 6,
+            lexical_weight: 1.0,
+            vector_weight: 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -304,6 +351,7 @@ impl Settings {
         )?;
 
         let auth = load_auth(args, &layers)?;
+        let rag = load_rag(args, &layers)?;
         Ok(Settings {
             listen,
             data_dir,
@@ -311,6 +359,7 @@ impl Settings {
             log: LogSettings { filter, format },
             shutdown_timeout,
             auth,
+            rag,
         })
     }
 }
@@ -420,6 +469,198 @@ fn load_auth(args: &ServeArgs, layers: &Layers<'_>) -> Result<AuthSettings, Boot
                 "never" => Ok(CookieSecure::Never),
                 _ => Err(format!("{s:?} is not a cookie mode")),
             },
+        )?,
+    })
+}
+
+fn api(s: &str) -> Result<Api, String> {
+    match s {
+        "ollama" => Ok(Api::Ollama),
+        "openai" => Ok(Api::OpenAi),
+        _ => Err(format!("{s:?} is not a known API")),
+    }
+}
+
+/// True for hosts on this machine or a private network: loopback, RFC 1918 / unique-local /
+/// link-local addresses, `localhost`, and single-label names (compose or Kubernetes services).
+pub fn is_local_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        Err(_) => host == "localhost" || host.ends_with(".localhost") || !host.contains('.'),
+    }
+}
+
+fn load_endpoint(
+    layers: &Layers<'_>,
+    prefix: &str,
+    url: Option<&String>,
+    api_raw: Option<&String>,
+    model: Option<&String>,
+    key: Option<&String>,
+    allow_remote: bool,
+) -> Result<Option<Endpoint>, BootError> {
+    let url_id = format!("{prefix}_url");
+    let url = layers.get(
+        &url_id,
+        url,
+        "",
+        "an http:// or https:// base URL, e.g. http://127.0.0.1:11434",
+        |s| {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            let parsed = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(format!("{s:?} is not http or https"));
+            }
+            let host = parsed.host_str().unwrap_or_default();
+            if !allow_remote && !is_local_host(host) {
+                return Err(format!(
+                    "{host} is outside this machine and its private network, so documents \
+                     would leave it; set allow_remote_llm = true to allow that"
+                ));
+            }
+            Ok(Some(s.trim_end_matches('/').to_string()))
+        },
+    )?;
+    let Some(url) = url else { return Ok(None) };
+    let api = layers.get(
+        &format!("{prefix}_api"),
+        api_raw,
+        "ollama",
+        "ollama or openai",
+        api,
+    )?;
+    let model = layers.get(
+        &format!("{prefix}_model"),
+        model,
+        "",
+        "a model name (required when the URL is set)",
+        |s| {
+            if s.is_empty() {
+                Err("no model is set".into())
+            } else {
+                Ok(s.to_string())
+            }
+        },
+    )?;
+    let api_key = layers
+        .raw(&format!("{prefix}_api_key"), key)
+        .0
+        .filter(|k| !k.is_empty());
+    Ok(Some(Endpoint {
+        api,
+        url,
+        model,
+        api_key,
+    }))
+}
+
+fn load_rag(args: &ServeArgs, layers: &Layers<'_>) -> Result<RagSettings, BootError> {
+    let allow_remote = layers.get(
+        "allow_remote_llm",
+        args.allow_remote_llm.as_ref(),
+        "false",
+        "true or false",
+        boolean,
+    )?;
+    let llm = load_endpoint(
+        layers,
+        "llm",
+        args.llm_url.as_ref(),
+        args.llm_api.as_ref(),
+        args.llm_model.as_ref(),
+        args.llm_api_key.as_ref(),
+        allow_remote,
+    )?;
+    let embed = load_endpoint(
+        layers,
+        "embed",
+        args.embed_url.as_ref(),
+        args.embed_api.as_ref(),
+        args.embed_model.as_ref(),
+        args.embed_api_key.as_ref(),
+        allow_remote,
+    )?;
+    let chunk_size = layers.get(
+        "chunk_size",
+        args.chunk_size.as_ref(),
+        "1000",
+        "characters, from 100 to 20000",
+        |s| match s.parse::<usize>() {
+            Ok(n) if (100..=20_000).contains(&n) => Ok(n),
+            _ => Err(format!("{s:?} is out of range")),
+        },
+    )?;
+    let chunk_overlap = layers.get(
+        "chunk_overlap",
+        args.chunk_overlap.as_ref(),
+        "150",
+        "characters, less than half the chunk size",
+        |s| match s.parse::<usize>() {
+            Ok(n) if n < chunk_size / 2 => Ok(n),
+            _ => Err(format!(
+                "{s:?} is not below half of chunk_size ({chunk_size})"
+            )),
+        },
+    )?;
+    let weight = |s: &str| match s.parse::<f64>() {
+        Ok(w) if (0.0..=100.0).contains(&w) => Ok(w),
+        _ => Err(format!("{s:?} is not a weight from 0 to 100")),
+    };
+    Ok(RagSettings {
+        llm,
+        embed,
+        llm_timeout: layers.get(
+            "llm_timeout",
+            args.llm_timeout.as_ref(),
+            "120",
+            "seconds, at most 3600",
+            seconds(3600),
+        )?,
+        max_upload_bytes: layers.get(
+            "max_upload_mb",
+            args.max_upload_mb.as_ref(),
+            "50",
+            "MiB, from 1 to 4096",
+            |s| match s.parse::<u64>() {
+                Ok(n) if (1..=4096).contains(&n) => Ok(n << 20),
+                _ => Err(format!("{s:?} is out of range")),
+            },
+        )?,
+        chunk_size,
+        chunk_overlap,
+        retrieval_k: layers.get(
+            "retrieval_k",
+            args.retrieval_k.as_ref(),
+            "6",
+            "a count from 1 to 50",
+            |s| match s.parse::<usize>() {
+                Ok(n) if (1..=50).contains(&n) => Ok(n),
+                _ => Err(format!("{s:?} is out of range")),
+            },
+        )?,
+        lexical_weight: layers.get(
+            "retrieval_lexical_weight",
+            args.retrieval_lexical_weight.as_ref(),
+            "1.0",
+            "a number from 0 to 100",
+            weight,
+        )?,
+        vector_weight: layers.get(
+            "retrieval_vector_weight",
+            args.retrieval_vector_weight.as_ref(),
+            "1.0",
+            "a number from 0 to 100",
+            weight,
         )?,
     })
 }

@@ -61,6 +61,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The same content is already in the collection.
+    #[error(
+        "this file is already in the collection (document {existing}); it was not indexed again"
+    )]
+    Duplicate { existing: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{message}")]
     Invalid {
         message: String,
@@ -92,6 +101,11 @@ impl ApiError {
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Duplicate { .. } => (StatusCode::CONFLICT, "duplicate"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type")
+            }
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
@@ -133,6 +147,10 @@ impl IntoResponse for ApiError {
                 )
             }
             ApiError::Invalid { message, details } => (message, details),
+            ApiError::Duplicate { ref existing } => (
+                self.to_string(),
+                Some(serde_json::json!({ "document_id": existing })),
+            ),
             other => (other.to_string(), None),
         };
         let body = ErrorBody {

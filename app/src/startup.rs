@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use crate::audit::Audit;
 use crate::config::Settings;
 use crate::error::BootError;
+use crate::ingest::Ingestor;
+use crate::llm;
 use crate::metrics::Metrics;
+use crate::retrieval::Retriever;
 use crate::routes::{self, AppState};
 use crate::store::Store;
 use crate::telemetry;
@@ -43,11 +46,53 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
     });
 
     let metrics = Metrics::new();
+    if let Store::Sqlite(_) = store {
+        // The embedded store has one instance: claims left by a crash are void.
+        let released = store.release_claims().await.context("releasing claims")?;
+        if released > 0 {
+            tracing::warn!(released, "resuming ingestion interrupted by a crash");
+        }
+    }
+    let retriever = Arc::new(
+        Retriever::open(store.clone(), &settings.rag, metrics.clone())
+            .await
+            .context("loading the retrieval index")?,
+    );
+    if settings.rag.embed.is_none() {
+        tracing::info!("no embedding model configured: retrieval is lexical only");
+    }
+    let files_dir = settings.data_dir.join("files");
+    std::fs::create_dir_all(&files_dir).map_err(|e| {
+        BootError::Config(format!(
+            "cannot create {} ({e}); set --data-dir to a writable directory",
+            files_dir.display()
+        ))
+    })?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let ingestor = Arc::new(Ingestor {
+        store: store.clone(),
+        retriever: retriever.clone(),
+        settings: settings.rag.clone(),
+        metrics: metrics.clone(),
+        files_dir: files_dir.clone(),
+        wake: wake.clone(),
+    });
+    let worker = ingestor.spawn(stop_rx.clone());
     let state = AppState {
         store: store.clone(),
         audit: Audit::new(store.clone(), metrics.registry()),
         metrics,
         auth: Arc::new(settings.auth.clone()),
+        rag: Arc::new(settings.rag.clone()),
+        retriever,
+        llm: settings
+            .rag
+            .llm
+            .clone()
+            .map(|e| llm::Client::new(e, settings.rag.llm_timeout)),
+        data_dir: settings.data_dir.clone(),
+        files_dir,
+        wake,
         shutting_down: stop_rx.clone(),
     };
     if store.count_active_admins().await.unwrap_or(0) == 0 {
@@ -91,6 +136,8 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
             "in-flight requests did not finish in time; stopping anyway"
         ),
     }
+    // The worker stops between steps; an unfinished document is resumed at the next start.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), worker).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

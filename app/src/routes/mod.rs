@@ -4,7 +4,12 @@
 mod account;
 mod admin;
 pub mod auth;
+mod collections;
+mod conversations;
+mod documents;
 mod health;
+mod search;
+mod status;
 
 use std::sync::Arc;
 
@@ -22,10 +27,14 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::audit::Audit;
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, RagSettings};
 use crate::error::ApiError;
+use crate::llm;
 use crate::metrics::{self, Metrics};
+use crate::retrieval::Retriever;
 use crate::store::Store;
+use std::path::PathBuf;
+use tokio::sync::Notify;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -34,6 +43,15 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub audit: Audit,
     pub auth: Arc<AuthSettings>,
+    pub rag: Arc<RagSettings>,
+    pub retriever: Arc<Retriever>,
+    /// The LLM for answers; None: extractive answers.
+    pub llm: Option<llm::Client>,
+    pub data_dir: PathBuf,
+    /// Uploaded files, one per document, named by its id.
+    pub files_dir: PathBuf,
+    /// Wakes the ingestion worker when a document is queued.
+    pub wake: Arc<Notify>,
     /// Becomes true when shutdown begins, so readiness fails and load balancers drain us.
     pub shutting_down: watch::Receiver<bool>,
 }
@@ -55,23 +73,30 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "auth", description = "Registration, sign-in, sessions"),
         (name = "account", description = "Your password and API tokens"),
         (name = "admin", description = "Approvals, users and roles, the audit log"),
+        (name = "documents", description = "Collections, documents, search"),
+        (name = "chat", description = "Conversations and streamed answers with citations"),
     )
 )]
 struct ApiDoc;
 
 /// The API routes and their OpenAPI document, built from the same handler annotations so the
 /// document cannot drift from the code.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn api(max_upload: u64) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
+        .merge(collections::router())
+        .merge(documents::router(max_upload))
+        .merge(search::router())
+        .merge(conversations::router())
+        .merge(status::router())
         .split_for_parts()
 }
 
 pub fn router(state: AppState) -> Router {
     let metrics_state = state.metrics.clone();
-    let (api, doc) = api();
+    let (api, doc) = api(state.rag.max_upload_bytes);
     let doc = Arc::new(doc);
     Router::new()
         .nest("/api/v1", api)

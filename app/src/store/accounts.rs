@@ -8,21 +8,7 @@ use utoipa::ToSchema;
 use super::Store;
 use crate::accounts::{AccountState, Role, UserRow};
 
-/// Runs `$body` with `$pool` bound to the open backend's pool.
-macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = &s.pool;
-                $body
-            }
-            Store::Postgres(s) => {
-                let $pool = &s.pool;
-                $body
-            }
-        }
-    };
-}
+use super::dispatch::on_pool;
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
 

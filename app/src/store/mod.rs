@@ -2,6 +2,8 @@
 //! embedded default, no service needed) and PostgreSQL (production), chosen by the database URL.
 
 mod accounts;
+mod dispatch;
+mod documents;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -10,6 +12,9 @@ use crate::config::DatabaseLocation;
 use crate::error::BootError;
 
 pub use accounts::{AuditFilter, AuditRow, NewAuditEntry, SessionRow, ThrottleRow, TokenRow};
+pub use documents::{
+    blob_to_f32s, ChunkRow, CollectionRow, ConversationRow, DocumentRow, MessageRow, NewChunk,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -1,0 +1,213 @@
+//! Clients for the model servers: embeddings and streamed chat, over Ollama's API or an
+//! OpenAI-compatible one. Timeouts everywhere, bounded retries with backoff where a retry is safe.
+
+mod ollama;
+mod openai;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::config::{Api, Endpoint};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The server cannot be reached or answers 5xx: try later.
+    #[error("the model server at {url} is unavailable: {reason}")]
+    Unavailable { url: String, reason: String },
+    /// The server refused the request (unknown model, bad input): retrying will not help.
+    #[error("the model server refused the request: {0}")]
+    Refused(String),
+    /// An `{"error": ...}` or malformed record in the middle of a stream.
+    #[error("the model server failed mid-answer: {0}")]
+    Stream(String),
+    /// The client went away; generation stopped.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl LlmError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LlmError::Unavailable { .. })
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChatMessage {
+    pub role: &'static str,
+    pub content: String,
+}
+
+/// What a finished generation reports.
+#[derive(Debug, Default, Clone)]
+pub struct ChatStats {
+    pub tokens: u64,
+    pub generation_time: Duration,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    endpoint: Endpoint,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(1000)];
+
+impl Client {
+    pub fn new(endpoint: Endpoint, timeout: Duration) -> Client {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("HTTP client builds");
+        Client {
+            endpoint,
+            http,
+            timeout,
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        &self.endpoint.model
+    }
+
+    pub fn api(&self) -> Api {
+        self.endpoint.api
+    }
+
+    fn request(&self, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self.http.post(format!("{}{path}", self.endpoint.url));
+        if let Some(key) = &self.endpoint.api_key {
+            req = req.bearer_auth(key);
+        }
+        req
+    }
+
+    fn unavailable(&self, reason: impl ToString) -> LlmError {
+        LlmError::Unavailable {
+            url: self.endpoint.url.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Sends a request, retrying connection failures and 5xx with backoff.
+    async fn send(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, LlmError> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .request(path)
+                .json(body)
+                .timeout(self.timeout)
+                .send()
+                .await;
+            let err = match result {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) if resp.status().is_server_error() => {
+                    let status = resp.status();
+                    self.unavailable(format!("HTTP {status}: {}", error_text(resp).await))
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    return Err(LlmError::Refused(format!(
+                        "HTTP {status}: {}",
+                        error_text(resp).await
+                    )));
+                }
+                Err(e) => self.unavailable(e),
+            };
+            match RETRY_DELAYS.get(attempt) {
+                Some(delay) => {
+                    tracing::debug!(error = %err, "model server request failed; retrying");
+                    tokio::time::sleep(*delay).await;
+                    attempt += 1;
+                }
+                None => return Err(err),
+            }
+        }
+    }
+
+    /// Embeds `texts` in one request, one vector each, in order.
+    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        let vectors = match self.endpoint.api {
+            Api::Ollama => ollama::embed(self, texts).await?,
+            Api::OpenAi => openai::embed(self, texts).await?,
+        };
+        if vectors.len() != texts.len() {
+            return Err(LlmError::Refused(format!(
+                "asked for {} embeddings, got {}",
+                texts.len(),
+                vectors.len()
+            )));
+        }
+        Ok(vectors)
+    }
+
+    /// Streams a chat answer into `tokens`; returns when the model is done. If the receiver is
+    /// dropped (the client went away) the request is dropped too, which stops generation.
+    pub async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        tokens: &mpsc::Sender<String>,
+    ) -> Result<ChatStats, LlmError> {
+        match self.endpoint.api {
+            Api::Ollama => ollama::chat(self, messages, tokens).await,
+            Api::OpenAi => openai::chat(self, messages, tokens).await,
+        }
+    }
+}
+
+async fn error_text(resp: reqwest::Response) -> String {
+    let text = resp.text().await.unwrap_or_default();
+    // Both APIs put the reason in an `error` field (a string, or an object with `message`).
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            e.as_str()
+                .map(String::from)
+                .or_else(|| e.get("message")?.as_str().map(String::from))
+        })
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+/// Splits a byte stream into lines, waiting at most `timeout` for each chunk.
+pub(crate) struct Lines {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+    timeout: Duration,
+}
+
+impl Lines {
+    pub(crate) fn new(response: reqwest::Response, timeout: Duration) -> Lines {
+        Lines {
+            response,
+            buffer: Vec::new(),
+            timeout,
+        }
+    }
+
+    pub(crate) async fn next(&mut self) -> Result<Option<String>, String> {
+        loop {
+            if let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=pos).collect();
+                return Ok(Some(String::from_utf8_lossy(&line).trim_end().to_string()));
+            }
+            let chunk = tokio::time::timeout(self.timeout, self.response.chunk())
+                .await
+                .map_err(|_| "no data from the model server within the timeout".to_string())?
+                .map_err(|e| e.to_string())?;
+            match chunk {
+                Some(bytes) => self.buffer.extend_from_slice(&bytes),
+                None if self.buffer.is_empty() => return Ok(None),
+                None => {
+                    let rest = std::mem::take(&mut self.buffer);
+                    return Ok(Some(String::from_utf8_lossy(&rest).trim_end().to_string()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Hybrid retrieval: the database's persistent full-text index and vector similarity, fused by
+//! reciprocal rank. Without an embedding model it is lexical only, and says so.
+
+pub mod vector_index;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::RagSettings;
+use crate::llm;
+use crate::metrics::Metrics;
+use crate::store::{blob_to_f32s, ChunkRow, Store};
+use vector_index::VectorIndex;
+
+/// The fusion constant of reciprocal rank fusion (Cormack et al.): 60 is the usual choice.
+const RRF_K: f64 = 60.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Hybrid,
+    Lexical,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub chunk: ChunkRow,
+    pub score: f64,
+}
+
+pub struct Retriever {
+    store: Store,
+    pub embedder: Option<llm::Client>,
+    /// The embedded store's vectors (PostgreSQL searches its own with pgvector).
+    index: Option<Arc<VectorIndex>>,
+    settings: RagSettings,
+    metrics: Arc<Metrics>,
+}
+
+const META_MODEL: &str = "embedding_model";
+const META_DIM: &str = "embedding_dimension";
+
+impl Retriever {
+    pub async fn open(
+        store: Store,
+        settings: &RagSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Retriever, sqlx::Error> {
+        let embedder = settings
+            .embed
+            .clone()
+            .map(|e| llm::Client::new(e, settings.llm_timeout));
+        let index = match (&store, &embedder) {
+            (Store::Sqlite(_), Some(e)) => {
+                let index = VectorIndex::default();
+                let rows = store.sqlite_vectors(e.model()).await?;
+                index.insert(
+                    rows.into_iter()
+                        .map(|(id, collection, blob)| (id, collection, blob_to_f32s(&blob))),
+                );
+                tracing::info!(
+                    vectors = index.len(),
+                    model = e.model(),
+                    "vector index loaded"
+                );
+                Some(Arc::new(index))
+            }
+            _ => None,
+        };
+        if let Some(e) = &embedder {
+            let recorded = store.meta(META_MODEL).await?;
+            if recorded.as_deref() != Some(e.model()) {
+                if let Some(old) = recorded {
+                    tracing::warn!(
+                        old,
+                        new = e.model(),
+                        "the embedding model changed: re-embedding every chunk in the background"
+                    );
+                }
+                store.set_meta(META_MODEL, e.model()).await?;
+            }
+        }
+        Ok(Retriever {
+            store,
+            embedder,
+            index,
+            settings: settings.clone(),
+            metrics,
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.embedder.is_some() {
+            Mode::Hybrid
+        } else {
+            Mode::Lexical
+        }
+    }
+
+    /// The embedding dimension, once known; recorded so a model change is noticed.
+    pub async fn record_dimension(&self, dim: usize) -> Result<(), sqlx::Error> {
+        if self.store.meta(META_DIM).await?.as_deref() != Some(&dim.to_string()) {
+            self.store.set_meta(META_DIM, &dim.to_string()).await?;
+        }
+        Ok(())
+    }
+
+    pub fn embedding_model(&self) -> Option<&str> {
+        self.embedder.as_ref().map(llm::Client::model)
+    }
+
+    /// Vectors just committed for a ready document (or re-embedded chunks).
+    pub fn indexed(&self, items: Vec<(i64, String, Vec<f32>)>) {
+        if let Some(index) = &self.index {
+            index.insert(items);
+        }
+    }
+
+    pub fn forget(&self, chunk_ids: &[i64]) {
+        if let Some(index) = &self.index {
+            index.remove(chunk_ids);
+        }
+    }
+
+    /// Ranked passages for `query` among `collections` (which the caller may read).
+    pub async fn search(
+        &self,
+        query: &str,
+        collections: &[String],
+        k: usize,
+    ) -> Result<(Mode, Vec<Hit>), sqlx::Error> {
+        let _t = self.metrics.stage("retrieve");
+        let terms = terms(query);
+        // Each list is deeper than k so fusion has something to work with.
+        let depth = (k * 4).max(20) as i64;
+        let lexical = self
+            .store
+            .lexical_search(&terms, collections, depth)
+            .await?;
+        let mut mode = Mode::Lexical;
+        let mut vector: Vec<(i64, f64)> = Vec::new();
+        if let Some(embedder) = &self.embedder {
+            match embedder.embed(&[query.to_string()]).await {
+                Ok(mut v) => {
+                    let q = v.pop().unwrap_or_default();
+                    mode = Mode::Hybrid;
+                    vector = match &self.index {
+                        Some(index) => index
+                            .search(&q, collections, depth as usize)
+                            .into_iter()
+                            .map(|(id, s)| (id, s as f64))
+                            .collect(),
+                        None => {
+                            self.store
+                                .pg_vector_search(&q, embedder.model(), collections, depth)
+                                .await?
+                        }
+                    };
+                }
+                // The model server being down costs the vector half, not the answer.
+                Err(e) => {
+                    tracing::warn!(error = %e, "query embedding failed; lexical results only")
+                }
+            }
+        }
+        let fused = fuse(
+            &[
+                (&lexical, self.settings.lexical_weight),
+                (&vector, self.settings.vector_weight),
+            ],
+            k,
+        );
+        let ids: Vec<i64> = fused.iter().map(|(id, _)| *id).collect();
+        let mut rows: HashMap<i64, ChunkRow> = self
+            .store
+            .chunks_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        let hits = fused
+            .into_iter()
+            .filter_map(|(id, score)| rows.remove(&id).map(|chunk| Hit { chunk, score }))
+            .collect();
+        Ok((mode, hits))
+    }
+}
+
+/// Reciprocal rank fusion of ranked lists with weights: score = Σ w / (60 + rank).
+pub fn fuse(lists: &[(&Vec<(i64, f64)>, f64)], k: usize) -> Vec<(i64, f64)> {
+    let mut scores: HashMap<i64, f64> = HashMap::new();
+    for (list, weight) in lists {
+        for (rank, (id, _)) in list.iter().enumerate() {
+            *scores.entry(*id).or_default() += weight / (RRF_K + rank as f64 + 1.0);
+        }
+    }
+    let mut out: Vec<(i64, f64)> = scores.into_iter().collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.truncate(k);
+    out
+}
+
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how",
+    "i", "in", "is", "it", "me", "my", "of", "on", "or", "our", "tell", "that", "the", "this",
+    "to", "was", "we", "what", "when", "where", "which", "who", "why", "with", "you", "your",
+];
+
+/// The query's words, lower-cased, without stop words (all of them if nothing else is left).
+pub fn terms(query: &str) -> Vec<String> {
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let content: Vec<String> = words
+        .iter()
+        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
+        .cloned()
+        .collect();
+    let mut out = if content.is_empty() { words } else { content };
+    out.dedup();
+    out.truncate(32);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_rewards_agreement_and_respects_weights() {
+        let lexical = vec![(1, 9.0), (2, 8.0), (3, 7.0)];
+        let vector = vec![(3, 0.9), (4, 0.8), (1, 0.7)];
+        let fused = fuse(&[(&lexical, 1.0), (&vector, 1.0)], 4);
+        let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
+        assert_eq!(&ids[..2], &[1, 3]);
+        let lexical_only = fuse(&[(&lexical, 1.0), (&vector, 0.0)], 2);
+        assert_eq!(lexical_only.iter().map(|f| f.0).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn terms_drop_stop_words_and_punctuation() {
+        assert_eq!(
+            terms("What is the boiling-point of water?"),
+            ["boiling", "point", "water"]
+        );
+        assert_eq!(terms("the"), ["the"]);
+    }
+}

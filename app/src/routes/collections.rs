@@ -1,0 +1,247 @@
+//! Collections: a user's private ones, and shared ones with members. Every access is checked
+//! here; a collection the caller may not read does not exist for them (404).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use crate::accounts::{now_ms, rfc3339, AccountState, Username};
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, ErrorBody};
+use crate::store::CollectionRow;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(delete))
+        .routes(routes!(members, add_member))
+        .routes(routes!(remove_member))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Owner,
+    Member,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Owner {
+    pub id: String,
+    pub username: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Collection {
+    pub id: String,
+    pub name: String,
+    pub shared: bool,
+    pub owner: Owner,
+    pub role: Access,
+    pub document_count: i64,
+    pub created_at: String,
+}
+
+fn view(c: CollectionRow, user_id: &str) -> Collection {
+    Collection {
+        role: if c.owner_id == user_id {
+            Access::Owner
+        } else {
+            Access::Member
+        },
+        owner: Owner {
+            id: c.owner_id,
+            username: c.owner_name,
+        },
+        id: c.id,
+        name: c.name,
+        shared: c.shared != 0,
+        document_count: c.document_count,
+        created_at: rfc3339(c.created_at),
+    }
+}
+
+/// The collection and the caller's access to it, or 404 if they may not read it.
+pub async fn readable(
+    state: &AppState,
+    user_id: &str,
+    collection_id: &str,
+) -> Result<(CollectionRow, Access), ApiError> {
+    let not_found = || ApiError::NotFound(format!("no collection {collection_id} of yours"));
+    let c = state
+        .store
+        .collection(collection_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if c.owner_id == user_id {
+        return Ok((c, Access::Owner));
+    }
+    if c.shared != 0 && state.store.is_member(collection_id, user_id).await? {
+        return Ok((c, Access::Member));
+    }
+    Err(not_found())
+}
+
+/// Ids of every collection the user may read.
+pub async fn readable_ids(state: &AppState, user_id: &str) -> Result<Vec<String>, ApiError> {
+    Ok(state
+        .store
+        .collections_for(user_id)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect())
+}
+
+/// Your collections and the shared ones you are a member of.
+#[utoipa::path(get, path = "/collections", tag = "documents",
+    responses((status = 200, body = [Collection])))]
+pub async fn list(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<Collection>>, ApiError> {
+    let rows = state.store.collections_for(&current.user.id).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|c| view(c, &current.user.id))
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewCollection {
+    pub name: String,
+    /// Shared collections can have members; private ones are yours alone.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// Creates a collection you own.
+#[utoipa::path(post, path = "/collections", tag = "documents", request_body = NewCollection,
+    responses((status = 201, body = Collection), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<NewCollection>,
+) -> Result<(StatusCode, Json<Collection>), ApiError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::Invalid {
+            message: "give the collection a name of 1 to 100 characters".into(),
+            details: None,
+        });
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    state
+        .store
+        .insert_collection(&id, name, &current.user.id, body.shared, now_ms())
+        .await?;
+    let row = state.store.collection(&id).await?.expect("just inserted");
+    Ok((StatusCode::CREATED, Json(view(row, &current.user.id))))
+}
+
+/// Deletes a collection you own, with its documents.
+#[utoipa::path(delete, path = "/collections/{id}", tag = "documents",
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (_, access) = readable(&state, &current.user.id, &id).await?;
+    if access != Access::Owner {
+        return Err(ApiError::forbidden(
+            "only the owner can delete a collection",
+        ));
+    }
+    for doc in state.store.documents_in(&id).await? {
+        super::documents::remove(&state, &doc.id).await?;
+    }
+    state.store.delete_collection(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Member {
+    pub id: String,
+    pub username: String,
+}
+
+/// Members of a shared collection.
+#[utoipa::path(get, path = "/collections/{id}/members", tag = "documents",
+    params(("id" = String, Path)), responses((status = 200, body = [Member])))]
+pub async fn members(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Member>>, ApiError> {
+    readable(&state, &current.user.id, &id).await?;
+    let rows = state.store.members(&id).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(id, username)| Member { id, username })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewMember {
+    pub username: String,
+}
+
+/// Adds an active user to a shared collection you own.
+#[utoipa::path(post, path = "/collections/{id}/members", tag = "documents",
+    params(("id" = String, Path)), request_body = NewMember,
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add_member(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+    Json(body): Json<NewMember>,
+) -> Result<StatusCode, ApiError> {
+    let (c, access) = readable(&state, &current.user.id, &id).await?;
+    if access != Access::Owner {
+        return Err(ApiError::forbidden("only the owner can add members"));
+    }
+    if c.shared == 0 {
+        return Err(ApiError::Conflict(
+            "this collection is private; create a shared collection to add members".into(),
+        ));
+    }
+    let name = Username::parse(&body.username).map_err(ApiError::BadRequest)?;
+    let user = state
+        .store
+        .user_by_name(name.as_str())
+        .await?
+        .filter(|u| u.state() == AccountState::Active)
+        .ok_or_else(|| ApiError::NotFound(format!("no active user named {name}")))?;
+    state.store.add_member(&id, &user.id, now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a member (the owner removes anyone; a member may leave).
+#[utoipa::path(delete, path = "/collections/{id}/members/{user_id}", tag = "documents",
+    params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, access) = readable(&state, &current.user.id, &id).await?;
+    if access != Access::Owner && user_id != current.user.id {
+        return Err(ApiError::forbidden(
+            "only the owner can remove other members",
+        ));
+    }
+    if !state.store.remove_member(&id, &user_id).await? {
+        return Err(ApiError::NotFound("no such member".into()));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,386 @@
+//! Conversations and chat: a question is answered from retrieved passages, streamed to the
+//! client as Server-Sent Events, and stored with its citations.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::search::scope;
+use super::AppState;
+use crate::accounts::{now_ms, rfc3339};
+use crate::auth::CurrentUser;
+use crate::chat::{self, Citation};
+use crate::error::{ApiError, ErrorBody};
+use crate::llm::LlmError;
+use crate::store::{ConversationRow, MessageRow};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_conversation, delete))
+        .routes(routes!(ask))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Conversation {
+    pub id: String,
+    pub title: String,
+    pub collection_ids: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    pub id: i64,
+    /// `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+    /// For answers: `llm`, or `extractive` when no LLM is configured.
+    pub mode: Option<String>,
+    pub citations: Vec<Citation>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationWithMessages {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub messages: Vec<Message>,
+}
+
+fn view(c: ConversationRow) -> Conversation {
+    Conversation {
+        collection_ids: serde_json::from_str(&c.collection_ids).unwrap_or_default(),
+        id: c.id,
+        title: c.title,
+        created_at: rfc3339(c.created_at),
+        updated_at: rfc3339(c.updated_at),
+    }
+}
+
+fn message(m: MessageRow) -> Message {
+    Message {
+        citations: serde_json::from_str(&m.citations).unwrap_or_default(),
+        id: m.id,
+        role: m.role,
+        content: m.content,
+        mode: m.mode,
+        created_at: rfc3339(m.created_at),
+    }
+}
+
+async fn own(
+    state: &AppState,
+    current: &CurrentUser,
+    id: &str,
+) -> Result<ConversationRow, ApiError> {
+    state
+        .store
+        .conversation(id, &current.user.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id} of yours")))
+}
+
+/// Your conversations, most recent first.
+#[utoipa::path(get, path = "/conversations", tag = "chat",
+    responses((status = 200, body = [Conversation])))]
+pub async fn list(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<Conversation>>, ApiError> {
+    let rows = state.store.conversations_of(&current.user.id).await?;
+    Ok(Json(rows.into_iter().map(view).collect()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewConversation {
+    pub title: Option<String>,
+    /// Collections to answer from; all you can read when absent or empty.
+    pub collection_ids: Option<Vec<String>>,
+}
+
+/// Starts a conversation.
+#[utoipa::path(post, path = "/conversations", tag = "chat", request_body = NewConversation,
+    responses((status = 201, body = Conversation), (status = 404, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<NewConversation>,
+) -> Result<(StatusCode, Json<Conversation>), ApiError> {
+    let ids = body.collection_ids.unwrap_or_default();
+    if !ids.is_empty() {
+        scope(&state, &current, Some(&ids)).await?;
+    }
+    let now = now_ms();
+    let title: String = body
+        .title
+        .map(|t| t.trim().chars().take(200).collect())
+        .filter(|t: &String| !t.is_empty())
+        .unwrap_or_else(|| "New conversation".into());
+    let row = ConversationRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: current.user.id.clone(),
+        title,
+        collection_ids: serde_json::to_string(&ids).expect("strings serialise"),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_conversation(&row).await?;
+    Ok((StatusCode::CREATED, Json(view(row))))
+}
+
+/// A conversation with its messages.
+#[utoipa::path(get, path = "/conversations/{id}", tag = "chat", params(("id" = String, Path)),
+    responses((status = 200, body = ConversationWithMessages), (status = 404, body = ErrorBody)))]
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationWithMessages>, ApiError> {
+    let c = own(&state, &current, &id).await?;
+    let messages = state.store.messages(&id).await?;
+    Ok(Json(ConversationWithMessages {
+        conversation: view(c),
+        messages: messages.into_iter().map(message).collect(),
+    }))
+}
+
+/// Deletes a conversation.
+#[utoipa::path(delete, path = "/conversations/{id}", tag = "chat", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !state
+        .store
+        .delete_conversation(&id, &current.user.id)
+        .await?
+    {
+        return Err(ApiError::NotFound(format!("no conversation {id} of yours")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Question {
+    pub content: String,
+}
+
+/// What the generation task tells the response stream.
+enum Progress {
+    Token(String),
+    Done(Message),
+    Failed(LlmError),
+}
+
+fn sse(name: &str, data: serde_json::Value) -> Result<Event, Infallible> {
+    Ok(Event::default().event(name).data(data.to_string()))
+}
+
+/// Asks a question. The answer streams as Server-Sent Events: `sources` (the numbered
+/// passages), `token` (text as it is generated), then `done` (the stored message, with the
+/// citations the answer uses) or `error`. Closing the connection stops generation.
+#[utoipa::path(post, path = "/conversations/{id}/messages", tag = "chat",
+    params(("id" = String, Path)), request_body = Question,
+    responses(
+        (status = 200, description = "text/event-stream of sources, token, done | error", content_type = "text/event-stream"),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "The LLM server is unavailable", body = ErrorBody),
+    ))]
+pub async fn ask(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+    Json(body): Json<Question>,
+) -> Result<Response, ApiError> {
+    let conversation = own(&state, &current, &id).await?;
+    let question = body.content.trim().to_string();
+    if question.is_empty() || question.chars().count() > 8000 {
+        return Err(ApiError::Invalid {
+            message: "the question must have 1 to 8000 characters".into(),
+            details: None,
+        });
+    }
+    let asked: Vec<String> = serde_json::from_str(&conversation.collection_ids).unwrap_or_default();
+    // Collections the user can no longer read drop out rather than failing the conversation.
+    let mut collections = Vec::new();
+    if asked.is_empty() {
+        collections = super::collections::readable_ids(&state, &current.user.id).await?;
+    } else {
+        for c in asked {
+            if super::collections::readable(&state, &current.user.id, &c)
+                .await
+                .is_ok()
+            {
+                collections.push(c);
+            }
+        }
+    }
+    let history = state.store.messages(&id).await?;
+    let (_, hits) = state
+        .retriever
+        .search(&question, &collections, state.rag.retrieval_k)
+        .await?;
+    let sources = chat::citations(&hits);
+    let now = now_ms();
+    state
+        .store
+        .insert_message(&id, "user", &question, None, "[]", now)
+        .await?;
+    if history.is_empty() && conversation.title == "New conversation" {
+        let title: String = question.chars().take(80).collect();
+        state.store.set_conversation_title(&id, &title).await?;
+    }
+
+    let (events_tx, mut events_rx) = mpsc::channel::<Progress>(64);
+    let task_state = state.clone();
+    let task_sources = sources.clone();
+    let conversation_id = id.clone();
+    tokio::spawn(async move {
+        let result = generate(
+            &task_state,
+            &conversation_id,
+            &task_sources,
+            &history,
+            &question,
+            &events_tx,
+        )
+        .await;
+        if let Err(e) = result {
+            let _ = events_tx.send(Progress::Failed(e)).await;
+        }
+    });
+
+    // Wait for the first event, so an unreachable LLM is a 503 rather than a broken stream.
+    let first = events_rx.recv().await;
+    if let Some(Progress::Failed(e)) = &first {
+        return Err(match e {
+            LlmError::Unavailable { .. } => ApiError::Unavailable(format!(
+                "{e}; answers need the LLM server, so try again when it is back"
+            )),
+            other => ApiError::Unavailable(other.to_string()),
+        });
+    }
+    let head = vec![sse("sources", serde_json::json!({ "citations": sources }))];
+    let first = first.map(into_event);
+    let stream = futures_util::stream::iter(head.into_iter().chain(first)).chain(
+        futures_util::stream::unfold(events_rx, |mut rx| async move {
+            rx.recv().await.map(|p| (into_event(p), rx))
+        }),
+    );
+    use futures_util::StreamExt as _;
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn into_event(p: Progress) -> Result<Event, Infallible> {
+    match p {
+        Progress::Token(text) => sse("token", serde_json::json!({ "text": text })),
+        Progress::Done(message) => sse("done", serde_json::json!({ "message": message })),
+        Progress::Failed(e) => sse(
+            "error",
+            serde_json::json!({ "code": "llm_failed", "message": e.to_string() }),
+        ),
+    }
+}
+
+/// Produces the answer (from the LLM, or extractive), stores it, and reports progress.
+async fn generate(
+    state: &AppState,
+    conversation_id: &str,
+    sources: &[Citation],
+    history: &[MessageRow],
+    question: &str,
+    events: &mpsc::Sender<Progress>,
+) -> Result<(), LlmError> {
+    let (answer, mode, citations) = match &state.llm {
+        None => {
+            let answer = chat::extractive(sources);
+            events
+                .send(Progress::Token(answer.clone()))
+                .await
+                .map_err(|_| LlmError::Cancelled)?;
+            (answer, "extractive", sources.to_vec())
+        }
+        Some(llm) => {
+            let _t = state.metrics.stage("generate");
+            let messages = chat::prompt(sources, history, question);
+            let (tokens_tx, mut tokens_rx) = mpsc::channel::<String>(64);
+            let started = Instant::now();
+            let forward = async {
+                let mut answer = String::new();
+                while let Some(token) = tokens_rx.recv().await {
+                    answer.push_str(&token);
+                    if events.send(Progress::Token(token)).await.is_err() {
+                        // The client left: dropping the receiver cancels the generation.
+                        return None;
+                    }
+                }
+                Some(answer)
+            };
+            let (stats, answer) = tokio::join!(
+                async move {
+                    // The sender goes with the generation, so `forward` ends when it does.
+                    let tx = tokens_tx;
+                    llm.chat(&messages, &tx).await
+                },
+                forward
+            );
+            let stats = stats?;
+            let answer = answer.ok_or(LlmError::Cancelled)?;
+            state.metrics.llm_tokens.inc_by(stats.tokens);
+            // Ollama reports its own generation time; otherwise the wall time stands in.
+            let secs = if stats.generation_time.is_zero() {
+                started.elapsed().as_secs_f64()
+            } else {
+                stats.generation_time.as_secs_f64()
+            };
+            if stats.tokens > 0 {
+                state
+                    .metrics
+                    .tokens_per_second
+                    .observe(stats.tokens as f64 / secs.max(1e-3));
+            }
+            let citations = chat::cited(&answer, sources);
+            (answer, "llm", citations)
+        }
+    };
+    let citations_json = serde_json::to_string(&citations).expect("citations serialise");
+    let now = now_ms();
+    let id = state
+        .store
+        .insert_message(
+            conversation_id,
+            "assistant",
+            &answer,
+            Some(mode),
+            &citations_json,
+            now,
+        )
+        .await
+        .map_err(|e| LlmError::Stream(format!("storing the answer failed: {e}")))?;
+    let message = Message {
+        id,
+        role: "assistant".into(),
+        content: answer,
+        mode: Some(mode.into()),
+        citations,
+        created_at: rfc3339(now),
+    };
+    let _ = events.send(Progress::Done(message)).await;
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! Documents: upload (streamed to disk, checked, deduplicated, queued), status, download,
+//! retry, delete, and passages in context.
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::collections::readable;
+use super::AppState;
+use crate::accounts::{now_ms, rfc3339};
+use crate::auth::CurrentUser;
+use crate::documents::{detect, extract, Rejection};
+use crate::error::{ApiError, ErrorBody};
+use crate::ingest::Ingestor;
+use crate::store::DocumentRow;
+
+pub fn router(max_upload: u64) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upload))
+        // Multipart overhead on top of the largest accepted file.
+        .layer(DefaultBodyLimit::max(max_upload as usize + (1 << 20)))
+        .routes(routes!(get_document, delete))
+        .routes(routes!(retry))
+        .routes(routes!(file))
+        .routes(routes!(chunk))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Document {
+    pub id: String,
+    pub collection_id: String,
+    pub filename: String,
+    pub media_type: String,
+    pub size: i64,
+    /// `queued`, `processing`, `ready` or `failed`.
+    pub status: String,
+    pub progress: f64,
+    pub error: Option<String>,
+    pub chunk_count: i64,
+    pub created_at: String,
+}
+
+impl From<DocumentRow> for Document {
+    fn from(d: DocumentRow) -> Self {
+        Document {
+            id: d.id,
+            collection_id: d.collection_id,
+            filename: d.filename,
+            media_type: d.media_type,
+            size: d.size,
+            status: d.status,
+            progress: d.progress,
+            error: d.error,
+            chunk_count: d.chunk_count,
+            created_at: rfc3339(d.created_at),
+        }
+    }
+}
+
+/// The document, if the caller may read its collection (else 404).
+async fn readable_document(
+    state: &AppState,
+    current: &CurrentUser,
+    id: &str,
+) -> Result<DocumentRow, ApiError> {
+    let doc = state
+        .store
+        .document(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no document {id}")))?;
+    readable(state, &current.user.id, &doc.collection_id)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("no document {id}")))?;
+    Ok(doc)
+}
+
+/// Documents of a collection, with their ingestion status.
+#[utoipa::path(get, path = "/collections/{id}/documents", tag = "documents",
+    params(("id" = String, Path)), responses((status = 200, body = [Document])))]
+pub async fn list(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Document>>, ApiError> {
+    readable(&state, &current.user.id, &id).await?;
+    let docs = state.store.documents_in(&id).await?;
+    Ok(Json(docs.into_iter().map(Document::from).collect()))
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the multipart body for OpenAPI
+pub struct UploadForm {
+    /// The file: plain text, Markdown, HTML, PDF (with a text layer) or DOCX.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+fn rejected(r: Rejection) -> ApiError {
+    match r {
+        Rejection::Unsupported(why) => ApiError::UnsupportedMediaType(why),
+        other => ApiError::Invalid {
+            message: format!("{other}"),
+            details: Some(serde_json::json!({ "reason": other.code() })),
+        },
+    }
+}
+
+/// Uploads a document into a collection; it is ingested in the background.
+#[utoipa::path(post, path = "/collections/{id}/documents", tag = "documents",
+    params(("id" = String, Path)),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Queued for ingestion", body = Document),
+        (status = 409, description = "The same content is already in this collection", body = ErrorBody),
+        (status = 413, description = "Too large", body = ErrorBody),
+        (status = 415, description = "Not a supported type", body = ErrorBody),
+        (status = 422, description = "Empty, encrypted or malformed", body = ErrorBody),
+    ))]
+pub async fn upload(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+    mut multipart: Multipart,
+) -> Result<Response, ApiError> {
+    readable(&state, &current.user.id, &id).await?;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(state.rag.max_upload_bytes)
+        } else {
+            ApiError::BadRequest(format!("the upload is not valid multipart data: {e}"))
+        }
+    };
+    let mut field = loop {
+        match multipart.next_field().await.map_err(bad)? {
+            Some(f) if f.name() == Some("file") => break f,
+            Some(_) => continue,
+            None => {
+                return Err(ApiError::BadRequest(
+                    "send the file as multipart/form-data in a field named `file`".into(),
+                ))
+            }
+        }
+    };
+    let filename = clean_filename(field.file_name().unwrap_or("upload"));
+
+    // Streamed to a temporary file, hashed on the way; never held whole in memory here.
+    let tmp_dir = state.data_dir.join("tmp");
+    tokio::fs::create_dir_all(&tmp_dir)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let tmp = tmp_dir.join(uuid::Uuid::new_v4().to_string());
+    let result = async {
+        let mut out = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        let mut head = Vec::with_capacity(8192);
+        while let Some(bytes) = field.chunk().await.map_err(bad)? {
+            size += bytes.len() as u64;
+            if size > state.rag.max_upload_bytes {
+                return Err(too_large(state.rag.max_upload_bytes));
+            }
+            if head.len() < 8192 {
+                head.extend_from_slice(&bytes[..bytes.len().min(8192 - head.len())]);
+            }
+            hasher.update(&bytes);
+            out.write_all(&bytes).await.map_err(anyhow::Error::from)?;
+        }
+        out.sync_all().await.map_err(anyhow::Error::from)?;
+        let kind = detect(&head, &filename).map_err(rejected)?;
+        // Extract once now, so a file that will never yield text is refused at once, with why.
+        let bytes = tokio::fs::read(&tmp).await.map_err(anyhow::Error::from)?;
+        tokio::task::spawn_blocking(move || extract(kind, &bytes))
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("extraction task failed")))?
+            .map_err(rejected)?;
+        let hash: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok::<_, ApiError>((kind, size, hash))
+    }
+    .await;
+    let (kind, size, hash) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+    };
+    let now = now_ms();
+    let row = DocumentRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        collection_id: id,
+        filename,
+        media_type: kind.media_type().into(),
+        size: size as i64,
+        content_hash: hash,
+        status: "queued".into(),
+        progress: 0.0,
+        error: None,
+        chunk_count: 0,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    // The file is in place before the row exists, so a queued document always has its file.
+    let dest = Ingestor::file_path(&state.files_dir, &row.id);
+    tokio::fs::create_dir_all(&state.files_dir)
+        .await
+        .map_err(anyhow::Error::from)?;
+    tokio::fs::rename(&tmp, &dest)
+        .await
+        .map_err(anyhow::Error::from)?;
+    if let Some(existing) = state.store.insert_document(&row).await? {
+        let _ = tokio::fs::remove_file(&dest).await;
+        return Err(ApiError::Duplicate { existing });
+    }
+    state.wake.notify_one();
+    let doc = state.store.document(&row.id).await?.expect("just inserted");
+    Ok((StatusCode::ACCEPTED, Json(Document::from(doc))).into_response())
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the file is larger than the {} MiB limit (setting max_upload_mb)",
+        max >> 20
+    ))
+}
+
+/// The name without any path, control characters or excess length.
+fn clean_filename(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if clean.trim().is_empty() {
+        "upload".into()
+    } else {
+        clean.trim().to_string()
+    }
+}
+
+/// One document and its ingestion status.
+#[utoipa::path(get, path = "/documents/{id}", tag = "documents",
+    params(("id" = String, Path)), responses((status = 200, body = Document), (status = 404, body = ErrorBody)))]
+pub async fn get_document(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Document>, ApiError> {
+    Ok(Json(readable_document(&state, &current, &id).await?.into()))
+}
+
+/// Deletes a document, its chunks, vectors and file.
+pub async fn remove(state: &AppState, id: &str) -> Result<(), ApiError> {
+    let chunk_ids = state.store.chunk_ids_of(id).await?;
+    state.store.delete_document(id).await?;
+    state.retriever.forget(&chunk_ids);
+    let _ = tokio::fs::remove_file(Ingestor::file_path(&state.files_dir, id)).await;
+    Ok(())
+}
+
+/// Deletes a document with its chunks, vectors and stored file.
+#[utoipa::path(delete, path = "/documents/{id}", tag = "documents",
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    readable_document(&state, &current, &id).await?;
+    remove(&state, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Queues a failed document again.
+#[utoipa::path(post, path = "/documents/{id}/retry", tag = "documents",
+    params(("id" = String, Path)),
+    responses((status = 202, body = Document), (status = 409, body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Document>), ApiError> {
+    readable_document(&state, &current, &id).await?;
+    if !state.store.retry_document(&id, now_ms()).await? {
+        return Err(ApiError::Conflict(
+            "only a failed document can be retried".into(),
+        ));
+    }
+    state.wake.notify_one();
+    let doc = state.store.document(&id).await?.expect("exists");
+    Ok((StatusCode::ACCEPTED, Json(doc.into())))
+}
+
+/// The original file, as uploaded.
+#[utoipa::path(get, path = "/documents/{id}/file", tag = "documents",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The file's bytes"), (status = 404, body = ErrorBody)))]
+pub async fn file(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = readable_document(&state, &current, &id).await?;
+    let file = tokio::fs::File::open(Ingestor::file_path(&state.files_dir, &id))
+        .await
+        .map_err(|_| ApiError::NotFound("the stored file is missing".into()))?;
+    let stream = tokio_util_stream(file);
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        doc.filename.replace(['"', '\\'], "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, doc.media_type),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Reads a file as a stream of chunks without another dependency.
+fn tokio_util_stream(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Passage {
+    pub id: i64,
+    pub document_id: String,
+    pub document_name: String,
+    pub ordinal: i64,
+    pub text: String,
+    pub start: i64,
+    pub end: i64,
+    /// Up to 500 characters of the document before and after the passage.
+    pub before: String,
+    pub after: String,
+}
+
+/// A passage (chunk) in the context of its document, for opening a citation.
+#[utoipa::path(get, path = "/chunks/{id}", tag = "documents",
+    params(("id" = i64, Path)), responses((status = 200, body = Passage), (status = 404, body = ErrorBody)))]
+pub async fn chunk(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Json<Passage>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no passage {id}"));
+    let chunk = state
+        .store
+        .chunks_by_ids(&[id])
+        .await?
+        .pop()
+        .ok_or_else(not_found)?;
+    readable(&state, &current.user.id, &chunk.collection_id)
+        .await
+        .map_err(|_| not_found())?;
+    let text = state
+        .store
+        .document_text(&chunk.document_id)
+        .await?
+        .unwrap_or_default();
+    let chars: Vec<char> = text.chars().collect();
+    let (start, end) = (chunk.start_offset as usize, chunk.end_offset as usize);
+    let before: String = chars[start.saturating_sub(500).min(chars.len())..start.min(chars.len())]
+        .iter()
+        .collect();
+    let after: String = chars[end.min(chars.len())..(end + 500).min(chars.len())]
+        .iter()
+        .collect();
+    Ok(Json(Passage {
+        id: chunk.id,
+        document_id: chunk.document_id,
+        document_name: chunk.document_name,
+        ordinal: chunk.ordinal,
+        text: chunk.text,
+        start: chunk.start_offset,
+        end: chunk.end_offset,
+        before,
+        after,
+    }))
+}

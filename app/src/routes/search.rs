@@ -1,0 +1,102 @@
+//! Search: ranked passages from the collections the caller may read.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::collections::{readable, readable_ids};
+use super::AppState;
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, ErrorBody};
+use crate::retrieval::Mode;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SearchRequest {
+    pub query: String,
+    /// Only these collections (each must be readable); all readable ones when absent.
+    pub collection_ids: Option<Vec<String>>,
+    /// How many passages, 1–50. [default: the retrieval_k setting]
+    pub k: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHit {
+    pub chunk_id: i64,
+    pub document_id: String,
+    pub document_name: String,
+    pub collection_id: String,
+    pub text: String,
+    pub start: i64,
+    pub end: i64,
+    pub score: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResults {
+    /// `hybrid` (full-text and vectors) or `lexical` (no embedding model, or it is down).
+    pub mode: Mode,
+    pub results: Vec<SearchHit>,
+}
+
+/// The collections a request may search: the ones asked for (all readable), or all readable.
+pub async fn scope(
+    state: &AppState,
+    current: &CurrentUser,
+    asked: Option<&[String]>,
+) -> Result<Vec<String>, ApiError> {
+    match asked {
+        Some(ids) if !ids.is_empty() => {
+            for id in ids {
+                readable(state, &current.user.id, id).await?;
+            }
+            Ok(ids.to_vec())
+        }
+        _ => readable_ids(state, &current.user.id).await,
+    }
+}
+
+/// Hybrid search over your documents.
+#[utoipa::path(post, path = "/search", tag = "documents", request_body = SearchRequest,
+    responses((status = 200, body = SearchResults), (status = 422, body = ErrorBody)))]
+pub async fn search(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<SearchRequest>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let query = body.query.trim();
+    if query.is_empty() || query.chars().count() > 2000 {
+        return Err(ApiError::Invalid {
+            message: "the query must have 1 to 2000 characters".into(),
+            details: None,
+        });
+    }
+    let k = body.k.unwrap_or(state.rag.retrieval_k);
+    if !(1..=50).contains(&k) {
+        return Err(ApiError::BadRequest("`k` must be from 1 to 50".into()));
+    }
+    let collections = scope(&state, &current, body.collection_ids.as_deref()).await?;
+    let (mode, hits) = state.retriever.search(query, &collections, k).await?;
+    Ok(Json(SearchResults {
+        mode,
+        results: hits
+            .into_iter()
+            .map(|h| SearchHit {
+                chunk_id: h.chunk.id,
+                document_id: h.chunk.document_id,
+                document_name: h.chunk.document_name,
+                collection_id: h.chunk.collection_id,
+                text: h.chunk.text,
+                start: h.chunk.start_offset,
+                end: h.chunk.end_offset,
+                score: h.score,
+            })
+            .collect(),
+    }))
+}
