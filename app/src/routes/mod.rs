@@ -10,6 +10,7 @@ mod documents;
 mod health;
 mod search;
 mod status;
+mod web;
 
 use std::sync::Arc;
 
@@ -107,7 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .fallback(not_found)
+        .fallback(web::serve)
         // `layer` (not `route_layer`) so unmatched paths are counted too, as route "unmatched".
         .layer(middleware::from_fn_with_state(
             metrics_state,

@@ -1,0 +1,25 @@
+//! Release builds embed the web UI from `frontend/dist` (see `src/routes/web.rs`). Cargo cannot
+//! see that dependency by itself, so tell it: a rebuilt (or first built) UI re-embeds.
+//! Debug builds read the UI from disk at run time and need nothing here.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    if std::env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_some() {
+        return;
+    }
+    let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        return;
+    };
+    let frontend = PathBuf::from(manifest_dir).join("../frontend");
+    let dist = frontend.join("dist");
+    // Watching a path that does not exist would rerun this script at every build; an empty
+    // folder (git ignores it) is watched quietly until the UI is built into it.
+    if frontend.is_dir() && !dist.exists() {
+        let _ = std::fs::create_dir_all(&dist);
+    }
+    if dist.is_dir() {
+        println!("cargo:rerun-if-changed={}", dist.display());
+    }
+}
