@@ -692,7 +692,7 @@ async fn sigkill_mid_ingest_never_exposes_a_partial_document() {
             saw_partial = true;
         }
         if doc["status"] == "ready" {
-            assert_eq!(doc["chunk_count"].as_i64().unwrap() > 0, true);
+            assert!(doc["chunk_count"].as_i64().unwrap() > 0);
             break;
         }
         assert!(doc["status"] != "failed" || doc["error"].is_string());

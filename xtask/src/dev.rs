@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 use xshell::{cmd, Shell};
 
-use crate::util::{project_root, section, warn};
+use crate::util::{dev_data_dir, dev_server_bin, project_root, section, show, warn};
 
 /// What a server build depends on; a change to any of these triggers a rebuild.
 const WATCHED: &[&str] = &[
@@ -157,23 +157,15 @@ struct Dev {
 impl Dev {
     fn new(args: &Args) -> Result<Dev> {
         let root = project_root();
-        let (server_bin, build) = match std::env::var_os("BERTH_DEV_BIN") {
-            Some(bin) => (std::path::absolute(bin)?, false),
-            None => {
-                // The build runs in the root, so a relative CARGO_TARGET_DIR is relative to it.
-                let target = std::env::var_os("CARGO_TARGET_DIR")
-                    .map_or(root.join("target"), |dir| root.join(dir));
-                (target.join("debug/berth"), true)
-            }
-        };
+        let server = dev_server_bin()?;
         let data_dir = match &args.data_dir {
             Some(dir) => std::path::absolute(dir)?,
-            None => root.join(".berth-dev/data"),
+            None => dev_data_dir(),
         };
         Ok(Dev {
             root,
-            server_bin,
-            build,
+            server_bin: server.path,
+            build: server.build,
             port: args.port,
             data_dir,
         })
@@ -430,15 +422,6 @@ fn signal(target: &str, sig: &str) {
         .args([&format!("-{sig}"), "--", target])
         .stderr(Stdio::null())
         .status();
-}
-
-fn show(command: &Command) -> String {
-    let mut shown = command.get_program().to_string_lossy().into_owned();
-    for arg in command.get_args() {
-        shown.push(' ');
-        shown.push_str(&arg.to_string_lossy());
-    }
-    shown
 }
 
 /// The status code of `GET /health`, or `None` if nothing valid answered.

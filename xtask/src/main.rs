@@ -3,6 +3,7 @@
 //! One module per task; shared bits live in `util`. Keep this crate quick to compile: it is
 //! built before any task can run.
 
+mod admin;
 mod ci;
 mod dev;
 mod doctor;
@@ -31,6 +32,7 @@ enum Task {
     Dev(dev::Args),
     Ci(ci::Args),
     Doctor(doctor::Args),
+    Admin(admin::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Task::Dev(args) => dev::run(args).map(|()| ExitCode::SUCCESS),
         Task::Ci(args) => ci::run(args),
         Task::Doctor(args) => doctor::run(args),
+        Task::Admin(args) => admin::run(args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");

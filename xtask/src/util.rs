@@ -3,6 +3,7 @@
 use std::{
     env,
     path::PathBuf,
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -15,6 +16,47 @@ pub fn project_root() -> PathBuf {
         .parent()
         .expect("xtask/ has a parent")
         .to_path_buf()
+}
+
+/// Where the dev server (`cargo xtask dev`, `cargo xtask admin --stage dev`) keeps its data
+/// unless `--data-dir` says otherwise.
+pub fn dev_data_dir() -> PathBuf {
+    project_root().join(".berth-dev/data")
+}
+
+/// The server binary the dev tasks run.
+pub struct ServerBin {
+    pub path: PathBuf,
+    /// False when BERTH_DEV_BIN names a ready binary: nothing to build.
+    pub build: bool,
+}
+
+/// `BERTH_DEV_BIN` if set, else `target/debug/berth` as `cargo build -p berth` in the repository
+/// root leaves it (honouring CARGO_TARGET_DIR).
+pub fn dev_server_bin() -> anyhow::Result<ServerBin> {
+    if let Some(bin) = env::var_os("BERTH_DEV_BIN") {
+        return Ok(ServerBin {
+            path: std::path::absolute(bin)?,
+            build: false,
+        });
+    }
+    // The build runs in the root, so a relative CARGO_TARGET_DIR is relative to it.
+    let root = project_root();
+    let target = env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |dir| root.join(dir));
+    Ok(ServerBin {
+        path: target.join("debug/berth"),
+        build: true,
+    })
+}
+
+/// A command as a human would type it (for progress lines and `--dry-run`).
+pub fn show(command: &Command) -> String {
+    let mut shown = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        shown.push(' ');
+        shown.push_str(&arg.to_string_lossy());
+    }
+    shown
 }
 
 /// Prints a progress heading. Progress goes to stderr, results to stdout.
