@@ -306,9 +306,14 @@ async fn llm_failures_are_reported_not_hidden() {
         "1 try + 2 retries"
     );
 
-    // The server gone entirely.
+    // The server gone entirely: readiness says so without taking Berth out of service.
     model.set(|b| b.fail_status = None);
     model.stop();
+    let ready = reqwest::get(f.berth.url("/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready = json(ready).await;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["checks"]["llm"]["ok"], false);
     let resp = ask(&f.me, &conv, "When does the office open?").await;
     assert_eq!(resp.status(), 503);
     // Search still answers, lexically.

@@ -28,6 +28,16 @@ pub enum Command {
     /// Account recovery and bootstrap, straight on the database (works inside a container).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Exit 0 if the server's /health answers 200 within 3 s, else 1 (container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// URL to check. [default: /health on the address in BERTH_LISTEN, asked on loopback when
+    /// that is 0.0.0.0 or [::]; without BERTH_LISTEN, http://127.0.0.1:8080/health]
+    #[arg(long, env = "BERTH_HEALTHCHECK_URL", value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

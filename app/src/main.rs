@@ -1,5 +1,7 @@
 //! `berth`: the server binary and the operator commands that must work inside a container.
 
+mod healthcheck;
+
 use std::process::ExitCode;
 
 use berth::cli::{AdminCommand, Cli, Command};
@@ -12,6 +14,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let result = match cli.command {
+        Command::Healthcheck(args) => return healthcheck::run(&args),
         Command::Serve(args) => {
             let sub = matches
                 .subcommand_matches("serve")

@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+/// Embedding dimension unless a test sets another (`Shared::dim`).
 pub const DIM: usize = 64;
 
 /// How the server misbehaves, switchable while a test runs.
@@ -44,6 +45,8 @@ pub struct Shared {
     /// Set when a client hung up on a streaming answer before it ended.
     pub stream_abandoned: AtomicBool,
     pub last_chat_request: Mutex<Option<Value>>,
+    /// The embedding dimension; 0 means `DIM`.
+    pub dim: AtomicUsize,
 }
 
 pub struct ModelServer {
@@ -177,13 +180,13 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-pub fn embed_text(text: &str) -> Vec<f32> {
-    let mut v = vec![0.0f32; DIM];
+pub fn embed_text(text: &str, dim: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; dim];
     for w in words(text) {
         let h = w.bytes().fold(1469598103934665603u64, |h, b| {
             (h ^ b as u64).wrapping_mul(1099511628211)
         });
-        v[(h % DIM as u64) as usize] += 1.0;
+        v[(h % dim as u64) as usize] += 1.0;
     }
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
     v.iter().map(|x| x / norm).collect()
@@ -197,6 +200,13 @@ fn inputs(body: &Value) -> Vec<String> {
             .filter_map(|v| v.as_str().map(String::from))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+fn dim(shared: &Shared) -> usize {
+    match shared.dim.load(Ordering::Relaxed) {
+        0 => DIM,
+        d => d,
     }
 }
 
@@ -216,7 +226,8 @@ async fn ollama_embed(State(shared): S, Json(body): Json<Value>) -> Response {
     if body["model"].as_str().is_none() {
         return failure(400, "model is required");
     }
-    let embeddings: Vec<Vec<f32>> = inputs(&body).iter().map(|t| embed_text(t)).collect();
+    let d = dim(&shared);
+    let embeddings: Vec<Vec<f32>> = inputs(&body).iter().map(|t| embed_text(t, d)).collect();
     Json(json!({ "model": body["model"], "embeddings": embeddings })).into_response()
 }
 
@@ -224,10 +235,11 @@ async fn openai_embed(State(shared): S, Json(body): Json<Value>) -> Response {
     if let Some(r) = embed_guard(&shared).await {
         return r;
     }
+    let d = dim(&shared);
     let data: Vec<Value> = inputs(&body)
         .iter()
         .enumerate()
-        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": embed_text(t)}))
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": embed_text(t, d)}))
         .collect();
     Json(json!({"object": "list", "data": data, "model": body["model"]})).into_response()
 }

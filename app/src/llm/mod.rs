@@ -130,6 +130,24 @@ impl Client {
         }
     }
 
+    /// Whether the server answers at all (for readiness detail): Ollama's `/api/version`, or the
+    /// OpenAI-compatible `/models`.
+    pub async fn ping(&self) -> Result<(), String> {
+        let path = match self.endpoint.api {
+            Api::Ollama => "/api/version",
+            Api::OpenAi => "/models",
+        };
+        let mut req = self.http.get(format!("{}{path}", self.endpoint.url));
+        if let Some(key) = &self.endpoint.api_key {
+            req = req.bearer_auth(key);
+        }
+        match req.timeout(Duration::from_secs(2)).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("HTTP {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Embeds `texts` in one request, one vector each, in order.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
         let vectors = match self.endpoint.api {

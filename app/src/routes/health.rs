@@ -41,10 +41,36 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             );
         }
     }
-    let (status, word) = if down.is_empty() {
-        (StatusCode::OK, "ready")
-    } else {
+    // Model servers are reported but do not make Berth unready: without them it still signs
+    // people in, searches lexically and answers extractively, and taking every instance out of
+    // the load balancer because Ollama restarts would turn a degradation into an outage.
+    let mut degraded = false;
+    for (name, client) in [
+        ("llm", state.llm.as_ref()),
+        ("embeddings", state.retriever.embedder.as_ref()),
+    ] {
+        let check = match client {
+            None => json!({ "ok": true, "configured": false }),
+            Some(c) => match c.ping().await {
+                Ok(()) => json!({ "ok": true, "configured": true, "model": c.model() }),
+                Err(error) => {
+                    degraded = true;
+                    json!({ "ok": false, "configured": true, "model": c.model(), "error": error })
+                }
+            },
+        };
+        checks.insert(name.into(), check);
+    }
+    checks.insert(
+        "retrieval".into(),
+        json!({ "ok": true, "mode": state.retriever.mode() }),
+    );
+    let (status, word) = if !down.is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    } else if degraded {
+        (StatusCode::OK, "degraded")
+    } else {
+        (StatusCode::OK, "ready")
     };
     (
         status,

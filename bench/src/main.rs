@@ -1,0 +1,607 @@
+//! `berth-bench`: measures Berth the way its users meet it — the release binary over HTTP —
+//! plus the embedded vector index on its own. Run through `cargo xtask bench`, which builds
+//! the release binary and writes the report. Figures, not asserts: nothing here passes or fails.
+
+#[allow(dead_code, clippy::all)]
+#[path = "../../tests/support/llm.rs"]
+mod llm;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use berth::accounts::{password, UserRow};
+use berth::config::DatabaseLocation;
+use berth::documents::Kind;
+use berth::retrieval::vector_index::VectorIndex;
+use berth::store::{DocumentRow, NewChunk, Store};
+use serde_json::{json, Value};
+
+const PW: &str = "B3nch!mark-password";
+
+struct Args {
+    berth: PathBuf,
+    out: PathBuf,
+    quick: bool,
+}
+
+fn args() -> Result<Args> {
+    let mut berth = None;
+    let mut out = None;
+    let mut quick = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--berth" => berth = it.next().map(PathBuf::from),
+            "--out" => out = it.next().map(PathBuf::from),
+            "--quick" => quick = true,
+            other => bail!("unknown argument {other}; usage: berth-bench --berth BIN --out FILE.json [--quick]"),
+        }
+    }
+    Ok(Args {
+        berth: berth.context("--berth BIN is required")?,
+        out: out.context("--out FILE.json is required")?,
+        quick,
+    })
+}
+
+/// One measured figure, with how it was measured.
+struct Figure {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    how: String,
+}
+
+fn main() -> Result<()> {
+    let args = args()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let mut figures = Vec::new();
+    vector_index(&args, &mut figures);
+    rt.block_on(async {
+        idle_and_health(&args, &mut figures).await?;
+        ingest(&args, &mut figures).await?;
+        for n in [10_000usize, 100_000] {
+            search(&args, n, &mut figures).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    let json: Vec<Value> = figures
+        .iter()
+        .map(|f| json!({"name": f.name, "value": f.value, "unit": f.unit, "how": f.how}))
+        .collect();
+    std::fs::write(&args.out, serde_json::to_string_pretty(&json)?)?;
+    println!("| figure | value | how |\n|---|---|---|");
+    for f in &figures {
+        println!("| {} | {} {} | {} |", f.name, round(f.value), f.unit, f.how);
+    }
+    Ok(())
+}
+
+fn round(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
+/// A deterministic pseudo-random stream (xorshift), so runs compare.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+/// A vocabulary of pseudo-words drawn with a Zipf-like skew, so full-text queries meet the
+/// mix of common and rare terms real text has (a tiny uniform vocabulary would make every
+/// query term match every chunk).
+struct Vocabulary(Vec<String>);
+
+impl Vocabulary {
+    fn new(size: usize) -> Vocabulary {
+        const SYLLABLES: &[&str] = &[
+            "ba", "co", "di", "fe", "ga", "hi", "jo", "ku", "la", "me", "ni", "po", "qu", "ra",
+            "se", "ti", "vo", "wa", "xe", "yo", "zu", "bri", "cla", "dro", "fle", "gru", "pla",
+            "str", "tre", "vin",
+        ];
+        let mut rng = Rng(3);
+        let words = (0..size)
+            .map(|_| {
+                let n = 2 + (rng.next() % 3) as usize;
+                (0..n)
+                    .map(|_| SYLLABLES[(rng.next() % SYLLABLES.len() as u64) as usize])
+                    .collect()
+            })
+            .collect();
+        Vocabulary(words)
+    }
+
+    fn word(&self, rng: &mut Rng) -> &str {
+        let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        &self.0[((u * u * u) * self.0.len() as f64) as usize]
+    }
+
+    fn sentence(&self, rng: &mut Rng, words: usize) -> String {
+        let mut s = String::new();
+        for i in 0..words {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(self.word(rng));
+        }
+        s.push('.');
+        s
+    }
+}
+
+fn vector_index(args: &Args, figures: &mut Vec<Figure>) {
+    let (n, dim, queries) = (100_000usize, 384usize, if args.quick { 200 } else { 1000 });
+    // Clustered like embeddings are (topics), not uniform noise.
+    let mut rng = Rng(42);
+    let centres: Vec<Vec<f32>> = (0..1000)
+        .map(|_| (0..dim).map(|_| rng.unit()).collect())
+        .collect();
+    let mut near = |rng: &mut Rng, c: usize| -> Vec<f32> {
+        centres[c].iter().map(|x| x + 0.3 * rng.unit()).collect()
+    };
+    let vectors: Vec<(i64, String, Vec<f32>)> = (0..n)
+        .map(|i| (i as i64, "c".to_string(), near(&mut rng, i % 1000)))
+        .collect();
+    let exact_copy: Vec<Vec<f32>> = vectors.iter().map(|v| v.2.clone()).collect();
+    let index = VectorIndex::default();
+    let start = Instant::now();
+    index.insert(vectors);
+    let secs = start.elapsed().as_secs_f64();
+    figures.push(Figure {
+        name: "vector index: insert 100k×384".into(),
+        value: n as f64 / secs,
+        unit: "vectors/s",
+        how: "in-process, one batch: normalise, sign bits, copy".into(),
+    });
+    let collections = vec!["c".to_string()];
+    let mut lat = Vec::with_capacity(queries);
+    let mut found = 0;
+    let checked = 20;
+    for i in 0..queries {
+        let q = near(&mut rng, (i * 37) % 1000);
+        let t = Instant::now();
+        let hits = index.search(&q, &collections, 10);
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        if i < checked {
+            // Recall against an exact scan.
+            let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let qn = norm(&q);
+            let mut exact: Vec<(f32, i64)> = exact_copy
+                .iter()
+                .enumerate()
+                .map(|(j, v)| {
+                    (
+                        v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>() / (norm(v) * qn),
+                        j as i64,
+                    )
+                })
+                .collect();
+            exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+            found += exact
+                .iter()
+                .take(10)
+                .filter(|e| hits.iter().any(|h| h.0 == e.1))
+                .count();
+        }
+    }
+    for (p, name) in [(0.5, "p50"), (0.95, "p95")] {
+        figures.push(Figure {
+            name: format!("vector index: top-10 of 100k×384 {name}"),
+            value: percentile(&mut lat, p),
+            unit: "ms",
+            how: format!("sign-bit scan + exact rescoring, {queries} queries, one thread"),
+        });
+    }
+    figures.push(Figure {
+        name: "vector index: recall@10 vs exact".into(),
+        value: found as f64 / (checked * 10) as f64,
+        unit: "",
+        how: format!("{checked} queries compared with a brute-force cosine scan"),
+    });
+}
+
+/// The release binary on a data dir; stopped on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(args: &Args, dir: &Path, env: &[(&str, String)]) -> Result<Server> {
+    let port = free_port();
+    let mut cmd = Command::new(&args.berth);
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("BERTH_LOG_LEVEL", "warn")
+    .env("BERTH_LOG_FORMAT", "json")
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server {
+        child: cmd.spawn().context("starting berth")?,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(120) {
+        if let Ok(r) = http.get(format!("{}/ready", server.base)).send().await {
+            if r.status().is_success() {
+                return Ok(server);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("berth did not become ready")
+}
+
+fn rss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+async fn idle_and_health(args: &Args, figures: &mut Vec<Figure>) -> Result<()> {
+    let dir = tempdir("idle")?;
+    let t = Instant::now();
+    let server = start(args, &dir, &[]).await?;
+    figures.push(Figure {
+        name: "process start → ready".into(),
+        value: t.elapsed().as_secs_f64() * 1000.0,
+        unit: "ms",
+        how: "fresh data dir, embedded store, until GET /ready is 200".into(),
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    figures.push(Figure {
+        name: "idle RSS".into(),
+        value: rss_kib(server.child.id()) / 1024.0,
+        unit: "MiB",
+        how: "VmRSS 2 s after start, embedded store, no models".into(),
+    });
+    let secs = if args.quick { 5 } else { 10 };
+    if which("wrk") {
+        let out = Command::new("wrk")
+            .args([
+                "-t2",
+                "-c64",
+                &format!("-d{secs}s"),
+                "--latency",
+                &format!("{}/health", server.base),
+            ])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rps = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        figures.push(Figure {
+            name: "/health throughput, 64 connections".into(),
+            value: rps,
+            unit: "req/s",
+            how: format!("wrk -t2 -c64 -d{secs}s on the same 2 cores as the server"),
+        });
+        figures.push(Figure {
+            name: "RSS after /health load".into(),
+            value: rss_kib(server.child.id()) / 1024.0,
+            unit: "MiB",
+            how: "VmRSS right after the wrk run".into(),
+        });
+    } else {
+        eprintln!("bench: wrk not found; /health throughput skipped (apt-get install wrk)");
+    }
+    Ok(())
+}
+
+fn which(bin: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn tempdir(name: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("berth-bench-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn sign_in(server: &Server) -> Result<(reqwest::Client, String)> {
+    let http = reqwest::Client::builder().cookie_store(true).build()?;
+    let resp: Value = http
+        .post(format!("{}/api/v1/auth/sign-in", server.base))
+        .json(&json!({"username": "bench", "password": PW}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let csrf = resp["csrf_token"]
+        .as_str()
+        .context("signed in")?
+        .to_string();
+    Ok((http, csrf))
+}
+
+async fn create_admin(store: &Store) -> Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let row = UserRow {
+        id: id.clone(),
+        username: "bench".into(),
+        password_hash: password::hash_blocking(PW),
+        role: "admin".into(),
+        state: "active".into(),
+        created_at: 0,
+        updated_at: 0,
+    };
+    store.insert_user(&row).await?;
+    Ok(id)
+}
+
+/// Text ingest through the HTTP API with no models: upload, extract, chunk, index.
+async fn ingest(args: &Args, figures: &mut Vec<Figure>) -> Result<()> {
+    let dir = tempdir("ingest")?;
+    {
+        let store = Store::open(&DatabaseLocation::Sqlite(dir.join("berth.db"))).await?;
+        create_admin(&store).await?;
+        store.close().await;
+    }
+    let server = start(args, &dir, &[]).await?;
+    let (http, csrf) = sign_in(&server).await?;
+    let c: Value = http
+        .post(format!("{}/api/v1/collections", server.base))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let cid = c["id"].as_str().context("collection")?.to_string();
+    let (files, size) = if args.quick {
+        (8, 1 << 20)
+    } else {
+        (20, 2 << 20)
+    };
+    let mut rng = Rng(7);
+    let vocabulary = Vocabulary::new(20_000);
+    let docs: Vec<String> = (0..files)
+        .map(|_| {
+            let mut s = String::with_capacity(size + 200);
+            while s.len() < size {
+                s.push_str(&vocabulary.sentence(&mut rng, 12));
+                s.push(if rng.next() % 5 == 0 { '\n' } else { ' ' });
+                if rng.next() % 9 == 0 {
+                    s.push('\n');
+                }
+            }
+            s
+        })
+        .collect();
+    let total: usize = docs.iter().map(String::len).sum();
+    let t = Instant::now();
+    let mut ids = Vec::new();
+    for (i, text) in docs.into_iter().enumerate() {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(text.into_bytes()).file_name(format!("doc{i}.txt")),
+        );
+        let resp: Value = http
+            .post(format!(
+                "{}/api/v1/collections/{cid}/documents",
+                server.base
+            ))
+            .header("x-csrf-token", &csrf)
+            .multipart(form)
+            .send()
+            .await?
+            .json()
+            .await?;
+        ids.push(resp["id"].as_str().context("uploaded")?.to_string());
+    }
+    loop {
+        let docs: Value = http
+            .get(format!(
+                "{}/api/v1/collections/{cid}/documents",
+                server.base
+            ))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let docs = docs.as_array().context("documents")?;
+        if docs.iter().all(|d| d["status"] == "ready") {
+            break;
+        }
+        if docs.iter().any(|d| d["status"] == "failed") {
+            bail!("an ingest failed: {docs:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    figures.push(Figure {
+        name: "text ingest (no model)".into(),
+        value: total as f64 / secs / (1 << 20) as f64,
+        unit: "MiB/s",
+        how: format!(
+            "{files} × {} MiB plain text over HTTP: upload, extract, chunk (1000 chars), FTS5 index, until all ready",
+            size >> 20
+        ),
+    });
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Hybrid search through the HTTP API over `n` chunks with 384-dimensional vectors.
+async fn search(args: &Args, n: usize, figures: &mut Vec<Figure>) -> Result<()> {
+    let dir = tempdir("search")?;
+    let model = llm::ModelServer::start();
+    model.shared.dim.store(384, Ordering::SeqCst);
+    let populate = Instant::now();
+    {
+        let store = Store::open(&DatabaseLocation::Sqlite(dir.join("berth.db"))).await?;
+        let owner = create_admin(&store).await?;
+        let cid = uuid::Uuid::new_v4().to_string();
+        store
+            .insert_collection(&cid, "bench", &owner, false, 0)
+            .await?;
+        store.set_meta("embedding_model", "bench-embed").await?;
+        let mut rng = Rng(11);
+        let vocabulary = Vocabulary::new(20_000);
+        let per_doc = 1000;
+        for d in 0..n / per_doc {
+            let text: Vec<String> = (0..per_doc)
+                .map(|_| vocabulary.sentence(&mut rng, 60))
+                .collect();
+            let mut full = String::new();
+            let mut chunks = Vec::new();
+            for t in &text {
+                let start = full.chars().count() as i64;
+                full.push_str(t);
+                chunks.push((start, start + t.chars().count() as i64));
+                full.push('\n');
+            }
+            let vectors: Vec<Vec<f32>> = text.iter().map(|t| llm::embed_text(t, 384)).collect();
+            let doc = DocumentRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                collection_id: cid.clone(),
+                filename: format!("doc{d}.txt"),
+                media_type: Kind::Text.media_type().into(),
+                size: full.len() as i64,
+                content_hash: format!("{d}"),
+                status: "queued".into(),
+                progress: 0.0,
+                error: None,
+                chunk_count: 0,
+                attempts: 0,
+                created_at: d as i64,
+                updated_at: 0,
+            };
+            store.insert_document(&doc).await?;
+            store.claim_document(i64::MAX / 2, 1).await?;
+            let new: Vec<NewChunk<'_>> = text
+                .iter()
+                .zip(&chunks)
+                .map(|(t, (s, e))| NewChunk {
+                    text: t,
+                    start: *s,
+                    end: *e,
+                })
+                .collect();
+            store
+                .complete_document(&doc.id, &full, &new, Some(("bench-embed", &vectors)), 0)
+                .await?
+                .context("completed")?;
+        }
+        store.close().await;
+    }
+    eprintln!(
+        "bench: {n} chunks populated in {:.1}s",
+        populate.elapsed().as_secs_f64()
+    );
+    let env = [
+        ("BERTH_EMBED_URL", model.url()),
+        ("BERTH_EMBED_MODEL", "bench-embed".to_string()),
+    ];
+    let t = Instant::now();
+    let server = start(args, &dir, &env).await?;
+    let load = t.elapsed().as_secs_f64();
+    let (http, csrf) = sign_in(&server).await?;
+    let queries = if args.quick { 100 } else { 300 };
+    let mut rng = Rng(99);
+    let vocabulary = Vocabulary::new(20_000);
+    let mut lat = Vec::with_capacity(queries);
+    for i in 0..queries + 10 {
+        let q = vocabulary.sentence(&mut rng, 4);
+        let t = Instant::now();
+        let resp: Value = http
+            .post(format!("{}/api/v1/search", server.base))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"query": q, "k": 10}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if resp["mode"] != "hybrid" {
+            bail!("search was not hybrid: {resp}");
+        }
+        if i >= 10 {
+            lat.push(ms); // the first few warm caches
+        }
+    }
+    let label = if n >= 100_000 { "100k" } else { "10k" };
+    for (p, name) in [(0.5, "p50"), (0.95, "p95")] {
+        figures.push(Figure {
+            name: format!("hybrid search via HTTP, {label} chunks, {name}"),
+            value: percentile(&mut lat, p),
+            unit: "ms",
+            how: format!(
+                "embedded store, 384-dim vectors, k=10, {queries} sequential queries incl. query embedding by a local model server"
+            ),
+        });
+    }
+    figures.push(Figure {
+        name: format!("start with {label} chunks → ready"),
+        value: load * 1000.0,
+        unit: "ms",
+        how: "loads the vector index from SQLite".into(),
+    });
+    figures.push(Figure {
+        name: format!("RSS with {label} chunks loaded"),
+        value: rss_kib(server.child.id()) / 1024.0,
+        unit: "MiB",
+        how: "VmRSS after the search run".into(),
+    });
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
