@@ -860,3 +860,118 @@ async fn retrieval_quality_on_a_known_corpus() {
     );
     assert!(recall[1] >= 0.9, "hybrid recall@5 {:.2}", recall[1]);
 }
+
+/// A one-page PDF with a real text layer (Helvetica), with a correct cross-reference table.
+fn pdf_with_text(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 18 Tf 72 700 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// A minimal Word document: the parts a DOCX reader needs, zipped.
+fn docx_with_paragraphs(paragraphs: &[&str]) -> Vec<u8> {
+    use std::io::Write;
+    let body: String = paragraphs
+        .iter()
+        .map(|p| format!("<w:p><w:r><w:t>{p}</w:t></w:r></w:p>"))
+        .collect();
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\
+         <w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
+         <w:body>{body}</w:body></w:document>"
+    );
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file("[Content_Types].xml", opts).unwrap();
+    zip.write_all(b"<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"/>").unwrap();
+    zip.start_file("word/document.xml", opts).unwrap();
+    zip.write_all(document.as_bytes()).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn pdf_and_docx_text_is_extracted_and_searchable() {
+    let f = fixture(&[]).await;
+    let resp = upload(
+        &f.me,
+        &f.collection,
+        "report.pdf",
+        pdf_with_text("Quarterly revenue grew by twelve percent"),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    let pdf = json(resp).await;
+    assert_eq!(pdf["media_type"], "application/pdf");
+    wait_status(
+        &f.me,
+        pdf["id"].as_str().unwrap(),
+        "ready",
+        Duration::from_secs(20),
+    )
+    .await;
+    let hits = search(&f.me, "quarterly revenue").await;
+    assert_eq!(hits["results"][0]["document_name"], "report.pdf", "{hits}");
+    assert!(hits["results"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("twelve percent"));
+
+    let docx = docx_with_paragraphs(&[
+        "Onboarding checklist",
+        "Collect the badge from reception &amp; sign the register.",
+    ]);
+    let resp = upload(&f.me, &f.collection, "onboarding.docx", docx).await;
+    assert_eq!(resp.status(), 202);
+    let doc = json(resp).await;
+    assert!(doc["media_type"]
+        .as_str()
+        .unwrap()
+        .contains("wordprocessingml"));
+    wait_status(
+        &f.me,
+        doc["id"].as_str().unwrap(),
+        "ready",
+        Duration::from_secs(20),
+    )
+    .await;
+    let hits = search(&f.me, "badge reception").await;
+    assert_eq!(
+        hits["results"][0]["document_name"], "onboarding.docx",
+        "{hits}"
+    );
+    assert!(hits["results"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("reception & sign"));
+}
