@@ -809,6 +809,18 @@ async fn the_openapi_document_covers_the_api() {
         "/admin/users/{id}/approve",
         "/admin/users/{id}/role",
         "/admin/audit",
+        "/collections",
+        "/collections/{id}/documents",
+        "/collections/{id}/members",
+        "/documents/{id}",
+        "/documents/{id}/retry",
+        "/documents/{id}/file",
+        "/chunks/{id}",
+        "/search",
+        "/conversations",
+        "/conversations/{id}",
+        "/conversations/{id}/messages",
+        "/status",
     ] {
         assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());
     }
