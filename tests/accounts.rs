@@ -303,16 +303,10 @@ async fn disabling_a_user_ends_their_open_session_and_tokens_at_once() {
 
 #[tokio::test]
 async fn stored_hashes_are_argon2id_with_owasp_parameters() {
-    use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let berth = Berth::start(dir.path());
     admin_and_user(&berth).await;
-    let url = format!("sqlite://{}", dir.path().join("berth.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let hashes: Vec<String> = sqlx::query_scalar("SELECT password_hash FROM users")
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
+    let hashes = support::db_strings(dir.path(), "SELECT password_hash FROM users").await;
     assert_eq!(hashes.len(), 2);
     for h in hashes {
         let params = h.split('$').nth(3).unwrap();
@@ -737,25 +731,22 @@ async fn every_event_is_audited_once_and_no_secret_is_logged() {
 
     // Append-only, even straight on the database.
     {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        assert!(sqlx::query("UPDATE audit_log SET outcome = 'success'")
-            .execute(&mut db)
-            .await
-            .is_err());
-        assert!(sqlx::query("DELETE FROM audit_log")
-            .execute(&mut db)
+        let db = dir.path();
+        assert!(
+            support::db_execute(db, "UPDATE audit_log SET outcome = 'success'")
+                .await
+                .is_err()
+        );
+        assert!(support::db_execute(db, "DELETE FROM audit_log")
             .await
             .is_err());
         // No secret in any audit row.
-        let rows: Vec<(String,)> = sqlx::query_as(
+        let rows = support::db_strings(
+            db,
             "SELECT event || coalesce(detail,'') || coalesce(target_name,'') || coalesce(user_agent,'') FROM audit_log",
         )
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
-        for (row,) in rows {
+        .await;
+        for row in rows {
             for secret in [
                 ADMIN_PW,
                 USER_PW,

@@ -20,10 +20,14 @@ async fn health_ready_and_metrics_answer_and_count() {
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["database"]["ok"], true, "{body}");
-    assert!(
-        dir.path().join("berth.db").exists(),
-        "embedded database created in the data dir"
-    );
+    if support::postgres_backend() {
+        assert_eq!(body["checks"]["database"]["backend"], "postgres", "{body}");
+    } else {
+        assert!(
+            dir.path().join("berth.db").exists(),
+            "embedded database created in the data dir"
+        );
+    }
 
     let scrape = |http: reqwest::Client, url: String| async move {
         let resp = http.get(url).send().await.unwrap();
@@ -111,6 +115,12 @@ async fn every_request_is_logged_as_json_with_its_request_id() {
 
 #[tokio::test]
 async fn ready_reports_the_database_down_and_recovers() {
+    if support::postgres_backend() {
+        println!(
+            "skipped: SQLite-specific; see postgres_ready_reports_the_database_down_and_recovers"
+        );
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let berth = Berth::start(dir.path());
     let http = client();
@@ -163,6 +173,10 @@ async fn ready_reports_the_database_down_and_recovers() {
 
 #[tokio::test]
 async fn a_database_from_a_newer_berth_is_refused_untouched() {
+    if support::postgres_backend() {
+        println!("skipped: SQLite-specific; see postgres_a_database_from_a_newer_berth_is_refused_untouched");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     Berth::start(dir.path()).stop();
     let db = dir.path().join("berth.db");
@@ -188,7 +202,13 @@ async fn a_database_from_a_newer_berth_is_refused_untouched() {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.file_name(), std::fs::read(e.path()).unwrap())
+                // Folders (e.g. files/ for uploads) by name only.
+                let bytes = if e.file_type().unwrap().is_dir() {
+                    Vec::new()
+                } else {
+                    std::fs::read(e.path()).unwrap()
+                };
+                (e.file_name(), bytes)
             })
             .collect();
         files.sort();
@@ -206,6 +226,427 @@ async fn a_database_from_a_newer_berth_is_refused_untouched() {
     assert!(
         before == snapshot(dir.path()),
         "the database directory was modified"
+    );
+}
+
+/// Registers `name` through the API: the response's status.
+async fn register(http: &reqwest::Client, berth: &Berth, name: &str) -> reqwest::Response {
+    http.post(berth.url("/api/v1/auth/register"))
+        .json(&serde_json::json!({ "username": name, "password": "Wa1t!for-the-db" }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls /ready until it answers `status`; panics after `within`.
+async fn ready_becomes(http: &reqwest::Client, berth: &Berth, status: u16, within: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let resp = http.get(berth.url("/ready")).send().await.unwrap();
+        if resp.status() == status {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "/ready still {} after {within:?}: {}",
+            resp.status(),
+            resp.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_ready_reports_the_database_down_and_recovers() {
+    let Some(pg) = support::pg::Dedicated::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start_with(dir.path(), &["--database-url", &pg.url()], &[]);
+    let http = client();
+    let resp = http.get(berth.url("/ready")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["backend"], "postgres", "{body}");
+    assert_eq!(register(&http, &berth, "before").await.status(), 202);
+
+    // Frozen: connections stay open but nothing answers. Readiness must still answer, quickly.
+    pg.docker("pause");
+    let started = std::time::Instant::now();
+    let resp = http.get(berth.url("/ready")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["down"], serde_json::json!(["database"]), "{body}");
+    assert_eq!(body["checks"]["database"]["ok"], false);
+    assert_eq!(
+        http.get(berth.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "liveness never depends on the database"
+    );
+    let started = std::time::Instant::now();
+    let resp = register(&http, &berth, "frozen").await;
+    assert_eq!(resp.status(), 503, "fails fast, and not with a 500");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    pg.docker("unpause");
+    ready_becomes(&http, &berth, 200, Duration::from_secs(10)).await;
+
+    // Stopped (the server shuts down, connections break, the port closes), then started again:
+    // Berth recovers by itself.
+    pg.docker("stop");
+    let resp = http.get(berth.url("/ready")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let error = body["checks"]["database"]["error"].as_str().unwrap();
+    assert!(error.contains("PostgreSQL at 127.0.0.1:"), "{body}");
+    assert!(
+        !error.contains(&pg.url()),
+        "no password in readiness output: {body}"
+    );
+    for name in ["down1", "down2", "down3"] {
+        let resp = register(&http, &berth, name).await;
+        assert_eq!(resp.status(), 503);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    }
+    pg.docker("start");
+    ready_becomes(&http, &berth, 200, Duration::from_secs(30)).await;
+    assert_eq!(register(&http, &berth, "after").await.status(), 202);
+    let users = pg.psql("SELECT string_agg(username, ',' ORDER BY username) FROM users");
+    assert_eq!(
+        users.trim(),
+        "after,before",
+        "nothing acknowledged was lost"
+    );
+    let logs = berth.stop();
+    assert!(
+        !logs.iter().any(|l| l.contains("\"status\":500")
+            || l.contains("internal error")
+            || l.contains("panicked")),
+        "no 500s, no panics:\n{}",
+        logs.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn postgres_a_restart_under_load_gives_503s_then_recovers_losing_nothing() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    let Some(pg) = support::pg::Dedicated::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start_with(dir.path(), &["--database-url", &pg.url()], &[]);
+    let http = client();
+    // (name, status, when it was sent, how long it took)
+    let results = Arc::new(Mutex::new(Vec::<(String, u16, Instant, Duration)>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (http, url, results, stop) = (
+            http.clone(),
+            berth.url("/api/v1/auth/register"),
+            results.clone(),
+            stop.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("load{w}x{i}");
+                i += 1;
+                let sent = Instant::now();
+                let status = http
+                    .post(&url)
+                    .json(&serde_json::json!({ "username": name, "password": "L0ad!and-restart" }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                results
+                    .lock()
+                    .unwrap()
+                    .push((name, status, sent, sent.elapsed()));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Down for longer than a request waits for a connection, so some requests must fail.
+    pg.docker("stop");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    pg.docker("start");
+    let restarted = Instant::now();
+    let recovered = loop {
+        let ok_after = results
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, status, sent, _)| *status == 202 && *sent > restarted)
+            .count();
+        if ok_after >= 8 {
+            break restarted.elapsed();
+        }
+        assert!(restarted.elapsed() < Duration::from_secs(30), "no recovery");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let results = results.lock().unwrap().clone();
+    let count = |code: u16| results.iter().filter(|r| r.1 == code).count();
+    let slowest = results.iter().map(|r| r.3).max().unwrap();
+    println!(
+        "{} requests: {} x 202, {} x 503; slowest {slowest:?}; recovered {recovered:?} after the start",
+        results.len(),
+        count(202),
+        count(503)
+    );
+    assert_eq!(
+        count(202) + count(503),
+        results.len(),
+        "only 202 or 503: {results:?}"
+    );
+    assert!(count(503) > 0, "the outage was seen");
+    assert!(
+        slowest < Duration::from_secs(10),
+        "requests fail fast: {slowest:?}"
+    );
+    assert!(
+        recovered < Duration::from_secs(10),
+        "recovered in {recovered:?}"
+    );
+
+    // Every acknowledged registration is there.
+    let mut conn = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT username FROM users")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let stored: std::collections::HashSet<_> = stored.into_iter().collect();
+    for (name, status, _, _) in &results {
+        if *status == 202 {
+            assert!(
+                stored.contains(name),
+                "{name} was acknowledged but is not stored"
+            );
+        }
+    }
+    let logs = berth.stop();
+    assert!(
+        !logs.iter().any(|l| l.contains("\"status\":500")
+            || l.contains("internal error")
+            || l.contains("panicked")),
+        "no 500s, no panics:\n{}",
+        logs.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn postgres_start_waits_for_the_database() {
+    let Some(pg) = support::pg::Dedicated::start() else {
+        return;
+    };
+    pg.docker("stop");
+    let starter = std::thread::spawn({
+        let name = pg.name.clone();
+        move || {
+            std::thread::sleep(Duration::from_secs(2));
+            support::pg::docker(&["start", &name]).unwrap();
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut berth = Berth::start_with(
+        dir.path(),
+        &[
+            "--database-url",
+            &pg.url(),
+            "--database-connect-timeout",
+            "60",
+        ],
+        &[],
+    );
+    starter.join().unwrap();
+    let line = berth.wait_for_log(|l| l.contains("not reachable yet"), Duration::from_secs(1));
+    assert!(!line.contains(&pg.url()), "no password in logs: {line}");
+    let http = client();
+    assert_eq!(
+        http.get(berth.url("/ready")).send().await.unwrap().status(),
+        200
+    );
+    berth.stop();
+}
+
+#[test]
+fn an_unreachable_database_is_waited_for_then_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://berth:hunter2@127.0.0.1:{port}/berth");
+    let started = std::time::Instant::now();
+    let (code, stderr) = run_to_exit(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            &url,
+            "--database-connect-timeout",
+            "2",
+        ],
+        &[],
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "waited {took:?}"
+    );
+    let last = stderr.trim().lines().last().unwrap();
+    assert!(
+        last.contains("cannot connect to PostgreSQL at 127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(last.contains("database-connect-timeout"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "no password in output: {stderr}"
+    );
+}
+
+#[test]
+fn a_wrong_database_password_is_refused_at_once() {
+    let Some(db) = support::pg::database() else {
+        return;
+    };
+    let mut url = reqwest::Url::parse(&db.url).unwrap();
+    url.set_password(Some("not-the-password")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, stderr) = run_to_exit(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            url.as_str(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried");
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-password"), "{stderr}");
+}
+
+/// Everything a PostgreSQL database holds that Berth could change: each table's columns and
+/// rows, indexes, triggers, functions, extensions.
+async fn fingerprint(url: &str) -> Vec<String> {
+    let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut out: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%s.%s %s %s', table_name, column_name, data_type, is_nullable) \
+         FROM information_schema.columns WHERE table_schema = 'public' \
+         UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' \
+         UNION ALL SELECT format('trigger %s on %s', tgname, tgrelid::regclass) FROM pg_trigger \
+           WHERE NOT tgisinternal \
+         UNION ALL SELECT format('function %s', proname) FROM pg_proc \
+           WHERE pronamespace = 'public'::regnamespace \
+         UNION ALL SELECT format('extension %s %s', extname, extversion) FROM pg_extension \
+         ORDER BY 1",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    for table in tables {
+        let sql = format!(
+            "SELECT format('%s: %s rows, md5 %s', '{table}', count(*), \
+             md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))) FROM \"{table}\" t"
+        );
+        out.push(sqlx::query_scalar(&sql).fetch_one(&mut db).await.unwrap());
+    }
+    db.close().await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn postgres_a_database_from_a_newer_berth_is_refused_untouched() {
+    let Some(db) = support::pg::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start_with(dir.path(), &["--database-url", &db.url], &[]);
+    assert_eq!(
+        register(&client(), &berth, "someone").await.status(),
+        202,
+        "some data to keep"
+    );
+    berth.stop();
+    {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (99990101000000, 'from the future', true, '\\x00', 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let before = fingerprint(&db.url).await;
+    assert!(
+        before.iter().any(|l| l.starts_with("users: 1 rows")),
+        "{before:#?}"
+    );
+    let (code, stderr) = run_to_exit(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            &db.url,
+        ],
+        &[],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("99990101000000"), "{stderr}");
+    assert!(stderr.contains("newer Berth"), "{stderr}");
+    assert!(!stderr.contains(&db.url), "no password in output: {stderr}");
+    assert_eq!(
+        before,
+        fingerprint(&db.url).await,
+        "the database was modified"
     );
 }
 

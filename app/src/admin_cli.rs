@@ -19,7 +19,8 @@ pub fn run(command: &AdminCommand, settings: &Settings) -> Result<(), BootError>
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = Store::open(&settings.database).await?;
+        let store =
+            Store::open_waiting(&settings.database, settings.database_connect_timeout).await?;
         let result = match command {
             AdminCommand::Create(args) => create(&store, settings, args).await,
             AdminCommand::ResetPassword(args) => reset(&store, settings, args).await,

@@ -87,6 +87,11 @@ pub struct ServeArgs {
     )]
     pub database_url: Option<String>,
 
+    /// Seconds to keep trying, with growing pauses, while the database cannot be reached at start
+    /// (e.g. PostgreSQL still starting); 0 tries once. [default: 30]
+    #[arg(long, env = "BERTH_DATABASE_CONNECT_TIMEOUT", value_name = "SECONDS")]
+    pub database_connect_timeout: Option<String>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives. [default: info]
     #[arg(long, env = "BERTH_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -211,6 +216,21 @@ pub struct ServeArgs {
     /// Weight of the vector-similarity ranking in hybrid fusion. [default: 1.0]
     #[arg(long, env = "BERTH_RETRIEVAL_VECTOR_WEIGHT", value_name = "W")]
     pub retrieval_vector_weight: Option<String>,
+
+    /// Redis for caching query embeddings and hybrid search results, e.g.
+    /// redis://127.0.0.1:6379 (with a password: redis://:PASSWORD@HOST:6379). Same local-only
+    /// rule as the model URLs. Unset: no cache; Redis going away only costs the cache.
+    #[arg(
+        long,
+        env = "BERTH_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// Seconds a cached query embedding or search result is kept. [default: 300]
+    #[arg(long, env = "BERTH_CACHE_TTL", value_name = "SECONDS")]
+    pub cache_ttl: Option<String>,
 
     /// Mark cookies Secure: `auto` (when the request came over HTTPS, per X-Forwarded-Proto),
     /// `always` or `never`. [default: auto]

@@ -20,6 +20,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database: DatabaseLocation,
+    /// How long start-up waits for an unreachable database before giving up.
+    pub database_connect_timeout: Duration,
     pub log: LogSettings,
     pub shutdown_timeout: Duration,
     pub auth: AuthSettings,
@@ -54,6 +56,10 @@ pub struct RagSettings {
     pub retrieval_k: usize,
     pub lexical_weight: f64,
     pub vector_weight: f64,
+    /// Redis for the query cache (a validated redis:// URL; may hold a password, so never
+    /// logged); None: no cache.
+    pub redis_url: Option<String>,
+    pub cache_ttl: Duration,
 }
 
 impl Default for RagSettings {
@@ -68,6 +74,8 @@ impl Default for RagSettings {
             retrieval_k: 6,
             lexical_weight: 1.0,
             vector_weight: 1.0,
+            redis_url: None,
+            cache_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -316,6 +324,16 @@ impl Settings {
             "postgres://USER:PASSWORD@HOST:PORT/DB, sqlite://PATH, or unset for DATA_DIR/berth.db",
             |s| parse_database(s, &data_dir),
         )?;
+        let database_connect_timeout = layers.get(
+            "database_connect_timeout",
+            args.database_connect_timeout.as_ref(),
+            "30",
+            "a whole number of seconds between 0 and 3600",
+            |s| match s.parse::<u64>() {
+                Ok(n) if n <= 3600 => Ok(Duration::from_secs(n)),
+                _ => Err(format!("{s:?} is not a number of seconds")),
+            },
+        )?;
         let filter = layers.get(
             "log_level",
             args.log_level.as_ref(),
@@ -356,6 +374,7 @@ impl Settings {
             listen,
             data_dir,
             database,
+            database_connect_timeout,
             log: LogSettings { filter, format },
             shutdown_timeout,
             auth,
@@ -662,7 +681,57 @@ fn load_rag(args: &ServeArgs, layers: &Layers<'_>) -> Result<RagSettings, BootEr
             "a number from 0 to 100",
             weight,
         )?,
+        redis_url: layers.get(
+            "redis_url",
+            args.redis_url.as_ref(),
+            "",
+            "a redis://[:PASSWORD@]HOST[:PORT][/DB] URL, or unset for no cache",
+            |s| parse_redis_url(s, allow_remote),
+        )?,
+        cache_ttl: layers.get(
+            "cache_ttl",
+            args.cache_ttl.as_ref(),
+            "300",
+            "seconds, at most one day",
+            seconds(24 * 3600),
+        )?,
     })
+}
+
+/// Checks a Redis URL without echoing it (it may hold a password). Plain `redis://` only: this
+/// build has no TLS client (as for the model servers, Redis belongs on the private network).
+fn parse_redis_url(s: &str, allow_remote: bool) -> Result<Option<String>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let Ok(parsed) = reqwest::Url::parse(s) else {
+        return Err("the value is not a URL".into());
+    };
+    match parsed.scheme() {
+        "redis" => {}
+        "rediss" => {
+            return Err(
+                "rediss:// (TLS) is not supported by this build; reach Redis over \
+                        redis:// on a private network"
+                    .into(),
+            )
+        }
+        _ => return Err("the URL scheme is not redis://".into()),
+    }
+    let host = parsed.host_str().unwrap_or_default();
+    if host.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    if !allow_remote && !is_local_host(host) {
+        return Err(format!(
+            "{host} is outside this machine and its private network, so cached queries would \
+             leave it; set allow_remote_llm = true to allow that"
+        ));
+    }
+    if redis::Client::open(s).is_err() {
+        return Err("the URL is not a valid Redis URL (check the port and database number)".into());
+    }
+    Ok(Some(s.to_string()))
 }
 
 fn parse_database(s: &str, data_dir: &Path) -> Result<DatabaseLocation, String> {
@@ -731,6 +800,55 @@ mod tests {
         std::fs::write(&path, "# comment\nlistne = \"x\"\n").unwrap();
         let err = load(&["--config", p]).unwrap_err().to_string();
         assert!(err.contains(":2: unknown setting `listne`"), "{err}");
+    }
+
+    #[test]
+    fn database_connect_timeout_defaults_to_30s_and_is_bounded() {
+        assert_eq!(
+            load(&[]).unwrap().database_connect_timeout,
+            Duration::from_secs(30)
+        );
+        let s = load(&["--database-connect-timeout", "0"]).unwrap();
+        assert_eq!(s.database_connect_timeout, Duration::ZERO);
+        let err = load(&["--database-connect-timeout", "forever"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`database_connect_timeout`"), "{err}");
+    }
+
+    #[test]
+    fn redis_url_is_optional_local_and_checked_without_echoing_it() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.rag.redis_url, None);
+        assert_eq!(s.rag.cache_ttl, Duration::from_secs(300));
+        let s = load(&[
+            "--redis-url",
+            "redis://:pw@redis:6379/1",
+            "--cache-ttl",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(s.rag.redis_url.as_deref(), Some("redis://:pw@redis:6379/1"));
+        assert_eq!(s.rag.cache_ttl, Duration::from_secs(60));
+        for bad in [
+            "http://:secret@127.0.0.1:6379",
+            "rediss://:secret@127.0.0.1:6379",
+            "redis://:secret@cache.example.com:6379",
+            "redis://:secret@127.0.0.1:6379/notanumber",
+        ] {
+            let err = load(&["--redis-url", bad]).unwrap_err().to_string();
+            assert!(err.contains("`redis_url`"), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+        let s = load(&[
+            "--redis-url",
+            "redis://cache.example.com",
+            "--allow-remote-llm",
+            "true",
+        ])
+        .unwrap();
+        assert!(s.rag.redis_url.is_some());
+        assert!(load(&["--cache-ttl", "0"]).is_err());
     }
 
     #[test]

@@ -239,3 +239,4 @@ mod tests {
         assert!(split_url("https://x/").is_err());
     }
 }
+// one-line change for the rebuild measurement

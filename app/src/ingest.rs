@@ -206,6 +206,9 @@ impl Ingestor {
                     .collect(),
             );
         }
+        self.retriever
+            .changed(std::slice::from_ref(&doc.collection_id))
+            .await;
         tracing::info!(document = %doc.id, chunks = ids.len(), "document ready");
         Ok(())
     }
@@ -237,6 +240,9 @@ impl Ingestor {
             .zip(vectors.iter().cloned())
             .collect();
         self.store.put_vectors(embedder.model(), &items).await?;
+        let mut collections: Vec<String> = missing.iter().map(|m| m.1.clone()).collect();
+        collections.sort_unstable();
+        collections.dedup();
         self.retriever.indexed(
             missing
                 .into_iter()
@@ -244,6 +250,7 @@ impl Ingestor {
                 .map(|((id, collection, _), v)| (id, collection, v))
                 .collect(),
         );
+        self.retriever.changed(&collections).await;
         Ok(true)
     }
 }

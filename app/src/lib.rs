@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin_cli;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod cli;
 pub mod config;

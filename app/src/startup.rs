@@ -29,7 +29,7 @@ pub fn run(settings: Settings) -> Result<(), BootError> {
 }
 
 async fn serve(settings: Settings) -> Result<(), BootError> {
-    let store = Store::open(&settings.database).await?;
+    let store = Store::open_waiting(&settings.database, settings.database_connect_timeout).await?;
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
         BootError::Config(format!(
             "cannot listen on {} ({e}); choose another address with --listen / BERTH_LISTEN",

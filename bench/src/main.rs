@@ -159,7 +159,7 @@ fn vector_index(args: &Args, figures: &mut Vec<Figure>) {
     let centres: Vec<Vec<f32>> = (0..1000)
         .map(|_| (0..dim).map(|_| rng.unit()).collect())
         .collect();
-    let mut near = |rng: &mut Rng, c: usize| -> Vec<f32> {
+    let near = |rng: &mut Rng, c: usize| -> Vec<f32> {
         centres[c].iter().map(|x| x + 0.3 * rng.unit()).collect()
     };
     let vectors: Vec<(i64, String, Vec<f32>)> = (0..n)
@@ -417,8 +417,8 @@ async fn ingest(args: &Args, figures: &mut Vec<Figure>) -> Result<()> {
             let mut s = String::with_capacity(size + 200);
             while s.len() < size {
                 s.push_str(&vocabulary.sentence(&mut rng, 12));
-                s.push(if rng.next() % 5 == 0 { '\n' } else { ' ' });
-                if rng.next() % 9 == 0 {
+                s.push(if rng.next().is_multiple_of(5) { '\n' } else { ' ' });
+                if rng.next().is_multiple_of(9) {
                     s.push('\n');
                 }
             }

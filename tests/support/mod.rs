@@ -4,6 +4,8 @@
 
 pub mod llm;
 pub mod metrics;
+pub mod pg;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ impl Berth {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
+            .args(database_args_unless_given(data_dir, args, env))
             .env("BERTH_LOG_FORMAT", "json")
             .env("BERTH_LOG_LEVEL", "info")
             .stdout(Stdio::piped())
@@ -143,6 +146,79 @@ impl Drop for Berth {
     }
 }
 
+/// True when the black-box tests run Berth on PostgreSQL (`BERTH_TEST_BACKEND=postgres`): each
+/// data directory then gets a fresh database of its own (see `pg`). Otherwise, the default, they
+/// run on the embedded SQLite store.
+pub fn postgres_backend() -> bool {
+    match std::env::var("BERTH_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite" | "") | Err(_) => false,
+        Ok(other) => panic!("BERTH_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
+}
+
+/// `--database-url URL` for the data directory's database under the PostgreSQL backend.
+pub fn database_args(data_dir: &Path) -> Vec<String> {
+    if postgres_backend() {
+        vec!["--database-url".into(), pg::database_for_dir(data_dir)]
+    } else {
+        Vec::new()
+    }
+}
+
+fn database_args_unless_given(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let given = args.iter().any(|a| a.starts_with("--database-url"))
+        || env.iter().any(|(k, _)| *k == "BERTH_DATABASE_URL");
+    if given {
+        Vec::new()
+    } else {
+        database_args(data_dir)
+    }
+}
+
+/// The URL of the data directory's database, whichever the backend.
+pub fn database_url(data_dir: &Path) -> String {
+    if postgres_backend() {
+        pg::database_for_dir(data_dir)
+    } else {
+        format!("sqlite://{}", data_dir.join("berth.db").display())
+    }
+}
+
+/// Runs `sql` straight on the data directory's database: the first column of each row, as text.
+pub async fn db_strings(data_dir: &Path, sql: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let url = database_url(data_dir);
+    if postgres_backend() {
+        let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut db).await.unwrap()
+    } else {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut db).await.unwrap()
+    }
+}
+
+/// Executes `sql` straight on the data directory's database: rows affected, or the database's
+/// refusal.
+pub async fn db_execute(data_dir: &Path, sql: &str) -> Result<u64, String> {
+    use sqlx::Connection;
+    let url = database_url(data_dir);
+    let result = if postgres_backend() {
+        let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(sql)
+            .execute(&mut db)
+            .await
+            .map(|r| r.rows_affected())
+    } else {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(sql)
+            .execute(&mut db)
+            .await
+            .map(|r| r.rows_affected())
+    };
+    result.map_err(|e| e.to_string())
+}
+
 /// Runs `berth` to completion (for commands that must fail at start): (exit code, stderr).
 pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(BIN);
@@ -183,6 +259,7 @@ pub fn admin_cli(data_dir: &Path, action: &str, username: &str, password: &str) 
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(database_args(data_dir))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

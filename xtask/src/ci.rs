@@ -14,8 +14,9 @@ use crate::{
 
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Run the whole gate (fmt, clippy, test), then summarise",
-    long_about = "Run every check the project is gated on, in order: fmt, clippy, test \
+    about = "Run the whole gate (gen, fmt, clippy, test, frontend, e2e, containers), then summarise",
+    long_about = "Run every check the project is gated on, in order: gen, fmt, clippy, test, frontend, \
+                  e2e, containers \
                   (`--list` shows them all).\n\n\
                   Every selected step runs even after one fails, so one run shows every problem; \
                   then a summary table lists each step's result and time, and the last line reads \
@@ -50,6 +51,13 @@ pub struct Step {
 pub fn steps() -> Vec<Step> {
     vec![
         Step {
+            name: "gen",
+            description: "files generated from deploy/stack.toml are fresh and valid",
+            command: "cargo xtask gen --check",
+            needs: &[Tool::Cargo],
+            run: |_| crate::gen::run_check(),
+        },
+        Step {
             name: "fmt",
             description: "code is formatted as rustfmt would",
             command: "cargo fmt --all -- --check",
@@ -71,11 +79,69 @@ pub fn steps() -> Vec<Step> {
             },
         },
         Step {
+            name: "fixtures",
+            description: "the container images the tests use are built and current",
+            command: "cargo xtask fixtures",
+            needs: &[Tool::DockerEngine],
+            run: |_| {
+                let args = crate::fixtures::Args {
+                    dry_run: false,
+                    rebuild: false,
+                    only: Vec::new(),
+                };
+                crate::fixtures::run(args).map(drop)
+            },
+        },
+        Step {
             name: "test",
             description: "every test in the workspace passes",
             command: "cargo test --locked --workspace",
             needs: &[Tool::Cargo],
             run: |sh| Ok(cmd!(sh, "cargo test --locked --workspace").quiet().run()?),
+        },
+        Step {
+            name: "test-postgres",
+            description: "the black-box account and server tests pass on PostgreSQL too",
+            command: "BERTH_TEST_BACKEND=postgres cargo test --locked -p berth --test accounts \
+                      --test http",
+            needs: &[Tool::Cargo, Tool::DockerEngine],
+            run: |sh| {
+                Ok(cmd!(
+                    sh,
+                    "cargo test --locked -p berth --test accounts --test http"
+                )
+                .env("BERTH_TEST_BACKEND", "postgres")
+                .quiet()
+                .run()?)
+            },
+        },
+        Step {
+            name: "frontend",
+            description: "the web UI type-checks, lints, passes its unit tests and bundles",
+            command: "cargo xtask frontend",
+            needs: &[Tool::Node, Tool::Npm],
+            run: |_| crate::frontend::run_full(),
+        },
+        Step {
+            name: "e2e",
+            description: "browser tests of the web UI against the real server pass (Chromium)",
+            command: "cargo xtask e2e",
+            needs: &[Tool::Cargo, Tool::Node, Tool::Npm, Tool::Chromium],
+            run: |_| crate::e2e::run_default(),
+        },
+        Step {
+            name: "containers",
+            description: "the app image builds; the cpu stack comes up healthy and serves register → ask",
+            command: "cargo test --locked -p berth --test containers -- --ignored --nocapture",
+            needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
+            run: |sh| {
+                Ok(cmd!(
+                    sh,
+                    "cargo test --locked -p berth --test containers -- --ignored --nocapture"
+                )
+                .quiet()
+                .run()?)
+            },
         },
     ]
 }
@@ -313,9 +379,15 @@ mod tests {
         assert_eq!(
             names(&select(&steps, &[], &strings(&["clippy"]))),
             [
+                ("gen", None),
                 ("fmt", None),
                 ("clippy", Some("--skip".into())),
-                ("test", None)
+                ("fixtures", None),
+                ("test", None),
+                ("test-postgres", None),
+                ("frontend", None),
+                ("e2e", None),
+                ("containers", None)
             ]
         );
         assert_eq!(
@@ -325,9 +397,15 @@ mod tests {
                 &strings(&["test"])
             )),
             [
+                ("gen", Some("not in --only".into())),
                 ("fmt", None),
                 ("clippy", Some("not in --only".into())),
-                ("test", Some("--skip".into()))
+                ("fixtures", Some("not in --only".into())),
+                ("test", Some("--skip".into())),
+                ("test-postgres", Some("not in --only".into())),
+                ("frontend", Some("not in --only".into())),
+                ("e2e", Some("not in --only".into())),
+                ("containers", Some("not in --only".into()))
             ]
         );
     }
@@ -342,7 +420,9 @@ mod tests {
     #[test]
     fn unknown_steps_are_rejected() {
         assert!(step_name("fmt").is_ok());
-        assert!(step_name("lint").unwrap_err().contains("fmt, clippy, test"));
+        assert!(step_name("lint")
+            .unwrap_err()
+            .contains("fmt, clippy, fixtures, test"));
     }
 
     #[test]

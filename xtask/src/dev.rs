@@ -70,6 +70,11 @@ pub struct Args {
     /// Print what would be done, then exit without doing it
     #[arg(long)]
     dry_run: bool,
+    /// Run PostgreSQL, Redis and Ollama in containers (stage dev of deploy/stack.toml, on
+    /// 127.0.0.1) and point the server at them; they keep running after Ctrl-C
+    /// (`cargo xtask down --stage dev` stops them)
+    #[arg(long)]
+    stack: bool,
 }
 
 /// Number of stop signals received; the handler does nothing else.
@@ -92,10 +97,13 @@ fn sleep_unless_stopped(d: Duration) -> bool {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let dev = Dev::new(&args)?;
+    let mut dev = Dev::new(&args)?;
     let watch = !args.no_watch;
     // Fail before a possibly long build rather than after it.
     check_port_free(dev.port)?;
+    if args.stack {
+        dev.env = crate::lifecycle::dev_stack(args.dry_run)?;
+    }
     if args.dry_run {
         dev.print_plan(watch);
         return Ok(());
@@ -121,10 +129,24 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-/// Extension point: bundle `frontend/` before the server starts. Nothing to do yet.
+/// Bundles `frontend/` before the server starts (`npm ci` when its lockfile changed, then the
+/// bundle; see `cargo xtask frontend`). A debug server reads the bundle from disk, so a later
+/// `cargo xtask frontend` shows in the browser without a restart. Without npm, or if the bundle
+/// fails, the server starts anyway: its pages then say how to build the UI.
+/// `BERTH_DEV_NO_FRONTEND=1` skips it (the API alone, e.g. for tests of `dev` itself).
 fn prepare_frontend(root: &Path) -> Result<()> {
-    if root.join("frontend/package.json").exists() {
-        warn("frontend/ exists, but `dev` does not bundle it yet");
+    let dir = root.join("frontend");
+    if !dir.join("package.json").exists() {
+        return Ok(());
+    }
+    if std::env::var_os("BERTH_DEV_NO_FRONTEND").is_some_and(|v| v == "1") {
+        section("web UI: not built (BERTH_DEV_NO_FRONTEND=1)");
+        return Ok(());
+    }
+    if let Err(err) = crate::frontend::build(&dir, crate::frontend::Mode::BundleOnly, false) {
+        warn(&format!(
+            "the web UI was not built ({err:#}); the API runs without it"
+        ));
     }
     Ok(())
 }
@@ -152,6 +174,8 @@ struct Dev {
     build: bool,
     port: u16,
     data_dir: PathBuf,
+    /// Extra settings for the server (`--stack`: where the containers are).
+    env: Vec<(String, String)>,
 }
 
 impl Dev {
@@ -168,6 +192,7 @@ impl Dev {
             build: server.build,
             port: args.port,
             data_dir,
+            env: Vec::new(),
         })
     }
 
@@ -184,6 +209,7 @@ impl Dev {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .current_dir(&self.root)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         command
     }

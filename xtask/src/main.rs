@@ -4,9 +4,17 @@
 //! built before any task can run.
 
 mod admin;
+mod bench;
 mod ci;
 mod dev;
+mod docker;
 mod doctor;
+mod e2e;
+mod fixtures;
+mod frontend;
+mod gen;
+mod lifecycle;
+mod stack;
 mod util;
 
 use std::process::ExitCode;
@@ -32,7 +40,19 @@ enum Task {
     Dev(dev::Args),
     Ci(ci::Args),
     Doctor(doctor::Args),
+    Fixtures(fixtures::Args),
+    Frontend(frontend::Args),
+    E2e(e2e::Args),
     Admin(admin::Args),
+    Bench(bench::Args),
+    Gen(gen::Args),
+    Build(lifecycle::BuildArgs),
+    Up(lifecycle::UpArgs),
+    Down(lifecycle::DownArgs),
+    Ps(lifecycle::PsArgs),
+    Logs(lifecycle::LogsArgs),
+    Health(lifecycle::HealthArgs),
+    Exec(lifecycle::ExecArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,7 +61,19 @@ fn main() -> ExitCode {
         Task::Dev(args) => dev::run(args).map(|()| ExitCode::SUCCESS),
         Task::Ci(args) => ci::run(args),
         Task::Doctor(args) => doctor::run(args),
+        Task::Fixtures(args) => fixtures::run(args),
+        Task::Frontend(args) => frontend::run(args).map(|()| ExitCode::SUCCESS),
+        Task::E2e(args) => e2e::run(args).map(|()| ExitCode::SUCCESS),
         Task::Admin(args) => admin::run(args),
+        Task::Bench(args) => bench::run(args),
+        Task::Gen(args) => gen::run(args).map(|()| ExitCode::SUCCESS),
+        Task::Build(args) => lifecycle::build(args),
+        Task::Up(args) => lifecycle::up(args),
+        Task::Down(args) => lifecycle::down(args),
+        Task::Ps(args) => lifecycle::ps(args),
+        Task::Logs(args) => lifecycle::logs(args),
+        Task::Health(args) => lifecycle::health(args),
+        Task::Exec(args) => lifecycle::exec(args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
@@ -78,6 +110,10 @@ mod tests {
             Task::Ci(_)
         ));
         assert!(matches!(parse(&["doctor"]).unwrap().task, Task::Doctor(_)));
+        assert!(matches!(
+            parse(&["fixtures", "--dry-run"]).unwrap().task,
+            Task::Fixtures(_)
+        ));
     }
 
     #[test]

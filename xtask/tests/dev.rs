@@ -209,6 +209,7 @@ impl Dev {
             data_dir.arg(),
         ])
         .env("BERTH_DEV_BIN", berth())
+        .env("BERTH_DEV_NO_FRONTEND", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

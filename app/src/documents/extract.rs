@@ -321,7 +321,7 @@ mod tests {
               <body><h1>Title</h1><p>Fish &amp; chips</p></body></html>",
         )
         .unwrap();
-        assert_eq!(t, "Title\nFish & chips");
+        assert_eq!(t, "Title\n\nFish & chips");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod vector_index;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::cache::{self, Cache};
 use crate::config::RagSettings;
 use crate::llm;
 use crate::metrics::Metrics;
@@ -35,6 +36,8 @@ pub struct Retriever {
     index: Option<Arc<VectorIndex>>,
     settings: RagSettings,
     metrics: Arc<Metrics>,
+    /// Query embeddings and hybrid results on Redis, when configured.
+    cache: Cache,
 }
 
 const META_MODEL: &str = "embedding_model";
@@ -80,12 +83,18 @@ impl Retriever {
                 store.set_meta(META_MODEL, e.model()).await?;
             }
         }
+        let cache = Cache::new(
+            settings.redis_url.as_deref(),
+            settings.cache_ttl,
+            metrics.registry(),
+        );
         Ok(Retriever {
             store,
             embedder,
             index,
             settings: settings.clone(),
             metrics,
+            cache,
         })
     }
 
@@ -122,6 +131,16 @@ impl Retriever {
         }
     }
 
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// A document of these collections became ready (and indexed) or was deleted: cached
+    /// results covering them must not be served again.
+    pub async fn changed(&self, collections: &[String]) {
+        self.cache.invalidate(collections).await;
+    }
+
     /// Ranked passages for `query` among `collections` (which the caller may read).
     pub async fn search(
         &self,
@@ -130,6 +149,26 @@ impl Retriever {
         k: usize,
     ) -> Result<(Mode, Vec<Hit>), sqlx::Error> {
         let _t = self.metrics.stage("retrieve");
+        // Hybrid results and query embeddings may come from the cache; lexical results are
+        // cheap and always fresh. Cached or not, rows are read from the database below.
+        let cached = match &self.embedder {
+            Some(embedder) => {
+                self.cache
+                    .lookup(&cache::Query {
+                        model: embedder.model(),
+                        text: query,
+                        collections,
+                        k,
+                        mode: "hybrid",
+                        weights: (self.settings.lexical_weight, self.settings.vector_weight),
+                    })
+                    .await
+            }
+            None => None,
+        };
+        if let Some(hits) = cached.as_ref().and_then(|c| c.results.clone()) {
+            return Ok((Mode::Hybrid, self.hits(hits).await?));
+        }
         let terms = terms(query);
         // Each list is deeper than k so fusion has something to work with.
         let depth = (k * 4).max(20) as i64;
@@ -139,10 +178,18 @@ impl Retriever {
             .await?;
         let mut mode = Mode::Lexical;
         let mut vector: Vec<(i64, f64)> = Vec::new();
+        let mut embedded = None;
         if let Some(embedder) = &self.embedder {
-            match embedder.embed(&[query.to_string()]).await {
-                Ok(mut v) => {
+            let q = match cached.as_ref().and_then(|c| c.embedding.clone()) {
+                Some(q) => Ok(q),
+                None => embedder.embed(&[query.to_string()]).await.map(|mut v| {
                     let q = v.pop().unwrap_or_default();
+                    embedded = Some(q.clone());
+                    q
+                }),
+            };
+            match q {
+                Ok(q) => {
                     mode = Mode::Hybrid;
                     vector = match &self.index {
                         Some(index) => index
@@ -170,6 +217,15 @@ impl Retriever {
             ],
             k,
         );
+        if let (Mode::Hybrid, Some(lookup)) = (mode, &cached) {
+            self.cache.store(lookup, &fused, embedded.as_deref()).await;
+        }
+        Ok((mode, self.hits(fused).await?))
+    }
+
+    /// The ranked chunks' rows, re-read from the database: only ready documents' chunks, so a
+    /// deleted or unfinished document never shows, whatever the ranking came from.
+    async fn hits(&self, fused: Vec<(i64, f64)>) -> Result<Vec<Hit>, sqlx::Error> {
         let ids: Vec<i64> = fused.iter().map(|(id, _)| *id).collect();
         let mut rows: HashMap<i64, ChunkRow> = self
             .store
@@ -178,11 +234,10 @@ impl Retriever {
             .into_iter()
             .map(|c| (c.id, c))
             .collect();
-        let hits = fused
+        Ok(fused
             .into_iter()
             .filter_map(|(id, score)| rows.remove(&id).map(|chunk| Hit { chunk, score }))
-            .collect();
-        Ok((mode, hits))
+            .collect())
     }
 }
 

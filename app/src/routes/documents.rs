@@ -263,8 +263,10 @@ pub async fn get_document(
 /// Deletes a document, its chunks, vectors and file.
 pub async fn remove(state: &AppState, id: &str) -> Result<(), ApiError> {
     let chunk_ids = state.store.chunk_ids_of(id).await?;
+    let collection = state.store.document(id).await?.map(|d| d.collection_id);
     state.store.delete_document(id).await?;
     state.retriever.forget(&chunk_ids);
+    state.retriever.changed(&Vec::from_iter(collection)).await;
     let _ = tokio::fs::remove_file(Ingestor::file_path(&state.files_dir, id)).await;
     Ok(())
 }

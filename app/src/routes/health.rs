@@ -61,6 +61,16 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         };
         checks.insert(name.into(), check);
     }
+    // The query cache likewise: without Redis, searches are computed afresh.
+    let cache = match state.retriever.cache().check().await {
+        None => json!({ "ok": true, "configured": false }),
+        Some(Ok(())) => json!({ "ok": true, "configured": true }),
+        Some(Err(error)) => {
+            degraded = true;
+            json!({ "ok": false, "configured": true, "error": error })
+        }
+    };
+    checks.insert("cache".into(), cache);
     checks.insert(
         "retrieval".into(),
         json!({ "ok": true, "mode": state.retriever.mode() }),

@@ -138,7 +138,10 @@ pub fn router(state: AppState) -> Router {
                         .on_request(())
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // gzip for the UI bundle and JSON; the default predicate leaves event streams,
+                // images and tiny bodies alone.
+                .layer(tower_http::compression::CompressionLayer::new()),
         )
 }
 

@@ -142,10 +142,11 @@ fn not_built() -> Response {
         <title>Berth: web UI not built</title></head>\n<body>\n\
         <h1>The web UI was not built</h1>\n\
         <p>This Berth server runs, and its API answers under <code>/api/v1/</code> (described by \
-        <a href=\"/api/openapi.json\">/api/openapi.json</a>), but it has no web interface: <code>frontend/dist</code> did not exist when it was built.</p>\n\
-        <p>Build the interface with <code>cargo xtask frontend</code> (it needs Node.js and npm), \
-        then restart the server; a release build must be built again to embed it. \
-        <code>cargo xtask dev</code> does both.</p>\n</body>\n</html>\n";
+        <a href=\"/api/openapi.json\">/api/openapi.json</a>), but it has no web interface to \
+        serve: the bundle in <code>frontend/dist</code> is missing.</p>\n\
+        <p>Build it with <code>cargo xtask frontend</code> (it needs Node.js and npm), then reload \
+        this page. A release binary embeds the bundle when it is compiled: build the interface \
+        first, then the binary. <code>cargo xtask dev</code> does it all.</p>\n</body>\n</html>\n";
     secured(
         (
             StatusCode::OK,

@@ -26,10 +26,22 @@ pub enum Store {
 
 impl Store {
     /// Opens the database, refuses one written by a newer Berth, and applies pending migrations.
+    /// A PostgreSQL server that cannot be reached yet is waited for, up to 30 seconds.
     pub async fn open(location: &DatabaseLocation) -> Result<Store, BootError> {
+        Store::open_waiting(location, std::time::Duration::from_secs(30)).await
+    }
+
+    /// [`Store::open`], waiting up to `connect_timeout` for a database server that cannot be
+    /// reached yet (the `database_connect_timeout` setting).
+    pub async fn open_waiting(
+        location: &DatabaseLocation,
+        connect_timeout: std::time::Duration,
+    ) -> Result<Store, BootError> {
         Ok(match location {
             DatabaseLocation::Sqlite(path) => Store::Sqlite(SqliteStore::open(path).await?),
-            DatabaseLocation::Postgres(url) => Store::Postgres(PgStore::open(url).await?),
+            DatabaseLocation::Postgres(url) => {
+                Store::Postgres(PgStore::open(url, connect_timeout).await?)
+            }
         })
     }
 

@@ -1,0 +1,385 @@
+import { useId, useRef, useState, type SubmitEvent } from "react";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import {
+  createCollection,
+  deleteCollection,
+  deleteDocument,
+  documentFileUrl,
+  errorMessage,
+  getStatus,
+  listCollections,
+  listDocuments,
+  retryDocument,
+  uploadDocument,
+  type Collection,
+  type DocumentInfo,
+  type DocumentStatus,
+} from "../api";
+import {
+  Alert,
+  Badge,
+  Button,
+  Card,
+  Checkbox,
+  ErrorAlert,
+  PageTitle,
+  ProgressBar,
+  Spinner,
+  TextField,
+  cx,
+  formatBytes,
+  formatTime,
+} from "../components/ui";
+import { Link, navigate } from "../router";
+
+/** How often document status is polled while any document is queued or processing. */
+export const POLL_MS = 1000;
+
+export function needsPolling(docs: DocumentInfo[] | undefined): boolean {
+  return (docs ?? []).some((d) => d.status === "queued" || d.status === "processing");
+}
+
+/** Tells when search is lexical only (no embedding model), from GET /status. */
+export function RetrievalNotice() {
+  const status = useQuery({ queryKey: ["status"], queryFn: getStatus, staleTime: 60_000 });
+  if (status.data?.retrieval !== "lexical") return null;
+  return (
+    <Alert tone="warning" title="Lexical only" className="mb-4">
+      No embedding model is configured, so search matches the words of a question, not its meaning.
+      An admin can set one up (BERTH_EMBED_URL and BERTH_EMBED_MODEL).
+    </Alert>
+  );
+}
+
+export function DocumentsPage({ collectionId }: { collectionId?: string }) {
+  const collections = useQuery({ queryKey: ["collections"], queryFn: listCollections });
+  const selected = collections.data?.find((c) => c.id === collectionId);
+  return (
+    <div>
+      <PageTitle>Documents</PageTitle>
+      <RetrievalNotice />
+      <div className="grid gap-6 md:grid-cols-[18rem_1fr]">
+        <aside aria-label="Collections" className="space-y-4">
+          <CollectionList collections={collections.data} loading={collections.isPending} error={collections.error} current={collectionId} />
+          <NewCollectionForm />
+        </aside>
+        <div>
+          {collectionId === undefined && (
+            <p className="text-sm text-slate-500 dark:text-slate-400">
+              Choose a collection, or create one, to upload documents.
+            </p>
+          )}
+          {collectionId !== undefined && collections.isSuccess && !selected && (
+            <Alert tone="error">This collection does not exist, or you cannot see it.</Alert>
+          )}
+          {selected && <CollectionView key={selected.id} collection={selected} />}
+        </div>
+      </div>
+    </div>
+  );
+}
+
+function CollectionList({
+  collections,
+  loading,
+  error,
+  current,
+}: {
+  collections: Collection[] | undefined;
+  loading: boolean;
+  error: unknown;
+  current: string | undefined;
+}) {
+  return (
+    <Card>
+      <h2 className="mb-2 text-sm font-semibold">Collections</h2>
+      {loading && <Spinner label="Loading collections" />}
+      <ErrorAlert error={error} />
+      {collections?.length === 0 && (
+        <p className="text-sm text-slate-500 dark:text-slate-400">No collections yet.</p>
+      )}
+      <ul className="space-y-1">
+        {collections?.map((c) => (
+          <li key={c.id}>
+            <Link
+              to={`/documents/${encodeURIComponent(c.id)}`}
+              aria-current={c.id === current ? "page" : undefined}
+              className={cx(
+                "flex items-center justify-between gap-2 rounded-md px-3 py-2 text-sm",
+                c.id === current
+                  ? "bg-indigo-100 font-medium text-indigo-900 dark:bg-indigo-950 dark:text-indigo-100"
+                  : "hover:bg-slate-100 dark:hover:bg-slate-800",
+              )}
+            >
+              <span className="truncate">{c.name}</span>
+              <span className="flex shrink-0 items-center gap-1">
+                {c.shared && <Badge tone="blue">shared</Badge>}
+                <span className="text-xs text-slate-500 dark:text-slate-400" aria-label={`${c.document_count} documents`}>
+                  {c.document_count}
+                </span>
+              </span>
+            </Link>
+          </li>
+        ))}
+      </ul>
+    </Card>
+  );
+}
+
+function NewCollectionForm() {
+  const client = useQueryClient();
+  const [name, setName] = useState("");
+  const [shared, setShared] = useState(false);
+  const create = useMutation({
+    mutationFn: () => createCollection(name.trim(), shared),
+    onSuccess: async (c) => {
+      setName("");
+      setShared(false);
+      await client.invalidateQueries({ queryKey: ["collections"] });
+      navigate(`/documents/${encodeURIComponent(c.id)}`);
+    },
+  });
+  const submit = (e: SubmitEvent) => {
+    e.preventDefault();
+    if (name.trim()) create.mutate();
+  };
+  return (
+    <Card>
+      <form onSubmit={submit} className="space-y-3" aria-label="New collection">
+        <h2 className="text-sm font-semibold">New collection</h2>
+        <ErrorAlert error={create.error} />
+        <TextField label="Name" value={name} onChange={(e) => setName(e.target.value)} required maxLength={200} />
+        <Checkbox label="Shared with members" checked={shared} onChange={(e) => setShared(e.target.checked)} />
+        <Button type="submit" variant="primary" busy={create.isPending} disabled={name.trim() === ""}>
+          Create collection
+        </Button>
+      </form>
+    </Card>
+  );
+}
+
+interface Upload {
+  key: string;
+  name: string;
+  progress: number;
+  error?: string;
+}
+
+function CollectionView({ collection }: { collection: Collection }) {
+  const client = useQueryClient();
+  const docsKey = ["documents", collection.id];
+  const docs = useQuery({
+    queryKey: docsKey,
+    queryFn: () => listDocuments(collection.id),
+    refetchInterval: (query) => (needsPolling(query.state.data) ? POLL_MS : false),
+  });
+  const [uploads, setUploads] = useState<Upload[]>([]);
+  const fileRef = useRef<HTMLInputElement>(null);
+  const fileId = useId();
+
+  const refresh = () =>
+    Promise.all([
+      client.invalidateQueries({ queryKey: docsKey }),
+      client.invalidateQueries({ queryKey: ["collections"] }),
+    ]);
+
+  const upload = async (files: File[]) => {
+    await Promise.all(
+      files.map(async (file, i) => {
+        const key = `${Date.now()}-${i}-${file.name}`;
+        setUploads((u) => [...u, { key, name: file.name, progress: 0 }]);
+        const update = (patch: Partial<Upload>) =>
+          setUploads((u) => u.map((x) => (x.key === key ? { ...x, ...patch } : x)));
+        try {
+          await uploadDocument(collection.id, file, (progress) => update({ progress }));
+          setUploads((u) => u.filter((x) => x.key !== key));
+        } catch (err) {
+          update({ error: errorMessage(err) });
+        }
+      }),
+    );
+    await refresh();
+  };
+
+  const submit = (e: SubmitEvent) => {
+    e.preventDefault();
+    const files = Array.from(fileRef.current?.files ?? []);
+    if (files.length === 0) return;
+    if (fileRef.current) fileRef.current.value = "";
+    void upload(files);
+  };
+
+  const removeCollection = useMutation({
+    mutationFn: () => deleteCollection(collection.id),
+    onSuccess: async () => {
+      await client.invalidateQueries({ queryKey: ["collections"] });
+      navigate("/documents");
+    },
+  });
+
+  return (
+    <div className="space-y-4">
+      <div className="flex flex-wrap items-center justify-between gap-2">
+        <h2 className="text-lg font-semibold">
+          {collection.name}{" "}
+          {collection.shared && <Badge tone="blue">shared</Badge>}{" "}
+          {collection.role === "member" && (
+            <span className="text-sm font-normal text-slate-500 dark:text-slate-400">owned by {collection.owner.username}</span>
+          )}
+        </h2>
+        {collection.role === "owner" && (
+          <Button
+            variant="danger"
+            size="sm"
+            busy={removeCollection.isPending}
+            onClick={() => {
+              if (window.confirm(`Delete the collection “${collection.name}” and all its documents?`)) removeCollection.mutate();
+            }}
+          >
+            Delete collection
+          </Button>
+        )}
+      </div>
+      <ErrorAlert error={removeCollection.error} />
+
+      <Card>
+        <form onSubmit={submit} className="flex flex-wrap items-end gap-3" aria-label="Upload documents">
+          <div className="min-w-0 flex-1 space-y-1">
+            <label htmlFor={fileId} className="block text-sm font-medium text-slate-700 dark:text-slate-200">
+              Files to upload
+            </label>
+            <input
+              ref={fileRef}
+              id={fileId}
+              type="file"
+              multiple
+              aria-describedby={`${fileId}-hint`}
+              className="block w-full text-sm file:mr-3 file:rounded-md file:border-0 file:bg-slate-200 file:px-3 file:py-2 file:text-sm file:font-medium dark:file:bg-slate-700 dark:file:text-slate-100"
+            />
+            <p id={`${fileId}-hint`} className="text-xs text-slate-500 dark:text-slate-400">
+              Text, Markdown, PDF, Word (.docx) or HTML.
+            </p>
+          </div>
+          <Button type="submit" variant="primary">
+            Upload
+          </Button>
+        </form>
+        {uploads.length > 0 && (
+          <ul className="mt-3 space-y-2" aria-label="Uploads">
+            {uploads.map((u) => (
+              <li key={u.key} className="text-sm">
+                <div className="flex items-center justify-between gap-2">
+                  <span className="truncate">{u.name}</span>
+                  {u.error ? (
+                    <Button size="sm" variant="ghost" onClick={() => setUploads((all) => all.filter((x) => x.key !== u.key))}>
+                      Dismiss
+                    </Button>
+                  ) : (
+                    <span className="text-xs text-slate-500">{Math.round(u.progress * 100)}%</span>
+                  )}
+                </div>
+                {u.error ? (
+                  <p role="alert" className="text-xs text-red-700 dark:text-red-300">
+                    {u.name}: {u.error}
+                  </p>
+                ) : (
+                  <ProgressBar value={u.progress} label={`Uploading ${u.name}`} />
+                )}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Card>
+
+      <Card aria-label="Documents in this collection">
+        {docs.isPending && <Spinner label="Loading documents" />}
+        <ErrorAlert error={docs.error} />
+        {docs.data?.length === 0 && (
+          <p className="text-sm text-slate-500 dark:text-slate-400">No documents in this collection yet.</p>
+        )}
+        {docs.data && docs.data.length > 0 && <DocumentTable docs={docs.data} onChange={refresh} />}
+      </Card>
+    </div>
+  );
+}
+
+const STATUS_TONE: Record<DocumentStatus, "gray" | "blue" | "green" | "red"> = {
+  queued: "gray",
+  processing: "blue",
+  ready: "green",
+  failed: "red",
+};
+
+function DocumentTable({ docs, onChange }: { docs: DocumentInfo[]; onChange: () => Promise<unknown> }) {
+  return (
+    <div className="overflow-x-auto">
+      <table className="w-full text-left text-sm">
+        <thead className="text-xs uppercase tracking-wide text-slate-500 dark:text-slate-400">
+          <tr>
+            <th scope="col" className="py-2 pr-3 font-medium">Name</th>
+            <th scope="col" className="py-2 pr-3 font-medium">Size</th>
+            <th scope="col" className="py-2 pr-3 font-medium">Status</th>
+            <th scope="col" className="hidden py-2 pr-3 font-medium sm:table-cell">Passages</th>
+            <th scope="col" className="hidden py-2 pr-3 font-medium lg:table-cell">Added</th>
+            <th scope="col" className="py-2 font-medium"><span className="sr-only">Actions</span></th>
+          </tr>
+        </thead>
+        <tbody className="divide-y divide-slate-200 dark:divide-slate-800">
+          {docs.map((d) => (
+            <DocumentRow key={d.id} doc={d} onChange={onChange} />
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function DocumentRow({ doc, onChange }: { doc: DocumentInfo; onChange: () => Promise<unknown> }) {
+  const retry = useMutation({ mutationFn: () => retryDocument(doc.id), onSuccess: onChange });
+  const remove = useMutation({ mutationFn: () => deleteDocument(doc.id), onSuccess: onChange });
+  const error = retry.error ?? remove.error;
+  return (
+    <tr data-testid="document-row" data-status={doc.status}>
+      <td className="max-w-[16rem] py-2 pr-3">
+        <a href={documentFileUrl(doc.id)} className="block truncate font-medium hover:underline" download={doc.filename}>
+          {doc.filename}
+        </a>
+        {doc.error && <p className="text-xs text-red-700 dark:text-red-300">{doc.error}</p>}
+        {error !== null && <p role="alert" className="text-xs text-red-700 dark:text-red-300">{errorMessage(error)}</p>}
+      </td>
+      <td className="whitespace-nowrap py-2 pr-3">{formatBytes(doc.size)}</td>
+      <td className="py-2 pr-3">
+        <div className="flex min-w-24 flex-col gap-1">
+          <span aria-live="polite">
+            <Badge tone={STATUS_TONE[doc.status]}>{doc.status}</Badge>
+          </span>
+          {doc.status === "processing" && (
+            <ProgressBar value={doc.progress} label={`Processing ${doc.filename}`} />
+          )}
+        </div>
+      </td>
+      <td className="hidden py-2 pr-3 sm:table-cell">{doc.status === "ready" ? doc.chunk_count : "—"}</td>
+      <td className="hidden whitespace-nowrap py-2 pr-3 lg:table-cell">{formatTime(doc.created_at)}</td>
+      <td className="py-2">
+        <div className="flex justify-end gap-2">
+          {doc.status === "failed" && (
+            <Button size="sm" onClick={() => retry.mutate()} busy={retry.isPending} aria-label={`Retry ${doc.filename}`}>
+              Retry
+            </Button>
+          )}
+          <Button
+            size="sm"
+            variant="danger"
+            busy={remove.isPending}
+            aria-label={`Delete ${doc.filename}`}
+            onClick={() => {
+              if (window.confirm(`Delete “${doc.filename}”?`)) remove.mutate();
+            }}
+          >
+            Delete
+          </Button>
+        </div>
+      </td>
+    </tr>
+  );
+}

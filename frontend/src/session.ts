@@ -1,0 +1,23 @@
+import { useQuery, type QueryClient } from "@tanstack/react-query";
+import { getSession, setUnauthenticatedHandler, type SessionInfo } from "./api";
+
+export const SESSION_KEY = ["session"] as const;
+
+/** The signed-in user (null: nobody), shared by every page. */
+export function useSession() {
+  return useQuery<SessionInfo | null>({
+    queryKey: SESSION_KEY,
+    queryFn: ({ signal }) => getSession(signal),
+    staleTime: 5 * 60_000,
+  });
+}
+
+/** When any call answers 401 the session is over: forget it, so the sign-in page shows. */
+export function watchForSignOut(client: QueryClient): void {
+  setUnauthenticatedHandler(() => {
+    if (client.getQueryData(SESSION_KEY)) {
+      client.setQueryData(SESSION_KEY, null);
+      client.removeQueries({ predicate: (q) => q.queryKey[0] !== SESSION_KEY[0] });
+    }
+  });
+}

@@ -1,0 +1,166 @@
+//! A private, real Redis for a test: Debian's `redis-server` on a free loopback port, without
+//! persistence, in its own temporary directory. It can be killed, frozen and started again on the
+//! same port, as an outage would.
+//!
+//! Without `redis-server` on the PATH the tests that need it skip, loudly; under CI (`CI=true`)
+//! they fail instead, so a missing install step cannot pass unnoticed.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Redis {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+/// True if `redis-server` can run here; otherwise says why the test is skipped (or, under CI,
+/// fails it).
+pub fn available() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let under_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !under_ci,
+            "redis-server is not installed, and CI must run the Redis cache tests \
+             (apt-get install redis-server; .ci/run does it)"
+        );
+        eprintln!(
+            "\n*** SKIPPED: redis-server is not installed, so the Redis cache tests did not run.\n\
+             *** Install it (apt-get install redis-server) to run them.\n"
+        );
+    }
+    found
+}
+
+impl Redis {
+    /// Starts a Redis on a free port, or None (after saying so) when `redis-server` is missing.
+    pub fn start() -> Option<Redis> {
+        if !available() {
+            return None;
+        }
+        let mut redis = Redis {
+            port: 0,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        // The port is free when asked; another process could take it before Redis binds, so
+        // try a few.
+        for _ in 0..5 {
+            redis.port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if redis.spawn() {
+                return Some(redis);
+            }
+        }
+        panic!("could not start redis-server on a free port");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server process on `self.port`; false if it exited (e.g. the port is taken).
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.as_mut().unwrap().try_wait() {
+                self.child = None;
+                return false;
+            }
+            if self.ping() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not answer PING", self.port);
+    }
+
+    /// Whether the server answers PING now (raw RESP over TCP, short timeouts).
+    pub fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect_timeout(
+            &([127, 0, 0, 1], self.port).into(),
+            Duration::from_millis(200),
+        ) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        if s.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 16];
+        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    }
+
+    /// Sends a signal to the server process.
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("redis is running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} {pid} failed");
+    }
+
+    /// SIGKILL: the server is gone, its data with it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts an empty server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        assert!(
+            self.spawn(),
+            "redis-server did not start again on {}",
+            self.port
+        );
+    }
+
+    /// SIGSTOP: the server keeps its connections and data but answers nothing.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after `freeze`.
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // A frozen server would ignore SIGTERM; SIGKILL works either way.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+        }
+        self.kill();
+    }
+}
