@@ -308,7 +308,7 @@ impl Cache {
     ) -> Result<T, String> {
         let redis = self.redis.as_ref().ok_or("not configured")?;
         if !probe {
-            if let Err(e) = redis.backing_off() { redis.pending.lock().unwrap().clear(); return Err(e); }
+            redis.backing_off()?;
         }
         let pending: Vec<String> = redis.pending.lock().unwrap().iter().cloned().collect();
         let mut pipe = redis::pipe();
@@ -347,7 +347,6 @@ impl Cache {
             Err(error) => {
                 self.errors.inc();
                 redis.failed(&error);
-redis.pending.lock().unwrap().clear();
                 Err(error)
             }
         }

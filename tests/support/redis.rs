@@ -32,9 +32,10 @@ pub fn available() -> bool {
             "redis-server is not installed, and CI must run the Redis cache tests \
              (apt-get install redis-server; .ci/run does it)"
         );
-        eprintln!(
-            "\n*** SKIPPED: redis-server is not installed, so the Redis cache tests did not run.\n\
-             *** Install it (apt-get install redis-server) to run them.\n"
+        // Straight to stderr, past the test harness's capture, so the skip is seen.
+        let _ = std::io::stderr().write_all(
+            b"\n*** SKIPPED: redis-server is not installed, so the Redis cache tests did not run.\n\
+              *** Install it (apt-get install redis-server) to run them.\n",
         );
     }
     found
