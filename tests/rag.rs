@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::llm::ModelServer;
-use support::{create_admin, json, Berth, Browser};
+use support::{create_admin, db_strings, json, Berth, Browser};
 
 const PW: &str = "Adm1n!chosen-well";
 
@@ -642,7 +642,6 @@ async fn ingestion_waits_for_the_embedding_server_and_failed_jobs_can_be_retried
 
 #[tokio::test]
 async fn sigkill_mid_ingest_never_exposes_a_partial_document() {
-    use sqlx::Connection;
     let model = ModelServer::start();
     let mut env = model_env(&model, "ollama");
     env.push(("BERTH_CHUNK_SIZE".into(), "200".into()));
@@ -667,17 +666,18 @@ async fn sigkill_mid_ingest_never_exposes_a_partial_document() {
     f.berth.signal("KILL");
     f.berth.wait(Duration::from_secs(5));
 
-    let db_path = f._dir.path().join("berth.db");
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db_path.display()))
-        .await
-        .unwrap();
-    let chunks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chunks WHERE document_id = $1")
-        .bind(&id)
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(chunks, 0, "no partial chunks were committed");
-    db.close().await.unwrap();
+    let chunks = db_strings(
+        f._dir.path(),
+        &format!("SELECT CAST(COUNT(*) AS TEXT) FROM chunks WHERE document_id = '{id}'"),
+    )
+    .await;
+    assert_eq!(chunks, ["0"], "no partial chunks were committed");
+    if support::postgres_backend() {
+        // Another instance could still be working: the claim ends only when its lease runs out
+        // (60 s). Let it run out now rather than wait.
+        let sql = format!("UPDATE documents SET lease_until = 0 WHERE id = '{id}'");
+        support::db_execute(f._dir.path(), &sql).await.unwrap();
+    }
 
     // Restarted: searches never see a partial document, and it completes.
     model.set(|b| b.embed_delay = Duration::from_millis(0));
@@ -716,7 +716,6 @@ async fn sigkill_mid_ingest_never_exposes_a_partial_document() {
 
 #[tokio::test]
 async fn a_new_embedding_model_re_embeds_without_mixing() {
-    use sqlx::Connection;
     let model = ModelServer::start();
     let env = model_env(&model, "ollama");
     let f = fixture(&env).await;
@@ -727,19 +726,17 @@ async fn a_new_embedding_model_re_embeds_without_mixing() {
     env2[5].1 = "test-embed-v2".into();
     let env2: Vec<(&str, &str)> = env2.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let berth = Berth::start_with(&dir, &[], &env2);
-    let url = format!("sqlite://{}", dir.join("berth.db").display());
     let start = Instant::now();
     loop {
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let (old, new, chunks): (i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM chunk_vectors WHERE model = 'test-embed'), \
-             (SELECT COUNT(*) FROM chunk_vectors WHERE model = 'test-embed-v2'), \
-             (SELECT COUNT(*) FROM chunks)",
+        let counts = db_strings(
+            &dir,
+            "SELECT CAST((SELECT COUNT(*) FROM chunk_vectors WHERE model = 'test-embed') AS TEXT) \
+             || ' ' || CAST((SELECT COUNT(*) FROM chunk_vectors WHERE model = 'test-embed-v2') AS TEXT) \
+             || ' ' || CAST((SELECT COUNT(*) FROM chunks) AS TEXT)",
         )
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-        db.close().await.unwrap();
+        .await;
+        let n: Vec<i64> = counts[0].split(' ').map(|x| x.parse().unwrap()).collect();
+        let (old, new, chunks) = (n[0], n[1], n[2]);
         if new == chunks {
             assert_eq!(old, 0, "old vectors replaced, not kept beside");
             break;

@@ -6,7 +6,9 @@ mod support;
 
 use berth::accounts::{AccountState, Role, UserRow};
 use berth::config::DatabaseLocation;
-use berth::store::{AuditFilter, NewAuditEntry, Store, TokenRow};
+use berth::store::{
+    AuditFilter, ConversationRow, DocumentRow, NewAuditEntry, NewChunk, Store, TokenRow,
+};
 
 /// Defines each case once for every backend. A case is `async fn NAME(store, location) { BODY }`;
 /// the body sees the open `Store` and its `DatabaseLocation` under the names given.
@@ -106,6 +108,84 @@ fn audit(at: i64, event: &'static str, actor: &str, target: Option<&str>) -> New
         user_agent: Some("tests".into()),
         detail: None,
     }
+}
+
+fn doc(id: &str, collection: &str, hash: &str, at: i64) -> DocumentRow {
+    DocumentRow {
+        id: id.into(),
+        collection_id: collection.into(),
+        filename: format!("{id}.txt"),
+        media_type: "text/plain".into(),
+        size: 10,
+        content_hash: hash.into(),
+        status: "queued".into(),
+        progress: 0.0,
+        error: None,
+        chunk_count: 0,
+        attempts: 0,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// A user "owner" and collections `c1`, `c2` it owns.
+async fn with_collections(store: &Store) {
+    insert(store, &user("owner", Role::User, AccountState::Active, 1)).await;
+    store
+        .insert_collection("c1", "first", "id-owner", false, 1)
+        .await
+        .unwrap();
+    store
+        .insert_collection("c2", "second", "id-owner", false, 2)
+        .await
+        .unwrap();
+}
+
+async fn insert_doc(store: &Store, d: &DocumentRow) {
+    assert_eq!(
+        store.insert_document(d).await.unwrap(),
+        None,
+        "insert {}",
+        d.id
+    );
+}
+
+fn chunks<'a>(texts: &[&'a str]) -> Vec<NewChunk<'a>> {
+    let mut at = 0;
+    texts
+        .iter()
+        .map(|t| {
+            let c = NewChunk {
+                text: t,
+                start: at,
+                end: at + t.len() as i64,
+            };
+            at += t.len() as i64 + 1;
+            c
+        })
+        .collect()
+}
+
+/// Claims the document `id` (the only one due) and completes it with `texts` and `vectors`.
+async fn ingest(
+    store: &Store,
+    id: &str,
+    texts: &[&str],
+    vectors: Option<(&str, &[Vec<f32>])>,
+) -> Vec<i64> {
+    let claimed = store.claim_document(1_000, 60_000).await.unwrap().unwrap();
+    assert_eq!(claimed.id, id);
+    let text = texts.join(" ");
+    store
+        .complete_document(id, &text, &chunks(texts), vectors, 1_001)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
 }
 
 contract! {
@@ -405,5 +485,296 @@ contract! {
         let err = err.to_string();
         assert!(err.contains("99990101000000") && err.contains("newer Berth"), "{err}");
         assert!(!err.contains("postgres://"), "no URL (it may hold a password): {err}");
+    }
+
+    async fn documents_insert_once_per_content_hash(store, location) {
+        with_collections(&store).await;
+        insert_doc(&store, &doc("d1", "c1", "h1", 10)).await;
+        // The same content in the same collection names the existing document.
+        assert_eq!(store.insert_document(&doc("d2", "c1", "h1", 11)).await.unwrap().as_deref(), Some("d1"));
+        // In another collection it is a new document.
+        insert_doc(&store, &doc("d3", "c2", "h1", 12)).await;
+        let d1 = store.document("d1").await.unwrap().unwrap();
+        assert_eq!(
+            (d1.collection_id.as_str(), d1.filename.as_str(), d1.status.as_str(), d1.size, d1.created_at, d1.updated_at),
+            ("c1", "d1.txt", "queued", 10, 10, 10)
+        );
+        assert_eq!((d1.progress, d1.chunk_count, d1.attempts, d1.error), (0.0, 0, 0, None));
+        assert!(store.document("d2").await.unwrap().is_none());
+        let ids: Vec<_> = store.documents_in("c1").await.unwrap().into_iter().map(|d| d.id).collect();
+        assert_eq!(ids, ["d1"]);
+        assert_eq!(store.collection("c1").await.unwrap().unwrap().document_count, 1);
+        assert_eq!(store.queue_depth().await.unwrap(), 2);
+        store.delete_document("d1").await.unwrap();
+        assert!(store.document("d1").await.unwrap().is_none());
+        assert_eq!(store.queue_depth().await.unwrap(), 1);
+    }
+
+    async fn concurrent_claimers_never_share_a_document(store, location) {
+        with_collections(&store).await;
+        for i in 0..20 {
+            insert_doc(&store, &doc(&format!("d{i:02}"), "c1", &format!("h{i}"), 100 + i)).await;
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while let Some(d) = store.claim_document(1_000, 60_000).await.unwrap() {
+                    assert_eq!((d.status.as_str(), d.attempts), ("processing", 1));
+                    mine.push(d.id);
+                    tokio::task::yield_now().await;
+                }
+                mine
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let expected: Vec<_> = (0..20).map(|i| format!("d{i:02}")).collect();
+        assert_eq!(sorted(all), expected, "each document claimed exactly once");
+        assert!(store.claim_document(1_000, 60_000).await.unwrap().is_none());
+        assert_eq!(store.queue_depth().await.unwrap(), 20);
+    }
+
+    async fn claims_go_oldest_first_and_expired_leases_are_reclaimed(store, location) {
+        with_collections(&store).await;
+        insert_doc(&store, &doc("late", "c1", "h2", 20)).await;
+        insert_doc(&store, &doc("early", "c1", "h1", 10)).await;
+        let first = store.claim_document(1_000, 500).await.unwrap().unwrap();
+        assert_eq!((first.id.as_str(), first.status.as_str(), first.attempts, first.updated_at), ("early", "processing", 1, 1_000));
+        let second = store.claim_document(1_000, 500).await.unwrap().unwrap();
+        assert_eq!(second.id, "late");
+        store.set_progress("early", 0.5, 1_600).await.unwrap();
+        assert_eq!(store.document("early").await.unwrap().unwrap().progress, 0.5);
+        // Within the leases nothing is claimable; after "late"'s lease (1_500) it is, again.
+        assert!(store.claim_document(1_400, 500).await.unwrap().is_none());
+        let again = store.claim_document(1_550, 500).await.unwrap().unwrap();
+        assert_eq!((again.id.as_str(), again.attempts, again.progress), ("late", 2, 0.0));
+        assert!(store.claim_document(1_550, 500).await.unwrap().is_none());
+        // release_claims puts every processing document back.
+        assert_eq!(store.release_claims().await.unwrap(), 2);
+        assert_eq!(store.document("early").await.unwrap().unwrap().status, "queued");
+        assert_eq!(store.claim_document(1_550, 500).await.unwrap().unwrap().id, "early");
+    }
+
+    async fn requeue_fail_and_retry(store, location) {
+        with_collections(&store).await;
+        insert_doc(&store, &doc("d1", "c1", "h1", 10)).await;
+        let d = store.claim_document(1_000, 60_000).await.unwrap().unwrap();
+        assert_eq!(d.attempts, 1);
+        // A transient failure: queued again, not due before 5_000, the attempt not counted.
+        store.requeue_document("d1", 5_000, "model server down").await.unwrap();
+        let d = store.document("d1").await.unwrap().unwrap();
+        assert_eq!((d.status.as_str(), d.attempts, d.error.as_deref()), ("queued", 0, Some("model server down")));
+        assert!(store.claim_document(4_999, 60_000).await.unwrap().is_none());
+        let d = store.claim_document(5_000, 60_000).await.unwrap().unwrap();
+        assert_eq!((d.id.as_str(), d.attempts), ("d1", 1));
+        // Requeueing what is not processing does nothing.
+        store.fail_document("d1", "bad pdf", 6_000).await.unwrap();
+        store.requeue_document("d1", 0, "x").await.unwrap();
+        let d = store.document("d1").await.unwrap().unwrap();
+        assert_eq!((d.status.as_str(), d.error.as_deref(), d.updated_at), ("failed", Some("bad pdf"), 6_000));
+        assert!(store.claim_document(10_000, 60_000).await.unwrap().is_none());
+        assert_eq!(store.queue_depth().await.unwrap(), 0);
+        // Only a failed document is retried.
+        assert!(store.retry_document("d1", 7_000).await.unwrap());
+        assert!(!store.retry_document("d1", 7_001).await.unwrap());
+        assert!(!store.retry_document("nope", 7_001).await.unwrap());
+        let d = store.document("d1").await.unwrap().unwrap();
+        assert_eq!((d.status.as_str(), d.error, d.attempts, d.updated_at), ("queued", None, 0, 7_000));
+        assert_eq!(store.claim_document(7_000, 60_000).await.unwrap().unwrap().id, "d1");
+    }
+
+    async fn completed_chunks_become_visible_only_then(store, location) {
+        with_collections(&store).await;
+        insert_doc(&store, &doc("d1", "c1", "h1", 10)).await;
+        let terms = vec!["harbour".to_string()];
+        let both = vec!["c1".to_string(), "c2".to_string()];
+        // Not ours to complete before it is claimed.
+        let texts = ["The harbour master keeps the tide tables.", "Ships berth at the quay."];
+        assert_eq!(store.complete_document("d1", "x", &chunks(&texts), None, 5).await.unwrap(), None);
+        assert!(store.chunk_ids_of("d1").await.unwrap().is_empty());
+        store.claim_document(1_000, 60_000).await.unwrap().unwrap();
+        assert!(store.lexical_search(&terms, &both, 10).await.unwrap().is_empty());
+        let ids = store
+            .complete_document("d1", &texts.join(" "), &chunks(&texts), None, 2_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(sorted(store.chunk_ids_of("d1").await.unwrap()), sorted(ids.clone()));
+        let d = store.document("d1").await.unwrap().unwrap();
+        assert_eq!((d.status.as_str(), d.progress, d.chunk_count, d.updated_at), ("ready", 1.0, 2, 2_000));
+        assert_eq!(store.document_text("d1").await.unwrap().as_deref(), Some(texts.join(" ").as_str()));
+        let rows = store.chunks_by_ids(&ids).await.unwrap();
+        let mut rows: Vec<_> = rows.into_iter().map(|c| (c.ordinal, c.text, c.document_name, c.collection_id, c.start_offset)).collect();
+        rows.sort();
+        assert_eq!(rows[0], (0, texts[0].to_string(), "d1.txt".to_string(), "c1".to_string(), 0));
+        assert_eq!(rows[1].0, 1);
+        let hits = store.lexical_search(&terms, &both, 10).await.unwrap();
+        assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [ids[0]]);
+        assert!(hits[0].1 > 0.0);
+        // Completing twice is refused: it is no longer processing.
+        assert_eq!(store.complete_document("d1", "x", &chunks(&texts), None, 3_000).await.unwrap(), None);
+        // Deleting the document drops its chunks.
+        store.delete_document("d1").await.unwrap();
+        assert!(store.chunks_by_ids(&ids).await.unwrap().is_empty());
+        assert!(store.lexical_search(&terms, &both, 10).await.unwrap().is_empty());
+    }
+
+    async fn lexical_search_sees_ready_documents_in_the_given_collections(store, location) {
+        with_collections(&store).await;
+        insert_doc(&store, &doc("a", "c1", "h1", 10)).await;
+        insert_doc(&store, &doc("b", "c2", "h2", 20)).await;
+        insert_doc(&store, &doc("q", "c1", "h3", 30)).await;
+        let a = ingest(&store, "a", &["Invoices are paid within thirty days.", "Lunch is at noon."], None).await;
+        let b = ingest(&store, "b", &["Late invoices incur a fee.", "Invoices invoices invoices."], None).await;
+        // "q" is claimed but never completed: never found.
+        store.claim_document(1_000, 60_000).await.unwrap().unwrap();
+        let c1 = vec!["c1".to_string()];
+        let c2 = vec!["c2".to_string()];
+        let both = vec!["c1".to_string(), "c2".to_string()];
+        let t = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ids = |h: Vec<(i64, f64)>| h.into_iter().map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(ids(store.lexical_search(&t(&["invoices"]), &c1, 10).await.unwrap()), [a[0]]);
+        assert_eq!(sorted(ids(store.lexical_search(&t(&["invoices"]), &c2, 10).await.unwrap())), sorted(b.clone()));
+        let all = store.lexical_search(&t(&["invoices"]), &both, 10).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.windows(2).all(|w| w[0].1 >= w[1].1), "best first: {all:?}");
+        assert_eq!(all[0].0, b[1], "the chunk saying it three times ranks first: {all:?}");
+        // Any term may match; the limit holds; nothing for no terms, no collections, or unknown words.
+        assert_eq!(sorted(ids(store.lexical_search(&t(&["lunch", "fee"]), &both, 10).await.unwrap())), sorted(vec![a[1], b[0]]));
+        assert_eq!(store.lexical_search(&t(&["invoices"]), &both, 2).await.unwrap().len(), 2);
+        assert!(store.lexical_search(&[], &both, 10).await.unwrap().is_empty());
+        assert!(store.lexical_search(&t(&["invoices"]), &[], 10).await.unwrap().is_empty());
+        assert!(store.lexical_search(&t(&["zeppelin"]), &both, 10).await.unwrap().is_empty());
+        // User text is never query syntax.
+        for odd in ["\"in\"voices", "invoices OR", "-invoices", "(invoices", "inv*", "'", "\"", "NEAR"] {
+            store.lexical_search(&t(&[odd]), &both, 10).await.unwrap();
+        }
+    }
+
+    async fn vectors_are_stored_per_model_and_searched(store, location) {
+        with_collections(&store).await;
+        insert_doc(&store, &doc("a", "c1", "h1", 10)).await;
+        insert_doc(&store, &doc("b", "c2", "h2", 20)).await;
+        let va = vec![vec![1.0f32, 0.0, 0.0], vec![0.0, 1.0, 0.0]];
+        let a = ingest(&store, "a", &["one", "two"], Some(("m1", &va))).await;
+        let b = ingest(&store, "b", &["three"], None).await;
+        let both = vec!["c1".to_string(), "c2".to_string()];
+        // b has no vector from m1; a has all.
+        let missing: Vec<_> = store.chunks_missing_vectors("m1", 10).await.unwrap();
+        assert_eq!(missing, [(b[0], "c2".to_string(), "three".to_string())]);
+        assert_eq!(store.chunks_missing_vectors("m2", 10).await.unwrap().len(), 3);
+        assert_eq!(store.chunks_missing_vectors("m2", 2).await.unwrap().len(), 2);
+        store.put_vectors("m1", &[(b[0], vec![0.6, 0.8, 0.0])]).await.unwrap();
+        assert!(store.chunks_missing_vectors("m1", 10).await.unwrap().is_empty());
+        match &store {
+            Store::Postgres(_) => {
+                let hits = store.pg_vector_search(&[0.0, 1.0, 0.0], "m1", &both, 10).await.unwrap();
+                assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [a[1], b[0], a[0]]);
+                assert!((hits[0].1 - 1.0).abs() < 1e-6 && (hits[1].1 - 0.8).abs() < 1e-6 && hits[2].1.abs() < 1e-6, "{hits:?}");
+                let c1 = vec!["c1".to_string()];
+                assert_eq!(store.pg_vector_search(&[0.0, 1.0, 0.0], "m1", &c1, 1).await.unwrap()[0].0, a[1]);
+                assert!(store.pg_vector_search(&[0.0, 1.0, 0.0], "m2", &both, 10).await.unwrap().is_empty());
+                // Another dimension never mixes in.
+                assert!(store.pg_vector_search(&[0.0, 1.0], "m1", &both, 10).await.unwrap().is_empty());
+                assert!(store.sqlite_vectors("m1").await.unwrap().is_empty());
+                // The HNSW index for the dimension, created once (again is a no-op), is the one
+                // the search's ORDER BY uses.
+                store.ensure_vector_index(3).await.unwrap();
+                store.ensure_vector_index(3).await.unwrap();
+                assert_eq!(raw_count(&store, "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'chunk_vectors_hnsw_3'").await, 1);
+                let Store::Postgres(pg) = &store else { unreachable!() };
+                let mut conn = pg.pool.acquire().await.unwrap();
+                sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.unwrap();
+                let plan: Vec<String> = sqlx::query_scalar(
+                    "EXPLAIN SELECT v.chunk_id FROM chunk_vectors v WHERE v.dim = 3 \
+                     ORDER BY v.embedding::vector(3) <=> '[0,1,0]'::vector(3) LIMIT 5",
+                )
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+                sqlx::query("RESET enable_seqscan").execute(&mut *conn).await.unwrap();
+                assert!(plan.join("\n").contains("chunk_vectors_hnsw_3"), "{plan:#?}");
+                drop(conn);
+                let hits = store.pg_vector_search(&[0.0, 1.0, 0.0], "m1", &both, 10).await.unwrap();
+                assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [a[1], b[0], a[0]]);
+            }
+            Store::Sqlite(_) => {
+                let mut rows: Vec<_> = store
+                    .sqlite_vectors("m1")
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(id, c, v)| (id, c, berth::store::blob_to_f32s(&v)))
+                    .collect();
+                rows.sort_by_key(|r| r.0);
+                assert_eq!(rows, [
+                    (a[0], "c1".to_string(), va[0].clone()),
+                    (a[1], "c1".to_string(), va[1].clone()),
+                    (b[0], "c2".to_string(), vec![0.6, 0.8, 0.0]),
+                ]);
+                assert!(store.pg_vector_search(&[0.0, 1.0, 0.0], "m1", &both, 10).await.unwrap().is_empty());
+            }
+        }
+        // Replacing a vector with another model's.
+        store.put_vectors("m2", &[(a[0], vec![0.0, 0.0, 1.0])]).await.unwrap();
+        assert_eq!(store.chunks_missing_vectors("m1", 10).await.unwrap(), [(a[0], "c1".to_string(), "one".to_string())]);
+    }
+
+    async fn conversations_and_messages(store, location) {
+        insert(&store, &user("ann", Role::User, AccountState::Active, 1)).await;
+        insert(&store, &user("ben", Role::User, AccountState::Active, 1)).await;
+        let conv = |id: &str, user: &str, at: i64| ConversationRow {
+            id: id.into(),
+            user_id: format!("id-{user}"),
+            title: format!("title {id}"),
+            collection_ids: "[\"c1\"]".into(),
+            created_at: at,
+            updated_at: at,
+        };
+        store.insert_conversation(&conv("k1", "ann", 10)).await.unwrap();
+        store.insert_conversation(&conv("k2", "ann", 20)).await.unwrap();
+        store.insert_conversation(&conv("k3", "ben", 30)).await.unwrap();
+        assert!(store.insert_conversation(&conv("k1", "ben", 40)).await.is_err());
+        let ids = |rows: Vec<ConversationRow>| rows.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.conversations_of("id-ann").await.unwrap()), ["k2", "k1"]);
+        // A message brings its conversation to the top.
+        let m1 = store.insert_message("k1", "user", "hello?", None, "[]", 50).await.unwrap();
+        let m2 = store
+            .insert_message("k1", "assistant", "hi", Some("extractive"), "[{\"n\":1}]", 51)
+            .await
+            .unwrap();
+        assert!(m2 > m1);
+        assert!(store.insert_message("k1", "robot", "x", None, "[]", 52).await.is_err());
+        assert_eq!(ids(store.conversations_of("id-ann").await.unwrap()), ["k1", "k2"]);
+        let msgs = store.messages("k1").await.unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!((msgs[0].id, msgs[0].role.as_str(), msgs[0].content.as_str(), msgs[0].mode.clone(), msgs[0].created_at), (m1, "user", "hello?", None, 50));
+        assert_eq!((msgs[1].mode.as_deref(), msgs[1].citations.as_str()), (Some("extractive"), "[{\"n\":1}]"));
+        // Only the owner sees or deletes it.
+        let k1 = store.conversation("k1", "id-ann").await.unwrap().unwrap();
+        assert_eq!((k1.title.as_str(), k1.collection_ids.as_str(), k1.created_at, k1.updated_at), ("title k1", "[\"c1\"]", 10, 51));
+        assert!(store.conversation("k1", "id-ben").await.unwrap().is_none());
+        store.set_conversation_title("k1", "renamed").await.unwrap();
+        assert_eq!(store.conversation("k1", "id-ann").await.unwrap().unwrap().title, "renamed");
+        assert!(!store.delete_conversation("k1", "id-ben").await.unwrap());
+        assert!(store.delete_conversation("k1", "id-ann").await.unwrap());
+        assert!(store.conversation("k1", "id-ann").await.unwrap().is_none());
+        assert!(store.messages("k1").await.unwrap().is_empty());
+        assert!(!store.delete_conversation("k1", "id-ann").await.unwrap());
+    }
+
+    async fn meta_values_are_set_and_replaced(store, location) {
+        assert_eq!(store.meta("embedding_model").await.unwrap(), None);
+        store.set_meta("embedding_model", "m1").await.unwrap();
+        store.set_meta("other", "x").await.unwrap();
+        assert_eq!(store.meta("embedding_model").await.unwrap().as_deref(), Some("m1"));
+        store.set_meta("embedding_model", "m2").await.unwrap();
+        assert_eq!(store.meta("embedding_model").await.unwrap().as_deref(), Some("m2"));
+        assert_eq!(store.meta("other").await.unwrap().as_deref(), Some("x"));
     }
 }

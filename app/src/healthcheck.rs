@@ -239,4 +239,3 @@ mod tests {
         assert!(split_url("https://x/").is_err());
     }
 }
-// one-line change for the rebuild measurement

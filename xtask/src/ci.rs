@@ -101,14 +101,14 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "test-postgres",
-            description: "the black-box account and server tests pass on PostgreSQL too",
+            description: "the black-box account, server and RAG tests pass on PostgreSQL too",
             command: "BERTH_TEST_BACKEND=postgres cargo test --locked -p berth --test accounts \
-                      --test http",
+                      --test http --test rag",
             needs: &[Tool::Cargo, Tool::DockerEngine],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked -p berth --test accounts --test http"
+                    "cargo test --locked -p berth --test accounts --test http --test rag"
                 )
                 .env("BERTH_TEST_BACKEND", "postgres")
                 .quiet()

@@ -82,6 +82,19 @@ impl Retriever {
                 }
                 store.set_meta(META_MODEL, e.model()).await?;
             }
+            // PostgreSQL: the HNSW index for the dimension in use, once it is known.
+            let dim = match store.meta(META_DIM).await?.and_then(|d| d.parse().ok()) {
+                Some(dim) => Some(dim),
+                None => store.any_vector_dim(e.model()).await?,
+            };
+            if let Some(dim) = dim
+                .and_then(|d: i64| usize::try_from(d).ok())
+                .filter(|d| *d > 0)
+            {
+                if let Err(error) = store.ensure_vector_index(dim).await {
+                    tracing::warn!(%error, dim, "no vector index: searches scan every vector");
+                }
+            }
         }
         let cache = Cache::new(
             settings.redis_url.as_deref(),
@@ -109,6 +122,9 @@ impl Retriever {
     /// The embedding dimension, once known; recorded so a model change is noticed.
     pub async fn record_dimension(&self, dim: usize) -> Result<(), sqlx::Error> {
         if self.store.meta(META_DIM).await?.as_deref() != Some(&dim.to_string()) {
+            if let Err(error) = self.store.ensure_vector_index(dim).await {
+                tracing::warn!(%error, dim, "no vector index: searches scan every vector");
+            }
             self.store.set_meta(META_DIM, &dim.to_string()).await?;
         }
         Ok(())

@@ -582,6 +582,41 @@ impl Store {
         }
     }
 
+    /// PostgreSQL: the HNSW index (cosine) for vectors of dimension `dim`, created once. A partial
+    /// index on `embedding::vector(dim)`, since the column holds vectors of any dimension;
+    /// [`Store::pg_vector_search`] orders by the same expression so it is used. No-op on SQLite.
+    pub async fn ensure_vector_index(&self, dim: usize) -> Result<()> {
+        let Store::Postgres(s) = self else {
+            return Ok(());
+        };
+        // pgvector's HNSW indexes `vector` up to 2,000 dimensions; beyond that search scans.
+        if dim == 0 || dim > 2_000 {
+            return Ok(());
+        }
+        let dim = dim as u32; // an integer literal in the SQL, never text from outside
+        let mut tx = s.pool.begin().await?;
+        // Instances starting together: one creates it, the others then find it there.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('berth.chunk_vectors_hnsw'))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE INDEX IF NOT EXISTS chunk_vectors_hnsw_{dim} ON chunk_vectors \
+             USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE dim = {dim}"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// The dimension of some stored vector of `model`, if any.
+    pub async fn any_vector_dim(&self, model: &str) -> Result<Option<i64>> {
+        let sql = "SELECT dim FROM chunk_vectors WHERE model = $1 LIMIT 1";
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(model)
+            .fetch_optional(pool)
+            .await)
+    }
+
     /// Nearest chunks by cosine similarity, in PostgreSQL (pgvector): (chunk id, similarity).
     pub async fn pg_vector_search(
         &self,
@@ -594,17 +629,21 @@ impl Store {
             return Ok(Vec::new());
         };
         let collections_json = serde_json::to_string(collections).expect("strings serialise");
-        let sql = "SELECT c.id, (1 - (v.embedding <=> CAST($1 AS vector)))::float8 AS score \
-                   FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id \
-                   JOIN documents d ON d.id = c.document_id \
-                   WHERE v.model = $2 AND v.dim = $4 AND d.status = 'ready' \
-                   AND c.collection_id IN (SELECT jsonb_array_elements_text($3::jsonb)) \
-                   ORDER BY v.embedding <=> CAST($1 AS vector) LIMIT $5";
-        sqlx::query_as(sql)
+        // The expression and predicate of `chunk_vectors_hnsw_<dim>` (see ensure_vector_index),
+        // with the dimension as an integer literal so the planner can match the partial index.
+        let dim = query.len() as u32;
+        let sql = format!(
+            "SELECT c.id, (1 - (v.embedding::vector({dim}) <=> $1::vector({dim})))::float8 AS score \
+             FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id \
+             JOIN documents d ON d.id = c.document_id \
+             WHERE v.dim = {dim} AND v.model = $2 AND d.status = 'ready' \
+             AND c.collection_id IN (SELECT jsonb_array_elements_text($3::jsonb)) \
+             ORDER BY v.embedding::vector({dim}) <=> $1::vector({dim}) LIMIT $4"
+        );
+        sqlx::query_as(&sql)
             .bind(pg_vector(query))
             .bind(model)
             .bind(collections_json)
-            .bind(query.len() as i64)
             .bind(k)
             .fetch_all(&s.pool)
             .await
