@@ -243,6 +243,151 @@ async fn wait_for_health(base: &str, timeout: Duration) {
     }
 }
 
+fn have(tool: &str, version_arg: &str) -> bool {
+    Command::new(tool)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `curl -sk` against the proxy: (status, headers).
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-D", "-", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = text[text.len().saturating_sub(3)..].parse().unwrap_or(0);
+    (code, text.to_lowercase())
+}
+
+fn proxy_checks(stack: &mut TestStack) {
+    if !have("openssl", "version") || !have("curl", "--version") {
+        assert!(
+            !under_ci(),
+            "CI must check the proxy profile: it needs openssl and curl"
+        );
+        eprintln!("!! SKIPPING the proxy profile checks: they need openssl and curl");
+        return;
+    }
+    let tls = stack._secrets.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(tls.join("privkey.pem"))
+        .arg("-out")
+        .arg(tls.join("fullchain.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for key in ["privkey.pem", "fullchain.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        // nginx runs as uid 101 and reads them through the bind mount.
+        std::fs::set_permissions(tls.join(key), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let https = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    stack
+        .env
+        .push(("BERTH_TLS_DIR".into(), tls.display().to_string()));
+    stack
+        .env
+        .push(("BERTH_HTTPS_PORT".into(), https.to_string()));
+    stack.xtask_ok(
+        &[
+            "up",
+            "--no-build",
+            "--stage",
+            "prod",
+            "--profile",
+            "cpu",
+            "--profile",
+            "proxy",
+            "--project-name",
+            &stack.project,
+        ],
+        None,
+    );
+    let base = format!("https://127.0.0.1:{https}");
+    let (code, headers) = curl(&["--http2", &format!("{base}/health")]);
+    assert_eq!(code, 200, "{headers}");
+    assert!(headers.starts_with("http/2 200"), "{headers}");
+    for header in [
+        "strict-transport-security: max-age=",
+        "x-content-type-options: nosniff",
+        "referrer-policy: same-origin",
+    ] {
+        assert!(headers.contains(header), "{header} missing: {headers}");
+    }
+    let (code, _) = curl(&[&format!("{base}/metrics")]);
+    assert_eq!(code, 404, "metrics stay inside");
+    let codes: Vec<u16> = (0..12)
+        .map(|_| {
+            curl(&[
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                r#"{"username":"nobody","password":"wrong"}"#,
+                &format!("{base}/api/v1/auth/sign-in"),
+            ])
+            .0
+        })
+        .collect();
+    assert!(
+        codes.contains(&429),
+        "sign-in floods are rate limited: {codes:?}"
+    );
+    let big = stack._secrets.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; 60 * 1024 * 1024]).unwrap();
+    let (code, _) = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        &format!("{base}/api/v1/collections/x/documents"),
+    ]);
+    assert_eq!(
+        code, 413,
+        "uploads beyond the limit are refused at the proxy"
+    );
+    std::fs::remove_file(&big).unwrap();
+}
+
+/// Waits until Docker's health check reports the container healthy.
+fn wait_until_healthy(container: &str, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let out = Command::new("docker")
+            .args(["inspect", "--format", "{{.State.Health.Status}}", container])
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if status == "healthy" {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{container} is {status:?}, not healthy, after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn browser(base: &str) -> Browser {
     Browser {
         http: reqwest::Client::builder()
@@ -455,6 +600,11 @@ async fn the_cpu_stack_serves_berth_end_to_end() {
         ready["checks"]["database"]["backend"], "postgres",
         "{ready}"
     );
+    assert_eq!(
+        ready["checks"]["cache"]["configured"], true,
+        "Redis is wired: {ready}"
+    );
+    assert_eq!(ready["checks"]["llm"]["ok"], true, "{ready}");
 
     // Restart the app container: the data (PostgreSQL, the uploads volume) and sessions survive.
     let restarted = Instant::now();
@@ -465,7 +615,12 @@ async fn the_cpu_stack_serves_berth_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_for_health(&base, Duration::from_secs(60)).await;
-    timings.push(("app restart → /health 200", restarted.elapsed()));
+    timings.push(("app restart → /health answers 200", restarted.elapsed()));
+    wait_until_healthy(&format!("{}-app-1", stack.project), Duration::from_secs(60));
+    timings.push((
+        "app restart → Docker reports it healthy",
+        restarted.elapsed(),
+    ));
     let docs = json(
         alice
             .get(&format!("/collections/{collection}/documents"))
@@ -486,6 +641,10 @@ async fn the_cpu_stack_serves_berth_end_to_end() {
             .contains("8 in the morning"),
         "{again}"
     );
+
+    // The proxy profile joins the running stack: TLS from the mounted certificate, security
+    // headers, rate limits, the upload limit, /metrics kept inside.
+    proxy_checks(&mut stack);
 
     // Health as the task reports it.
     let health = stack.xtask_ok(&["health", "--project-name", &stack.project], None);

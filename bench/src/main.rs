@@ -417,7 +417,11 @@ async fn ingest(args: &Args, figures: &mut Vec<Figure>) -> Result<()> {
             let mut s = String::with_capacity(size + 200);
             while s.len() < size {
                 s.push_str(&vocabulary.sentence(&mut rng, 12));
-                s.push(if rng.next().is_multiple_of(5) { '\n' } else { ' ' });
+                s.push(if rng.next().is_multiple_of(5) {
+                    '\n'
+                } else {
+                    ' '
+                });
                 if rng.next().is_multiple_of(9) {
                     s.push('\n');
                 }

@@ -131,7 +131,7 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "containers",
-            description: "the app image builds; the cpu stack comes up healthy and serves register → ask",
+            description: "the app image builds; the cpu stack is healthy and serves register → ask",
             command: "cargo test --locked -p berth --test containers -- --ignored --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
             run: |sh| {

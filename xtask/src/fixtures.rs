@@ -66,6 +66,11 @@ pub enum Extra {
 
 pub const FIXTURES: &[Fixture] = &[
     Fixture {
+        dir: "nginx",
+        tag: "nginx:1.26",
+        extra: Extra::None,
+    },
+    Fixture {
         dir: "node",
         tag: "node:20-trixie-slim",
         extra: Extra::None,

@@ -102,19 +102,18 @@ impl fmt::Display for Diagnostics {
         let mut items = self.items.clone();
         items.sort_by_key(|d| (d.span.start, d.message.clone()));
         items.dedup();
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
+        let n = items.len();
+        writeln!(
+            f,
+            "{n} error{} in {}:",
+            if n == 1 { "" } else { "s" },
+            self.source.name.display()
+        )?;
+        for item in &items {
+            writeln!(f)?;
             write!(f, "{}", self.source.render(item))?;
         }
-        let n = items.len();
-        write!(
-            f,
-            "{}: {n} error{} in the stack file",
-            self.source.name.display(),
-            if n == 1 { "" } else { "s" }
-        )
+        Ok(())
     }
 }
 
