@@ -1,14 +1,12 @@
 //! Release builds embed the web UI from `frontend/dist` (see `src/routes/web.rs`). Cargo cannot
 //! see that dependency by itself, so tell it: a rebuilt (or first built) UI re-embeds.
-//! Debug builds read the UI from disk at run time and need nothing here.
+//! Debug builds read the UI from disk at run time, but only if the folder existed when they were
+//! compiled (otherwise rust-embed serves nothing, ever): so the folder is made for them too.
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_some() {
-        return;
-    }
     let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
         return;
     };
@@ -19,7 +17,8 @@ fn main() {
     if frontend.is_dir() && !dist.exists() {
         let _ = std::fs::create_dir_all(&dist);
     }
-    if dist.is_dir() {
+    // Debug builds read the files at run time; only release builds must re-embed on change.
+    if dist.is_dir() && std::env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_none() {
         println!("cargo:rerun-if-changed={}", dist.display());
     }
 }
