@@ -510,6 +510,26 @@ contract! {
         assert_eq!(store.queue_depth().await.unwrap(), 1);
     }
 
+    async fn uploaded_bytes_live_with_their_document(store, location) {
+        with_collections(&store).await;
+        let bytes = b"%PDF-1.7 \x00\xff binary bytes survive".to_vec();
+        assert_eq!(store.insert_document_with_file(&doc("d1", "c1", "h1", 10), &bytes).await.unwrap(), None);
+        assert_eq!(store.document_file("d1").await.unwrap(), Some(bytes.clone()));
+        // A duplicate names the existing document and stores nothing.
+        let dup = store.insert_document_with_file(&doc("d2", "c1", "h1", 11), b"other").await.unwrap();
+        assert_eq!(dup.as_deref(), Some("d1"));
+        assert!(store.document("d2").await.unwrap().is_none());
+        assert_eq!(store.document_file("d2").await.unwrap(), None);
+        assert_eq!(raw_count(&store, "SELECT COUNT(*) FROM document_files").await, 1);
+        // Documents inserted without bytes (before migration 4) have none in the database.
+        insert_doc(&store, &doc("d3", "c2", "h1", 12)).await;
+        assert_eq!(store.document_file("d3").await.unwrap(), None);
+        // Deleting the document deletes its bytes.
+        store.delete_document("d1").await.unwrap();
+        assert_eq!(store.document_file("d1").await.unwrap(), None);
+        assert_eq!(raw_count(&store, "SELECT COUNT(*) FROM document_files").await, 0);
+    }
+
     async fn concurrent_claimers_never_share_a_document(store, location) {
         with_collections(&store).await;
         for i in 0..20 {

@@ -120,10 +120,14 @@ impl Ingestor {
     async fn run(&self, doc: &DocumentRow) -> Result<(), Stop> {
         let kind = Kind::from_media_type(&doc.media_type)
             .ok_or_else(|| Stop::Fail(format!("unknown media type {}", doc.media_type)))?;
-        let path = Self::file_path(&self.files_dir, &doc.id);
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|e| Stop::Fail(format!("the uploaded file is gone ({e})")))?;
+        let bytes = match self.store.document_file(&doc.id).await {
+            Ok(Some(bytes)) => bytes,
+            // Uploaded before the files moved into the database: on this instance's disk.
+            Ok(None) => tokio::fs::read(Self::file_path(&self.files_dir, &doc.id))
+                .await
+                .map_err(|e| Stop::Fail(format!("the uploaded file is gone ({e})")))?,
+            Err(e) => return Err(Stop::Wait(format!("reading the uploaded file: {e}"))),
+        };
 
         let text = {
             let _t = self.metrics.stage("extract");

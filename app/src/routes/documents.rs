@@ -123,6 +123,7 @@ fn rejected(r: Rejection) -> ApiError {
         (status = 413, description = "Too large", body = ErrorBody),
         (status = 415, description = "Not a supported type", body = ErrorBody),
         (status = 422, description = "Empty, encrypted or malformed", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -155,12 +156,12 @@ pub async fn upload(
     let tmp_dir = state.data_dir.join("tmp");
     tokio::fs::create_dir_all(&tmp_dir)
         .await
-        .map_err(anyhow::Error::from)?;
+        .map_err(ApiError::from)?;
     let tmp = tmp_dir.join(uuid::Uuid::new_v4().to_string());
     let result = async {
         let mut out = tokio::fs::File::create(&tmp)
             .await
-            .map_err(anyhow::Error::from)?;
+            .map_err(ApiError::from)?;
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut head = Vec::with_capacity(8192);
@@ -173,12 +174,12 @@ pub async fn upload(
                 head.extend_from_slice(&bytes[..bytes.len().min(8192 - head.len())]);
             }
             hasher.update(&bytes);
-            out.write_all(&bytes).await.map_err(anyhow::Error::from)?;
+            out.write_all(&bytes).await.map_err(ApiError::from)?;
         }
-        out.sync_all().await.map_err(anyhow::Error::from)?;
+        out.sync_all().await.map_err(ApiError::from)?;
         let kind = detect(&head, &filename).map_err(rejected)?;
         // Extract once now, so a file that will never yield text is refused at once, with why.
-        let bytes = tokio::fs::read(&tmp).await.map_err(anyhow::Error::from)?;
+        let bytes = tokio::fs::read(&tmp).await.map_err(ApiError::from)?;
         tokio::task::spawn_blocking(move || extract(kind, &bytes))
             .await
             .map_err(|_| ApiError::Internal(anyhow::anyhow!("extraction task failed")))?
@@ -214,16 +215,15 @@ pub async fn upload(
         created_at: now,
         updated_at: now,
     };
-    // The file is in place before the row exists, so a queued document always has its file.
-    let dest = Ingestor::file_path(&state.files_dir, &row.id);
-    tokio::fs::create_dir_all(&state.files_dir)
-        .await
-        .map_err(anyhow::Error::from)?;
-    tokio::fs::rename(&tmp, &dest)
-        .await
-        .map_err(anyhow::Error::from)?;
-    if let Some(existing) = state.store.insert_document(&row).await? {
-        let _ = tokio::fs::remove_file(&dest).await;
+    // The bytes go into the database with the row (one transaction), so any instance's worker
+    // can ingest it and replicas share no disk.
+    let stored = async {
+        let bytes = tokio::fs::read(&tmp).await.map_err(ApiError::from)?;
+        Ok::<_, ApiError>(state.store.insert_document_with_file(&row, &bytes).await?)
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    if let Some(existing) = stored? {
         return Err(ApiError::Duplicate { existing });
     }
     state.wake.notify_one();
@@ -314,14 +314,25 @@ pub async fn file(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let doc = readable_document(&state, &current, &id).await?;
-    let file = tokio::fs::File::open(Ingestor::file_path(&state.files_dir, &id))
-        .await
-        .map_err(|_| ApiError::NotFound("the stored file is missing".into()))?;
-    let stream = tokio_util_stream(file);
     let disposition = format!(
         "attachment; filename=\"{}\"",
         doc.filename.replace(['"', '\\'], "_")
     );
+    if let Some(bytes) = state.store.document_file(&id).await? {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, doc.media_type),
+                (header::CONTENT_DISPOSITION, disposition),
+            ],
+            bytes,
+        )
+            .into_response());
+    }
+    // Uploaded before the files moved into the database: on this instance's disk.
+    let file = tokio::fs::File::open(Ingestor::file_path(&state.files_dir, &id))
+        .await
+        .map_err(|_| ApiError::NotFound("the stored file is missing".into()))?;
+    let stream = tokio_util_stream(file);
     Ok((
         [
             (header::CONTENT_TYPE, doc.media_type),

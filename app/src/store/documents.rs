@@ -236,6 +236,57 @@ impl Store {
             .await)
     }
 
+    /// [`Store::insert_document`] and the uploaded file's bytes, in one transaction: a queued
+    /// document always has its file, wherever the instance that ingests it runs.
+    pub async fn insert_document_with_file(
+        &self,
+        d: &DocumentRow,
+        bytes: &[u8],
+    ) -> Result<Option<String>> {
+        let insert = "INSERT INTO documents (id, collection_id, filename, media_type, size, \
+                      content_hash, status, created_at, updated_at) \
+                      VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7) \
+                      ON CONFLICT (collection_id, content_hash) DO NOTHING";
+        let existing = "SELECT id FROM documents WHERE collection_id = $1 AND content_hash = $2";
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(insert)
+                .bind(&d.id)
+                .bind(&d.collection_id)
+                .bind(&d.filename)
+                .bind(&d.media_type)
+                .bind(d.size)
+                .bind(&d.content_hash)
+                .bind(d.created_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                return sqlx::query_scalar(existing)
+                    .bind(&d.collection_id)
+                    .bind(&d.content_hash)
+                    .fetch_optional(&mut *tx)
+                    .await;
+            }
+            sqlx::query("INSERT INTO document_files (document_id, bytes) VALUES ($1, $2)")
+                .bind(&d.id)
+                .bind(bytes)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(None)
+        })
+    }
+
+    /// The uploaded file's bytes, when the database holds them (uploads since migration 4).
+    pub async fn document_file(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let sql = "SELECT bytes FROM document_files WHERE document_id = $1";
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+    }
+
     pub async fn document(&self, id: &str) -> Result<Option<DocumentRow>> {
         let sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = $1");
         on_pool!(self, |pool| sqlx::query_as(&sql)

@@ -1,0 +1,476 @@
+//! `cargo xtask k8s render|validate|diff|apply`: Kubernetes manifests generated from
+//! deploy/stack.toml (a kustomize base, a PostgreSQL component and overlays under deploy/k8s/),
+//! checked offline, and applied with kubectl to a cluster the operator names.
+
+pub mod generate;
+pub mod model;
+pub mod restricted;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    doctor::run_with_timeout,
+    stack::Stack,
+    util::{project_root, section, show},
+};
+
+/// The schemas' Kubernetes version (the oldest minor Berth supports) and the validator's
+/// release, pinned so that a new release cannot change the verdict.
+const KUBERNETES_VERSION: &str = "1.32.0";
+const VALIDATOR: &str = "kubernetes-validate==1.37.0";
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Render, validate, diff and apply the Kubernetes manifests (deploy/k8s)",
+    long_about = "The Kubernetes manifests are generated from deploy/stack.toml (its services and \
+                  its [kubernetes] table) into a kustomize tree: deploy/k8s/base, \
+                  deploy/k8s/components/postgres and deploy/k8s/overlays/<overlay> \
+                  (docs/kubernetes.md). They are checked in; `cargo xtask gen --check` fails \
+                  when they drift from the stack file.",
+    after_help = "Exit status:\n  0  success\n  1  failure (stale or invalid manifests, kubectl failed, \
+                  a difference found by `diff`)\n  2  bad command line"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Write the kustomize tree from deploy/stack.toml (like `cargo xtask gen`), or print one
+    /// overlay's rendered manifests with --overlay
+    Render {
+        /// Print `kubectl kustomize deploy/k8s/overlays/OVERLAY` instead of writing files
+        #[arg(long)]
+        overlay: Option<String>,
+        /// Show which files would change; write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check every overlay offline: it builds with `kubectl kustomize`, passes Berth's
+    /// restricted-profile checks, and validates against the Kubernetes schemas
+    /// (kubernetes-validate --strict, installed into target/k8s-venv when missing)
+    Validate {
+        /// Only this overlay (repeatable); all by default
+        #[arg(long)]
+        overlay: Vec<String>,
+    },
+    /// `kubectl diff` of an overlay against the cluster of a kubectl context (exit 1 when
+    /// they differ)
+    Diff {
+        #[arg(long, default_value = "prod")]
+        overlay: String,
+        /// kubectl context of the cluster (required: never the current one by accident)
+        #[arg(long)]
+        context: String,
+    },
+    /// `kubectl apply --server-side` of an overlay to a cluster, then wait for the rollout
+    Apply {
+        #[arg(long, default_value = "prod")]
+        overlay: String,
+        /// kubectl context of the cluster (required: never the current one by accident)
+        #[arg(long)]
+        context: String,
+        /// Show the kubectl commands (and a server-side dry run's verdict); change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let root = project_root();
+    match args.command {
+        Sub::Render {
+            overlay: Some(overlay),
+            dry_run: _,
+        } => {
+            let out = kustomize(&root, &overlay)?;
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Sub::Render {
+            overlay: None,
+            dry_run,
+        } => {
+            render(&root, dry_run)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Sub::Validate { overlay } => {
+            validate(&root, &overlay)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Sub::Diff { overlay, context } => diff(&root, &overlay, &context),
+        Sub::Apply {
+            overlay,
+            context,
+            dry_run,
+        } => {
+            apply(&root, &overlay, &context, dry_run)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The ci step: every overlay validated.
+pub fn run_ci() -> Result<()> {
+    validate(&project_root(), &[])
+}
+
+/// Every generated file of the Kubernetes tree (for `cargo xtask gen` and its drift check).
+pub fn generated_files(root: &Path) -> Result<Vec<(String, String)>> {
+    let stack = Stack::load(root)?;
+    generate::files(&stack)
+}
+
+fn render(root: &Path, dry_run: bool) -> Result<()> {
+    for (path, content) in generated_files(root)? {
+        let full = root.join(&path);
+        if fs::read_to_string(&full).ok().as_deref() == Some(content.as_str()) {
+            eprintln!("k8s: {path} is up to date");
+        } else if dry_run {
+            eprintln!("k8s: would write {path}");
+        } else {
+            write_atomically(&full, &content)?;
+            eprintln!("k8s: wrote {path}");
+        }
+    }
+    Ok(())
+}
+
+/// Temp name, fsync, rename: a reader never sees half a file.
+pub fn write_atomically(path: &Path, content: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().context("a file has a directory")?;
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    let mut f = fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn overlays_dir(root: &Path) -> Result<PathBuf> {
+    let stack = Stack::load(root)?;
+    let k8s = stack
+        .file
+        .kubernetes
+        .as_ref()
+        .context("deploy/stack.toml has no [kubernetes] table")?;
+    Ok(root.join(&k8s.dir).join("overlays"))
+}
+
+/// Overlay names: the directories under deploy/k8s/overlays.
+pub fn overlay_names(root: &Path) -> Result<Vec<String>> {
+    let dir = overlays_dir(root)?;
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .with_context(|| format!("reading {}; run `cargo xtask gen`", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn overlay_path(root: &Path, overlay: &str) -> Result<PathBuf> {
+    let names = overlay_names(root)?;
+    if !names.iter().any(|n| n == overlay) {
+        bail!("no overlay `{overlay}`; overlays are: {}", names.join(", "));
+    }
+    Ok(overlays_dir(root)?.join(overlay))
+}
+
+/// `kubectl kustomize` of an overlay: the YAML stream.
+fn kustomize(root: &Path, overlay: &str) -> Result<String> {
+    let dir = overlay_path(root, overlay)?;
+    let mut c = Command::new("kubectl");
+    c.arg("kustomize").arg(&dir);
+    let out = run_with_timeout(c, Duration::from_secs(60))
+        .context("running kubectl (is it installed? https://kubernetes.io/docs/tasks/tools/)")?
+        .context("`kubectl kustomize` did not finish within 60 s")?;
+    if !out.status.success() {
+        bail!(
+            "`kubectl kustomize {}` failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    String::from_utf8(out.stdout).context("kubectl kustomize printed non-UTF-8")
+}
+
+/// `kubectl kustomize deploy/k8s/overlays/OVERLAY`, parsed into one JSON value per document.
+pub fn render_overlay(root: &Path, overlay: &str) -> Result<Vec<serde_json::Value>> {
+    parse_documents(&kustomize(root, overlay)?)
+}
+
+/// A YAML stream → its documents (empty ones skipped).
+pub fn parse_documents(text: &str) -> Result<Vec<serde_json::Value>> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_json::Value::deserialize(doc)
+            .with_context(|| format!("YAML document {} is not valid", i + 1))?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn validate(root: &Path, only: &[String]) -> Result<()> {
+    let overlays = if only.is_empty() {
+        overlay_names(root)?
+    } else {
+        only.to_vec()
+    };
+    let validator = validator(root)?;
+    let out_dir = root.join("target/k8s");
+    fs::create_dir_all(&out_dir)?;
+    let mut failed = Vec::new();
+    for overlay in &overlays {
+        section(&format!("k8s: overlay {overlay}"));
+        let text = kustomize(root, overlay)?;
+        let docs = parse_documents(&text)?;
+        eprintln!("k8s: kubectl kustomize: {} objects", docs.len());
+        let violations = restricted::check(&docs);
+        for v in &violations {
+            eprintln!("k8s: {overlay}: {} [{}]: {}", v.object, v.rule, v.message);
+        }
+        let file = out_dir.join(format!("{overlay}.yaml"));
+        fs::write(&file, &text)?;
+        let mut c = Command::new(&validator);
+        c.args([
+            "--strict",
+            "--quiet",
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+        ])
+        .arg(&file);
+        let out = run_with_timeout(c, Duration::from_secs(120))?
+            .context("kubernetes-validate did not finish within 120 s")?;
+        let schema_ok = out.status.success();
+        if !schema_ok {
+            eprintln!(
+                "k8s: {overlay}: kubernetes-validate (Kubernetes {KUBERNETES_VERSION}) rejects it:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if violations.is_empty() && schema_ok {
+            eprintln!(
+                "k8s: {overlay}: builds, restricted profile ok, valid for Kubernetes {KUBERNETES_VERSION}"
+            );
+        } else {
+            failed.push(overlay.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("overlays failing their checks: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The kubernetes-validate executable: on PATH, or in target/k8s-venv (created with pip when
+/// missing; it ships its schemas, so validation itself needs no network).
+fn validator(root: &Path) -> Result<PathBuf> {
+    if let Ok(path) = which::which("kubernetes-validate") {
+        return Ok(path);
+    }
+    let venv = root.join("target/k8s-venv");
+    let bin = venv.join("bin/kubernetes-validate");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    section(&format!(
+        "k8s: installing {VALIDATOR} into {}",
+        venv.display()
+    ));
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("running python3 (install python3 and python3-venv)")?;
+    if !status.success() {
+        bail!(
+            "`python3 -m venv {}` failed; install python3-venv",
+            venv.display()
+        );
+    }
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", VALIDATOR])
+        .status()
+        .context("running pip")?;
+    if !status.success() || !bin.exists() {
+        bail!("`pip install {VALIDATOR}` failed (PyPI unreachable?); or put kubernetes-validate on PATH");
+    }
+    Ok(bin)
+}
+
+fn kubectl(context: &str) -> Command {
+    let mut c = Command::new("kubectl");
+    c.args(["--context", context]);
+    c
+}
+
+fn diff(root: &Path, overlay: &str, context: &str) -> Result<ExitCode> {
+    let dir = overlay_path(root, overlay)?;
+    let mut c = kubectl(context);
+    c.arg("diff").arg("--server-side").arg("-k").arg(&dir);
+    section(&show(&c));
+    let status = c.status().context("running kubectl")?;
+    // kubectl diff: 0 no difference, 1 differences, >1 error.
+    match status.code() {
+        Some(0) => {
+            eprintln!("k8s: the cluster matches overlay {overlay}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(1) => {
+            eprintln!("k8s: the cluster differs from overlay {overlay} (above)");
+            Ok(ExitCode::FAILURE)
+        }
+        _ => bail!("kubectl diff failed ({status})"),
+    }
+}
+
+fn apply(root: &Path, overlay: &str, context: &str, dry_run: bool) -> Result<()> {
+    let dir = overlay_path(root, overlay)?;
+    // Refuse what CI would refuse, before touching a cluster.
+    let violations = restricted::check(&render_overlay(root, overlay)?);
+    if let Some(v) = violations.first() {
+        bail!(
+            "overlay {overlay} breaks the restricted profile ({} [{}]: {}); run `cargo xtask k8s validate`",
+            v.object,
+            v.rule,
+            v.message
+        );
+    }
+    let stack = Stack::load(root)?;
+    let namespace = stack
+        .file
+        .kubernetes
+        .as_ref()
+        .map(|k| k.namespace.clone())
+        .context("no [kubernetes] table")?;
+    let mut c = kubectl(context);
+    c.args(["apply", "--server-side", "--field-manager=berth-xtask"]);
+    if dry_run {
+        c.arg("--dry-run=server");
+    }
+    c.arg("-k").arg(&dir);
+    section(&show(&c));
+    let status = c.status().context("running kubectl")?;
+    if !status.success() {
+        bail!("kubectl apply failed ({status})");
+    }
+    if dry_run {
+        eprintln!("k8s: dry run: the cluster accepted overlay {overlay}; nothing was changed");
+        return Ok(());
+    }
+    // Migrations run in the new pods at start, under PostgreSQL's advisory lock: the rollout
+    // finishing is the migrations finishing.
+    let mut c = kubectl(context);
+    c.args([
+        "--namespace",
+        &namespace,
+        "rollout",
+        "status",
+        "deployment/app",
+        "--timeout=10m",
+    ]);
+    section(&show(&c));
+    if !c.status().context("running kubectl")?.success() {
+        bail!("the rollout did not finish; `kubectl --context {context} -n {namespace} describe deployment app` says why");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_yaml_stream() {
+        let docs = parse_documents("a: 1\n---\n---\nkind: X\nlist: [1, two]\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1]["list"][1], "two");
+        assert!(parse_documents("a: [1\n").is_err());
+    }
+
+    /// The checked-in tree renders, and every overlay passes the restricted checks (the ci
+    /// step adds the schema validation).
+    #[test]
+    fn every_overlay_renders_and_is_restricted() {
+        if which::which("kubectl").is_err() {
+            eprintln!("kubectl missing: skipped (the ci step k8s requires it)");
+            return;
+        }
+        let root = project_root();
+        let names = overlay_names(&root).unwrap();
+        assert!(names.len() >= 3, "{names:?}");
+        for overlay in names {
+            let docs = render_overlay(&root, &overlay).unwrap();
+            let kinds: Vec<String> = docs
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}/{}",
+                        d["kind"].as_str().unwrap(),
+                        d["metadata"]["name"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            assert!(
+                kinds.contains(&"Deployment/app".to_string()),
+                "{overlay}: {kinds:?}"
+            );
+            assert!(kinds.contains(&"NetworkPolicy/default-deny".to_string()));
+            assert_eq!(restricted::check(&docs), [], "{overlay}");
+            let has_db = kinds.contains(&"StatefulSet/db".to_string());
+            assert_eq!(has_db, overlay != "prod-external-db", "{overlay}");
+            if overlay.starts_with("prod") || overlay == "gpu" {
+                assert!(kinds.contains(&"HorizontalPodAutoscaler/app".to_string()));
+                assert!(kinds.contains(&"PodDisruptionBudget/app".to_string()));
+                let app = docs
+                    .iter()
+                    .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "app")
+                    .unwrap();
+                let hpa = docs
+                    .iter()
+                    .find(|d| d["kind"] == "HorizontalPodAutoscaler")
+                    .unwrap();
+                assert!(hpa["spec"]["minReplicas"].as_i64().unwrap() >= 2);
+                // The HPA owns the count: no `replicas` for apply to reset it to.
+                assert!(app["spec"]["replicas"].is_null(), "{overlay}");
+                assert_eq!(
+                    app["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+                    0
+                );
+                assert!(app["spec"]["template"]["spec"]["topologySpreadConstraints"].is_array());
+            } else {
+                let app = docs
+                    .iter()
+                    .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "app")
+                    .unwrap();
+                assert_eq!(app["spec"]["replicas"], 1, "{overlay}");
+            }
+            let ollama = docs
+                .iter()
+                .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "ollama")
+                .unwrap();
+            let gpu = &ollama["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+                ["nvidia.com/gpu"];
+            assert_eq!(!gpu.is_null(), overlay == "gpu", "{overlay}");
+        }
+    }
+}
