@@ -1,0 +1,671 @@
+//! `berth backup` and `berth restore`, black-box, on the backend `BERTH_TEST_BACKEND` names
+//! (SQLite by default; with `postgres`, pg_dump/pg_restore/psql run in the pgvector image with
+//! `docker run`, as operators without a host client do).
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use support::llm::ModelServer;
+use support::{create_admin, json, pg, postgres_backend, Berth, Browser, BIN};
+
+const PW: &str = "Adm1n!chosen-well";
+/// How the tests run the PostgreSQL client tools: in the server's image, on the host network.
+const PG_TOOLS: &str = "docker run --rm -i --network host -e PGPASSWORD pgvector/pgvector:pg17";
+
+/// `berth ARGS --data-dir DIR [--database-url …]` with the client tools set: its output.
+fn berth(args: &[&str], data_dir: &Path) -> Output {
+    berth_with_stdin(args, data_dir, "")
+}
+
+fn berth_with_stdin(args: &[&str], data_dir: &Path, stdin: &str) -> Output {
+    let mut child = spawn_berth(args, data_dir, Stdio::piped());
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn spawn_berth(args: &[&str], data_dir: &Path, stdin: Stdio) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(support::database_args(data_dir))
+        .env("BERTH_PG_TOOLS", PG_TOOLS)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Takes a backup into `dir`; returns the archive's path.
+fn backup(data_dir: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["backup", "create", "--stage", "test", "--dir"];
+    let dir = dir.to_str().unwrap();
+    args.push(dir);
+    args.extend_from_slice(extra);
+    let out = berth(&args, data_dir);
+    assert!(out.status.success(), "backup failed: {}", text(&out));
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(Path::new(&path).exists(), "no archive at {path:?}");
+    PathBuf::from(path)
+}
+
+fn archives(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tar.gz"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The data as a reader sees it: accounts, the audit log, collections, documents, chunks,
+/// vectors, conversations, and every uploaded file's checksum.
+async fn state(data_dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT id || '|' || username || '|' || password_hash || '|' || role || '|' || state FROM users ORDER BY id",
+        "SELECT id || '|' || at || '|' || event || '|' || outcome || '|' || coalesce(actor_name, '') || '|' || coalesce(target_name, '') || '|' || coalesce(detail, '') FROM audit_log ORDER BY id",
+        "SELECT id || '|' || name || '|' || owner_id FROM collections ORDER BY id",
+        "SELECT id || '|' || filename || '|' || content_hash || '|' || status || '|' || chunk_count FROM documents ORDER BY id",
+        "SELECT document_id || '|' || ordinal || '|' || text FROM chunks ORDER BY document_id, ordinal",
+        "SELECT model || '|' || dim || '|' || count(*) FROM chunk_vectors GROUP BY model, dim ORDER BY model",
+        "SELECT id || '|' || title FROM conversations ORDER BY id",
+        "SELECT conversation_id || '|' || role || '|' || content FROM messages ORDER BY id",
+    ] {
+        rows.push(format!("-- {sql}"));
+        rows.extend(support::db_strings(data_dir, sql).await);
+    }
+    if has_document_files(data_dir).await {
+        let sql = if postgres_backend() {
+            "SELECT document_id || '|' || md5(bytes) FROM document_files ORDER BY document_id"
+        } else {
+            "SELECT document_id || '|' || hex(bytes) FROM document_files ORDER BY document_id"
+        };
+        rows.extend(support::db_strings(data_dir, sql).await);
+    }
+    let files = data_dir.join("files");
+    let mut names: Vec<_> = std::fs::read_dir(&files)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    names.sort();
+    for name in names {
+        let bytes = std::fs::read(files.join(&name)).unwrap();
+        rows.push(format!(
+            "file {} {}",
+            name.to_string_lossy(),
+            sha256(&bytes)
+        ));
+    }
+    rows
+}
+
+/// Since migration 4, uploads are kept in the database (`document_files`).
+async fn has_document_files(data_dir: &Path) -> bool {
+    let sql = if postgres_backend() {
+        "SELECT tablename::text FROM pg_tables WHERE tablename = 'document_files'"
+    } else {
+        "SELECT name FROM sqlite_master WHERE name = 'document_files'"
+    };
+    !support::db_strings(data_dir, sql).await.is_empty()
+}
+
+/// The manifest of an archive.
+fn manifest(archive: &Path) -> serde_json::Value {
+    let file = std::fs::File::open(archive).unwrap();
+    let mut reader = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut first = reader.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(first.path().unwrap().to_str(), Some("manifest.json"));
+    serde_json::from_reader(&mut first).unwrap()
+}
+
+/// A checksum of the whole database as a dump (PostgreSQL: `pg_dump` plain text; SQLite: the
+/// file itself, Berth being stopped).
+fn database_checksum(data_dir: &Path) -> String {
+    if postgres_backend() {
+        let url = pg::database_for_dir(data_dir);
+        let mut parsed = reqwest::Url::parse(&url).unwrap();
+        let password = parsed.password().unwrap_or("").to_string();
+        parsed.set_password(None).unwrap();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{PG_TOOLS} pg_dump --no-owner '{parsed}'"))
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_dump: {}", text(&out));
+        // pg_dump 17.6+ brackets the script with \restrict/\unrestrict and a random key.
+        let dump: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect();
+        sha256(dump.join("\n").as_bytes())
+    } else {
+        sha256(&std::fs::read(data_dir.join("berth.db")).unwrap())
+    }
+}
+
+struct Site {
+    dir: tempfile::TempDir,
+    model: ModelServer,
+}
+
+impl Site {
+    fn new() -> Site {
+        Site {
+            dir: tempfile::tempdir().unwrap(),
+            model: ModelServer::start(),
+        }
+    }
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn backups(&self) -> PathBuf {
+        self.dir.path().join("backups")
+    }
+    fn start(&self) -> Berth {
+        let env = [
+            ("BERTH_EMBED_URL", self.model.url()),
+            ("BERTH_EMBED_API", "ollama".into()),
+            ("BERTH_EMBED_MODEL", "test-embed".into()),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Berth::start_with(&self.data(), &[], &env)
+    }
+}
+
+async fn upload(b: &Browser, collection: &str, name: &str, bytes: Vec<u8>) -> String {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+    );
+    let resp = b
+        .http
+        .post(format!("{}/collections/{collection}/documents", b.base))
+        .header("x-csrf-token", b.csrf.clone().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    json(resp).await["id"].as_str().unwrap().to_string()
+}
+
+async fn wait_ready(b: &Browser, id: &str) {
+    let start = Instant::now();
+    loop {
+        let doc = json(b.get(&format!("/documents/{id}")).await).await;
+        if doc["status"] == "ready" {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not ready: {doc}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A site with an admin, a collection, two ingested documents and a conversation; stopped.
+/// Moves one document's upload out of the database onto disk, as Berth kept it before
+/// migration 4 (or leaves it there, before that migration); returns the document's id.
+async fn plant_legacy_file(data_dir: &Path, bytes: &[u8]) -> String {
+    let id = support::db_strings(data_dir, "SELECT id FROM documents ORDER BY id")
+        .await
+        .remove(0);
+    std::fs::create_dir_all(data_dir.join("files")).unwrap();
+    std::fs::write(data_dir.join("files").join(&id), bytes).unwrap();
+    if has_document_files(data_dir).await {
+        support::db_execute(
+            data_dir,
+            &format!("DELETE FROM document_files WHERE document_id = '{id}'"),
+        )
+        .await
+        .unwrap();
+    }
+    id
+}
+
+async fn populated() -> (Site, String) {
+    let site = Site::new();
+    let berth = site.start();
+    create_admin(&site.data(), "root", PW);
+    let mut me = Browser::new(&berth);
+    assert_eq!(me.sign_in("root", PW).await, StatusCode::OK);
+    let c = json(me.post("/collections", json!({"name": "handbook"})).await).await;
+    let collection = c["id"].as_str().unwrap().to_string();
+    for (name, body) in [
+        (
+            "boats.md",
+            "# Boats\n\nA berth is where a boat is moored in the harbour.",
+        ),
+        (
+            "trains.txt",
+            "Trains stop at platforms; sleepers have berths too.",
+        ),
+    ] {
+        let id = upload(&me, &collection, name, body.as_bytes().to_vec()).await;
+        wait_ready(&me, &id).await;
+    }
+    me.post("/conversations", json!({})).await;
+    berth.stop();
+    (site, collection)
+}
+
+#[tokio::test]
+async fn a_restore_brings_back_data_files_and_audit_log_exactly() {
+    let (site, collection) = populated().await;
+    // One document as uploaded before migration 4 (its file on disk, not in the database).
+    let legacy = plant_legacy_file(&site.data(), b"legacy bytes").await;
+    let before = state(&site.data()).await;
+    assert!(before.iter().any(|r| r.starts_with("file ")), "{before:?}");
+    let archive = backup(&site.data(), &site.backups(), &[]);
+
+    // The manifest describes the snapshot.
+    let m = manifest(&archive);
+    assert_eq!(m["format"], "berth-backup");
+    assert_eq!(
+        m["backend"],
+        if postgres_backend() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
+    assert_eq!(m["row_counts"]["documents"], 2, "{m}");
+    assert_eq!(m["row_counts"]["users"], 1, "{m}");
+    assert_eq!(m["embeddings"][0]["model"], "test-embed", "{m}");
+    assert_eq!(m["missing_files"], json!([]), "{m}");
+    let members: Vec<&str> = m["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        members.contains(&format!("files/{legacy}").as_str()),
+        "{members:?}"
+    );
+    let out = berth(
+        &["backup", "list", "--dir", site.backups().to_str().unwrap()],
+        &site.data(),
+    );
+    let listed = text(&out);
+    let level = format!("level {}", m["migration_level"]);
+    assert!(out.status.success() && listed.contains(&level), "{listed}");
+
+    // Change everything a restore must undo: a new account, a deleted document, a new file.
+    let berth_again = site.start();
+    let mut me = Browser::new(&berth_again);
+    me.sign_in("root", PW).await;
+    assert_eq!(me.register("mallory", "Mall0ry!secret").await.status(), 202);
+    let docs = json(
+        me.get(&format!("/collections/{collection}/documents"))
+            .await,
+    )
+    .await;
+    let first = docs["documents"][0]["id"]
+        .as_str()
+        .or_else(|| docs[0]["id"].as_str())
+        .unwrap_or_else(|| panic!("{docs}"))
+        .to_string();
+    me.send(
+        reqwest::Method::DELETE,
+        &format!("/documents/{first}"),
+        json!({}),
+    )
+    .await;
+    upload(
+        &me,
+        &collection,
+        "new.txt",
+        b"written after the backup".to_vec(),
+    )
+    .await;
+    berth_again.stop();
+    assert_ne!(state(&site.data()).await, before);
+
+    // Dry run changes nothing.
+    let checksum = database_checksum(&site.data());
+    let out = berth(
+        &["restore", archive.to_str().unwrap(), "--dry-run"],
+        &site.data(),
+    );
+    assert!(
+        out.status.success() && text(&out).contains("would restore"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(database_checksum(&site.data()), checksum);
+
+    // Without a terminal and without --yes, it asks for --yes and changes nothing.
+    let out = berth(&["restore", archive.to_str().unwrap()], &site.data());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--yes"), "{}", text(&out));
+
+    let out = berth(
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--yes",
+            "--dir",
+            site.backups().to_str().unwrap(),
+        ],
+        &site.data(),
+    );
+    assert!(out.status.success(), "restore failed: {}", text(&out));
+    assert_eq!(state(&site.data()).await, before);
+    // A safety backup of what was replaced was taken first.
+    assert!(
+        archives(&site.backups())
+            .iter()
+            .any(|n| n.starts_with("berth-pre-restore-")),
+        "{:?}",
+        archives(&site.backups())
+    );
+
+    // And Berth serves the restored data: sign in, search.
+    let berth = site.start();
+    let mut me = Browser::new(&berth);
+    assert_eq!(me.sign_in("root", PW).await, StatusCode::OK);
+    let found = json(
+        me.post("/search", json!({"query": "moored boat", "k": 3}))
+            .await,
+    )
+    .await;
+    assert!(found.to_string().contains("moored"), "{found}");
+    berth.stop();
+}
+
+#[tokio::test]
+async fn verify_restores_into_a_scratch_database_and_marks_the_archive() {
+    let (site, _) = populated().await;
+    let archive = backup(&site.data(), &site.backups(), &[]);
+    let out = berth(
+        &["backup", "verify", archive.to_str().unwrap()],
+        &site.data(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("matches the manifest"),
+        "{}",
+        text(&out)
+    );
+    let mut marker = archive.clone().into_os_string();
+    marker.push(".verified");
+    assert!(Path::new(&marker).exists());
+}
+
+/// Rewrites an archive with a different manifest (checksums kept right): a "newer" archive.
+fn rewrite_manifest(archive: &Path, out: &Path, edit: impl Fn(&mut serde_json::Value)) {
+    let file = std::fs::File::open(archive).unwrap();
+    let mut reader = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(out).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut writer = tar::Builder::new(gz);
+    for entry in reader.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if path == "manifest.json" {
+            let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            edit(&mut manifest);
+            bytes = serde_json::to_vec(&manifest).unwrap();
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o600);
+        header.set_cksum();
+        writer
+            .append_data(&mut header, &path, bytes.as_slice())
+            .unwrap();
+    }
+    writer.into_inner().unwrap().finish().unwrap();
+}
+
+#[tokio::test]
+async fn corrupt_truncated_foreign_and_newer_archives_are_refused_untouched() {
+    let (site, _) = populated().await;
+    let archive = backup(&site.data(), &site.backups(), &[]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let bad = site.dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+
+    let mut corrupt = bytes.clone();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xff;
+    let truncated = bytes[..bytes.len() * 2 / 3].to_vec();
+    let mut foreign_tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_cksum();
+    foreign_tar
+        .append_data(&mut header, "hello.txt", &b"hello"[..])
+        .unwrap();
+    let foreign = foreign_tar.into_inner().unwrap().finish().unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("corrupt", corrupt, "corrupt"),
+        ("truncated", truncated, "corrupt or truncated"),
+        ("foreign", foreign, "not a Berth backup"),
+        ("text", b"just some text\n".to_vec(), "not a Berth backup"),
+    ];
+    let newer = bad.join("newer.tar.gz");
+    rewrite_manifest(&archive, &newer, |m| m["migration_level"] = json!(9999));
+    let newer_format = bad.join("newer-format.tar.gz");
+    rewrite_manifest(&archive, &newer_format, |m| m["format_version"] = json!(99));
+
+    let checksum = database_checksum(&site.data());
+    let files_before = state(&site.data()).await;
+    let mut paths: Vec<(PathBuf, &str)> = Vec::new();
+    for (name, content, expect) in &cases {
+        let path = bad.join(format!("{name}.tar.gz"));
+        std::fs::write(&path, content).unwrap();
+        paths.push((path, expect));
+    }
+    paths.push((newer, "newer Berth"));
+    paths.push((newer_format, "newer Berth"));
+    for (path, expect) in &paths {
+        for command in [&["restore", "--yes"][..], &["backup", "verify"][..]] {
+            let mut args = command.to_vec();
+            args.push(path.to_str().unwrap());
+            let out = berth(&args, &site.data());
+            let said = text(&out);
+            assert!(!out.status.success(), "{args:?} accepted {path:?}: {said}");
+            assert!(said.contains(expect), "{args:?} {path:?}: {said}");
+            assert!(
+                said.contains("nothing was changed") || said.contains("Nothing was changed"),
+                "{said}"
+            );
+        }
+    }
+    assert_eq!(database_checksum(&site.data()), checksum);
+    assert_eq!(state(&site.data()).await, files_before);
+    // No safety backups were taken either: nothing got that far.
+    assert_eq!(archives(&site.backups()).len(), 1);
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_newest_seven_and_the_newest_verified() {
+    let (site, _) = populated().await;
+    let mut made = Vec::new();
+    for _ in 0..9 {
+        made.push(backup(&site.data(), &site.backups(), &[]));
+    }
+    let kept = archives(&site.backups());
+    assert_eq!(kept.len(), 7, "{kept:?}");
+    let newest: Vec<String> = made[2..]
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept, newest);
+
+    // The newest verified archive survives rotation even when seven newer ones exist.
+    let verified = &made[2];
+    let out = berth(
+        &[
+            "backup",
+            "verify",
+            "--checksums-only",
+            verified.to_str().unwrap(),
+        ],
+        &site.data(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(
+        format!("{}.verified", verified.display()),
+        "marked by the test\n",
+    )
+    .unwrap();
+    backup(&site.data(), &site.backups(), &["--keep", "2"]);
+    let kept = archives(&site.backups());
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert!(kept.contains(&verified.file_name().unwrap().to_string_lossy().into_owned()));
+}
+
+#[tokio::test]
+async fn a_backup_killed_midway_leaves_no_archive_behind() {
+    let (site, _) = populated().await;
+    // One big uploaded file makes the backup slow enough to kill while it writes.
+    let id = plant_legacy_file(&site.data(), b"").await;
+    let mut big = std::fs::File::create(site.data().join("files").join(&id)).unwrap();
+    let mut block = vec![0u8; 1 << 20];
+    for i in 0..96u32 {
+        // Pseudo-random bytes: gzip cannot shrink them quickly.
+        for (j, b) in block.iter_mut().enumerate() {
+            *b = (((j as u32).wrapping_mul(2_654_435_761) ^ i.wrapping_mul(40_503)) >> 13) as u8;
+        }
+        big.write_all(&block).unwrap();
+    }
+    drop(big);
+
+    std::fs::create_dir_all(site.backups()).unwrap();
+    let dir = site.backups();
+    let mut child = spawn_berth(
+        &[
+            "backup",
+            "create",
+            "--stage",
+            "test",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        &site.data(),
+        Stdio::null(),
+    );
+    let start = Instant::now();
+    let partial = loop {
+        let found = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|n| n.ends_with(".partial"));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before it could be killed"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        dir.join(&partial).exists(),
+        "killed before writing: {partial}"
+    );
+    assert!(archives(&dir).is_empty(), "{:?}", archives(&dir));
+    let out = berth(
+        &["backup", "list", "--dir", dir.to_str().unwrap()],
+        &site.data(),
+    );
+    assert!(text(&out).contains("no archives"), "{}", text(&out));
+    // The next backup works and lists.
+    backup(&site.data(), &dir, &[]);
+    assert_eq!(archives(&dir).len(), 1);
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_requests_write_is_consistent() {
+    let (site, collection) = populated().await;
+    let berth_srv = site.start();
+    let mut me = Browser::new(&berth_srv);
+    me.sign_in("root", PW).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let base = berth_srv.url("/api/v1");
+        let me = Browser {
+            http: me.http.clone(),
+            base,
+            csrf: me.csrf.clone(),
+        };
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                me.register(&format!("user{n}"), "Us3r!password").await;
+                let body = format!("Document number {n} about harbours and berths.");
+                upload(&me, &collection, &format!("d{n}.txt"), body.into_bytes()).await;
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let data = site.data();
+    let backups = site.backups();
+    let archive = tokio::task::spawn_blocking(move || backup(&data, &backups, &[]))
+        .await
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.await.unwrap();
+    assert!(written > 0);
+    berth_srv.stop();
+    // Verify restores the snapshot elsewhere and compares it with the manifest's counts.
+    let out = berth(
+        &["backup", "verify", archive.to_str().unwrap()],
+        &site.data(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let m = manifest(&archive);
+    assert_eq!(m["missing_files"], json!([]), "{m}");
+    assert!(m["row_counts"]["documents"].as_i64().unwrap() >= 2, "{m}");
+    let listed = text(&berth(
+        &["backup", "list", "--dir", site.backups().to_str().unwrap()],
+        &site.data(),
+    ));
+    assert!(!listed.contains("UNREADABLE"), "{listed}");
+}
