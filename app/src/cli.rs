@@ -28,6 +28,12 @@ pub enum Command {
     /// Account recovery and bootstrap, straight on the database (works inside a container).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Backups: take one, list them, verify one by restoring it into a scratch database.
+    #[command(subcommand)]
+    Backup(crate::maintenance::BackupCommand),
+    /// Replace the data (database and uploaded files) with a backup archive, after checking it
+    /// and taking a safety backup. Stop Berth first.
+    Restore(crate::maintenance::RestoreArgs),
     /// Exit 0 if the server's /health answers 200 within 3 s, else 1 (container health checks).
     Healthcheck(HealthcheckArgs),
 }

@@ -82,6 +82,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The disk holding the data directory or the database is full.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -111,6 +114,9 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -122,9 +128,46 @@ impl From<sqlx::Error> for ApiError {
         if database_unavailable(&err) {
             tracing::warn!(error = %err, "the database is unavailable");
             ApiError::Unavailable("the database is unavailable; try again shortly".into())
+        } else if database_full(&err) {
+            tracing::error!(error = %err, "the database's disk is full");
+            ApiError::InsufficientStorage(STORAGE_FULL.into())
         } else {
             ApiError::Internal(err.into())
         }
+    }
+}
+
+const STORAGE_FULL: &str =
+    "the server's storage is full; nothing was saved. Free disk space (or ask the operator to), \
+     then try again";
+
+/// A full disk is the operator's to fix, not a bug: 507 with what to do, never a 500.
+impl From<std::io::Error> for ApiError {
+    fn from(err: std::io::Error) -> Self {
+        if matches!(
+            err.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ) {
+            tracing::error!(error = %err, "the data directory's disk is full");
+            ApiError::InsufficientStorage(STORAGE_FULL.into())
+        } else {
+            ApiError::Internal(err.into())
+        }
+    }
+}
+
+/// SQLite's SQLITE_FULL (13) or PostgreSQL's disk_full (53100).
+fn database_full(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                code.parse::<u32>().is_ok_and(|n| n & 0xff == 13)
+            } else {
+                code == "53100"
+            }
+        }
+        _ => false,
     }
 }
 

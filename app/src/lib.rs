@@ -15,6 +15,7 @@ pub mod documents;
 pub mod error;
 pub mod ingest;
 pub mod llm;
+pub mod maintenance;
 pub mod metrics;
 pub mod retrieval;
 pub mod routes;

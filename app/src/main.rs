@@ -35,6 +35,19 @@ fn main() -> ExitCode {
             berth::config::Settings::load(&args.settings, sub)
                 .and_then(|settings| berth::admin_cli::run(&command, &settings))
         }
+        Command::Backup(command) => {
+            let backup = matches
+                .subcommand_matches("backup")
+                .expect("clap matched backup");
+            let (_, sub) = backup.subcommand().expect("clap matched the action");
+            berth::maintenance::run_backup(&command, sub)
+        }
+        Command::Restore(args) => {
+            let sub = matches
+                .subcommand_matches("restore")
+                .expect("clap matched restore");
+            berth::maintenance::run_restore(&args, sub)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

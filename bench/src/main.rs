@@ -64,7 +64,15 @@ fn main() -> Result<()> {
         idle_and_health(&args, &mut figures).await?;
         ingest(&args, &mut figures).await?;
         for n in [10_000usize, 100_000] {
-            search(&args, n, &mut figures).await?;
+            search(&args, n, None, &mut figures).await?;
+        }
+        match Postgres::start().await {
+            Ok(pg) => {
+                for n in [10_000usize, 100_000] {
+                    search(&args, n, Some(&pg), &mut figures).await?;
+                }
+            }
+            Err(e) => eprintln!("bench: no PostgreSQL, its search figures are skipped: {e:#}"),
         }
         anyhow::Ok(())
     })?;
@@ -180,8 +188,11 @@ fn vector_index(args: &Args, figures: &mut Vec<Figure>) {
     let mut lat = Vec::with_capacity(queries);
     let mut found = 0;
     let checked = 20;
-    for i in 0..queries {
-        let q = near(&mut rng, (i * 37) % 1000);
+    let query_vectors: Vec<Vec<f32>> = (0..queries)
+        .map(|i| near(&mut rng, (i * 37) % 1000))
+        .collect();
+    for (i, q) in query_vectors.iter().enumerate() {
+        let q = q.clone();
         let t = Instant::now();
         let hits = index.search(&q, &collections, 10);
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -221,6 +232,115 @@ fn vector_index(args: &Args, figures: &mut Vec<Figure>) {
         unit: "",
         how: format!("{checked} queries compared with a brute-force cosine scan"),
     });
+    let berth_p50 = percentile(&mut lat, 0.5);
+    let berth_p95 = percentile(&mut lat, 0.95);
+    // Chroma adds only a few hundred vectors a second here: --quick gives it the first 20k.
+    let chroma_n = if args.quick { 20_000 } else { n };
+    if let Err(e) = chroma(
+        &exact_copy[..chroma_n],
+        &query_vectors,
+        (n as f64 / secs, berth_p50, berth_p95),
+        figures,
+    ) {
+        eprintln!("bench: the Chroma comparison did not run: {e:#}");
+    }
+}
+
+/// The same vectors and queries through Chroma (PyPI `chromadb`, in-process, in a virtualenv
+/// under target/bench), reported as ratios to Berth's index. `berth` is (inserts/s, p50, p95).
+fn chroma(
+    vectors: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    berth: (f64, f64, f64),
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("root")?;
+    let dir = root.join("target/bench");
+    let python = dir.join("venv/bin/python");
+    if !python.is_file() {
+        eprintln!("bench: installing chromadb into target/bench/venv (once)");
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(dir.join("venv"))
+            .status()?
+            .success()
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "chromadb", "numpy"])
+                .status()?
+                .success();
+        if !ok {
+            bail!("could not install chromadb");
+        }
+    }
+    let write = |path: &Path, rows: &[Vec<f32>]| {
+        let bytes: Vec<u8> = rows
+            .iter()
+            .flat_map(|r| r.iter().flat_map(|x| x.to_le_bytes()))
+            .collect();
+        std::fs::write(path, bytes)
+    };
+    let (vpath, qpath) = (dir.join("vectors.f32"), dir.join("queries.f32"));
+    write(&vpath, vectors)?;
+    write(&qpath, queries)?;
+    let dim = vectors[0].len().to_string();
+    let out = Command::new(&python)
+        .arg(root.join("bench/chroma.py"))
+        .args([&vpath, &qpath])
+        .arg(&dim)
+        .env("ANONYMIZED_TELEMETRY", "False")
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("bench/chroma.py failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+        .with_context(|| format!("bench/chroma.py printed {text}"))?;
+    let field = |k: &str| result[k].as_f64().unwrap_or(f64::NAN);
+    let version = result["chromadb"].as_str().unwrap_or("?");
+    let how = format!(
+        "chromadb {version} in-process (EphemeralClient, HNSW, cosine), the same {}×{dim} vectors \
+         (Berth's index held 100k) and {} queries as above; recall@10 {:.2}",
+        vectors.len(),
+        queries.len(),
+        field("recall_at_10")
+    );
+    for (name, value, unit) in [
+        ("Chroma: insert", field("insert_per_s"), "vectors/s"),
+        ("Chroma: top-10 p50", field("p50_ms"), "ms"),
+        ("Chroma: top-10 p95", field("p95_ms"), "ms"),
+    ] {
+        figures.push(Figure {
+            name: name.into(),
+            value,
+            unit,
+            how: how.clone(),
+        });
+    }
+    for (name, value) in [
+        (
+            "Berth vs Chroma: insert rate",
+            berth.0 / field("insert_per_s"),
+        ),
+        (
+            "Berth vs Chroma: top-10 p50 speed-up",
+            field("p50_ms") / berth.1,
+        ),
+        (
+            "Berth vs Chroma: top-10 p95 speed-up",
+            field("p95_ms") / berth.2,
+        ),
+    ] {
+        figures.push(Figure {
+            name: name.into(),
+            value,
+            unit: "×",
+            how: "ratio of the two rows above (>1: Berth is faster)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The release binary on a data dir; stopped on drop.
@@ -318,17 +438,20 @@ async fn idle_and_health(args: &Args, figures: &mut Vec<Figure>) -> Result<()> {
             ])
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let rps = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Requests/sec:"))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
-        figures.push(Figure {
-            name: "/health throughput, 64 connections".into(),
-            value: rps,
-            unit: "req/s",
-            how: format!("wrk -t2 -c64 -d{secs}s on the same 2 cores as the server"),
-        });
+        let load = Wrk::parse(&text);
+        let how = format!("wrk -t2 -c64 -d{secs}s on the same 2 cores as the server");
+        for (name, value, unit) in [
+            ("/health throughput, 64 connections", load.rps, "req/s"),
+            ("/health latency at 64 connections, p50", load.p50_ms, "ms"),
+            ("/health latency at 64 connections, p99", load.p99_ms, "ms"),
+        ] {
+            figures.push(Figure {
+                name: name.into(),
+                value,
+                unit,
+                how: how.clone(),
+            });
+        }
         figures.push(Figure {
             name: "RSS after /health load".into(),
             value: rss_kib(server.child.id()) / 1024.0,
@@ -339,6 +462,138 @@ async fn idle_and_health(args: &Args, figures: &mut Vec<Figure>) -> Result<()> {
         eprintln!("bench: wrk not found; /health throughput skipped (apt-get install wrk)");
     }
     Ok(())
+}
+
+/// What wrk reported: requests/s and latency percentiles (from `--latency`).
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Wrk {
+    fn parse(text: &str) -> Wrk {
+        let ms = |v: &str| -> f64 {
+            let v = v.trim();
+            let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+                (n, 0.001)
+            } else if let Some(n) = v.strip_suffix("ms") {
+                (n, 1.0)
+            } else if let Some(n) = v.strip_suffix('s') {
+                (n, 1000.0)
+            } else {
+                (v, f64::NAN)
+            };
+            num.parse::<f64>().map_or(f64::NAN, |n| n * scale)
+        };
+        let pct = |p: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(p))
+                .map_or(f64::NAN, ms)
+        };
+        Wrk {
+            rps: text
+                .lines()
+                .find_map(|l| l.strip_prefix("Requests/sec:"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN),
+            p50_ms: pct("50%"),
+            p99_ms: pct("99%"),
+        }
+    }
+}
+
+/// A PostgreSQL with pgvector in a container (the image `cargo xtask fixtures` builds), for the
+/// search figures on the PostgreSQL store; removed when dropped.
+struct Postgres {
+    container: String,
+    base: String,
+}
+
+impl Postgres {
+    async fn start() -> Result<Postgres> {
+        let container = format!("berth-bench-pg-{}", std::process::id());
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let out = Command::new("docker")
+            .args(["run", "--detach", "--rm", "--name", &container])
+            .args(["--env", &format!("POSTGRES_PASSWORD={password}")])
+            .args(["--publish", "127.0.0.1::5432", "--shm-size", "512m"])
+            .args([
+                "pgvector/pgvector:pg17",
+                "postgres",
+                "-c",
+                "max_connections=200",
+            ])
+            .output()
+            .context("running docker")?;
+        if !out.status.success() {
+            bail!(
+                "docker run: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let mut pg = Postgres {
+            container,
+            base: String::new(),
+        };
+        let port = Command::new("docker")
+            .args(["port", &pg.container, "5432/tcp"])
+            .output()?;
+        let port = String::from_utf8_lossy(&port.stdout);
+        let port = port
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .context("published port")?
+            .trim()
+            .to_string();
+        pg.base = format!("postgres://postgres:{password}@127.0.0.1:{port}");
+        let t = Instant::now();
+        while pg.psql("SELECT 1").is_err() {
+            if t.elapsed() > Duration::from_secs(90) {
+                bail!("PostgreSQL did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        // psql answers on the socket before TCP is up; wait for TCP too.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(pg)
+    }
+
+    fn psql(&self, sql: &str) -> Result<String> {
+        let out = Command::new("docker")
+            .args([
+                "exec",
+                &self.container,
+                "psql",
+                "-U",
+                "postgres",
+                "-Atc",
+                sql,
+            ])
+            .output()?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A fresh database: its URL.
+    fn database(&self) -> Result<String> {
+        let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        self.psql(&format!("CREATE DATABASE {name}"))?;
+        Ok(format!("{}/{name}", self.base))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "--force", &self.container])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 fn which(bin: &str) -> bool {
@@ -485,13 +740,28 @@ async fn ingest(args: &Args, figures: &mut Vec<Figure>) -> Result<()> {
 }
 
 /// Hybrid search through the HTTP API over `n` chunks with 384-dimensional vectors.
-async fn search(args: &Args, n: usize, figures: &mut Vec<Figure>) -> Result<()> {
+async fn search(
+    args: &Args,
+    n: usize,
+    pg: Option<&Postgres>,
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
     let dir = tempdir("search")?;
     let model = llm::ModelServer::start();
     model.shared.dim.store(384, Ordering::SeqCst);
     let populate = Instant::now();
+    let database_url = pg.map(Postgres::database).transpose()?;
+    let location = match &database_url {
+        Some(url) => DatabaseLocation::Postgres(url.clone()),
+        None => DatabaseLocation::Sqlite(dir.join("berth.db")),
+    };
+    let store_name = if pg.is_some() {
+        "PostgreSQL"
+    } else {
+        "embedded store"
+    };
     {
-        let store = Store::open(&DatabaseLocation::Sqlite(dir.join("berth.db"))).await?;
+        let store = Store::open(&location).await?;
         let owner = create_admin(&store).await?;
         let cid = uuid::Uuid::new_v4().to_string();
         store
@@ -548,13 +818,16 @@ async fn search(args: &Args, n: usize, figures: &mut Vec<Figure>) -> Result<()> 
         store.close().await;
     }
     eprintln!(
-        "bench: {n} chunks populated in {:.1}s",
+        "bench: {n} chunks populated in {:.1}s ({store_name})",
         populate.elapsed().as_secs_f64()
     );
-    let env = [
+    let mut env = vec![
         ("BERTH_EMBED_URL", model.url()),
         ("BERTH_EMBED_MODEL", "bench-embed".to_string()),
     ];
+    if let Some(url) = &database_url {
+        env.push(("BERTH_DATABASE_URL", url.clone()));
+    }
     let t = Instant::now();
     let server = start(args, &dir, &env).await?;
     let load = t.elapsed().as_secs_f64();
@@ -583,28 +856,95 @@ async fn search(args: &Args, n: usize, figures: &mut Vec<Figure>) -> Result<()> 
         }
     }
     let label = if n >= 100_000 { "100k" } else { "10k" };
+    let on = if pg.is_some() { ", PostgreSQL" } else { "" };
     for (p, name) in [(0.5, "p50"), (0.95, "p95")] {
         figures.push(Figure {
-            name: format!("hybrid search via HTTP, {label} chunks, {name}"),
+            name: format!("hybrid search via HTTP, {label} chunks{on}, {name}"),
             value: percentile(&mut lat, p),
             unit: "ms",
             how: format!(
-                "embedded store, 384-dim vectors, k=10, {queries} sequential queries incl. query embedding by a local model server"
+                "{store_name}, 384-dim vectors, k=10, {queries} sequential queries incl. query embedding by a local model server"
             ),
         });
     }
     figures.push(Figure {
-        name: format!("start with {label} chunks → ready"),
+        name: format!("start with {label} chunks{on} → ready"),
         value: load * 1000.0,
         unit: "ms",
-        how: "loads the vector index from SQLite".into(),
+        how: if pg.is_some() {
+            "PostgreSQL (pgvector HNSW); nothing to load".into()
+        } else {
+            "loads the vector index from SQLite".into()
+        },
     });
     figures.push(Figure {
-        name: format!("RSS with {label} chunks loaded"),
+        name: format!("RSS with {label} chunks{on} loaded"),
         value: rss_kib(server.child.id()) / 1024.0,
         unit: "MiB",
-        how: "VmRSS after the search run".into(),
+        how: "VmRSS after the sequential search run".into(),
     });
+    // 64 clients at once: throughput, tail latency, and memory under that load.
+    if which("wrk") && n == 10_000 {
+        let token: Value = http
+            .post(format!("{}/api/v1/account/tokens", server.base))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"name": "bench"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = token["token"].as_str().context("an API token")?;
+        let script = dir.join("search.lua");
+        std::fs::write(
+            &script,
+            format!(
+                "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+                 wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n\
+                 wrk.body = '{{\"query\": \"{}\", \"k\": 10}}'\n",
+                vocabulary.sentence(&mut rng, 4)
+            ),
+        )?;
+        let secs = if args.quick { 10 } else { 20 };
+        let out = Command::new("wrk")
+            .args([
+                "-t2",
+                "-c64",
+                &format!("-d{secs}s"),
+                "--timeout",
+                "10s",
+                "--latency",
+                "-s",
+            ])
+            .arg(&script)
+            .arg(format!("{}/api/v1/search", server.base))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("Non-2xx") {
+            bail!("search under load answered errors:\n{text}");
+        }
+        let load = Wrk::parse(&text);
+        let how = format!(
+            "wrk -t2 -c64 -d{secs}s, one query (hybrid, k=10, embedded by the local model server), {store_name}"
+        );
+        for (name, value, unit) in [
+            ("search throughput at 64 connections", load.rps, "req/s"),
+            ("search latency at 64 connections, p50", load.p50_ms, "ms"),
+            ("search latency at 64 connections, p99", load.p99_ms, "ms"),
+        ] {
+            figures.push(Figure {
+                name: format!("{name}, {label} chunks{on}"),
+                value,
+                unit,
+                how: how.clone(),
+            });
+        }
+        figures.push(Figure {
+            name: format!("RSS under search load, {label} chunks{on}"),
+            value: rss_kib(server.child.id()) / 1024.0,
+            unit: "MiB",
+            how: "VmRSS right after the 64-connection search run".into(),
+        });
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -158,7 +158,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// `cargo build --locked -p berth`, its progress on stderr; stdout stays berth's alone.
-fn build_server() -> Result<()> {
+pub(crate) fn build_server() -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     let cmd = cmd!(sh, "cargo build --locked -p berth");

@@ -22,6 +22,10 @@ pub struct Args {
     /// Fewer queries and smaller inputs (finishes in a few minutes)
     #[arg(long)]
     quick: bool,
+    /// Instead: a soak at modest load for MINUTES (30 for the reference figure), reporting RSS
+    /// growth (target/faults/soak.json; the next bench run puts it in docs/benchmarks.md)
+    #[arg(long, value_name = "MINUTES", num_args = 0..=1, default_missing_value = "30")]
+    soak: Option<u64>,
     /// Print what would run, change nothing
     #[arg(long)]
     dry_run: bool,
@@ -32,6 +36,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let root = project_root();
     sh.change_dir(&root);
     let quick = args.quick.then_some("--quick");
+    if let Some(minutes) = args.soak {
+        return soak(minutes, args.dry_run);
+    }
     if args.dry_run {
         println!("would run: cargo build --release --locked -p berth -p berth-bench");
         println!(
@@ -51,6 +58,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     )
     .read()
     .context("the bench harness failed")?;
+    let table = format!("{table}{}", extra_rows(&sh));
     println!("{table}");
     let machine = machine(&sh);
     let date = cmd!(sh, "date -u +%Y-%m-%d").read().unwrap_or_default();
@@ -61,6 +69,83 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     sh.write_file("docs/benchmarks.md", doc)?;
     println!("\nwrote docs/benchmarks.md and target/bench/bench.json");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Figures measured outside the harness: the app image's size (when `cargo xtask build` made
+/// it) and the last soak's RSS growth (when `cargo xtask bench --soak` ran).
+fn extra_rows(sh: &Shell) -> String {
+    let mut rows = String::new();
+    let (size_format, created_format) = ("{{.Size}}", "{{.Created}}");
+    if let Ok(size) = cmd!(
+        sh,
+        "docker image inspect --format {size_format} berth:latest"
+    )
+    .quiet()
+    .ignore_stderr()
+    .read()
+    {
+        if let Ok(bytes) = size.trim().parse::<f64>() {
+            let created = cmd!(
+                sh,
+                "docker image inspect --format {created_format} berth:latest"
+            )
+            .quiet()
+            .read()
+            .unwrap_or_default();
+            rows.push_str(&format!(
+                "| app image size (berth:latest) | {:.1} MiB | `docker image inspect`, the image `cargo xtask build` made ({}) |\n",
+                bytes / 1048576.0,
+                created.get(..10).unwrap_or("")
+            ));
+        }
+    }
+    let soak = project_root().join("target/faults/soak.json");
+    if let Ok(text) = std::fs::read_to_string(&soak) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            let mib = |k: &str| v[k].as_f64().unwrap_or(f64::NAN) / 1024.0;
+            rows.push_str(&format!(
+                "| soak: RSS growth over {} min | {:+.1} MiB | {:.1} → {:.1} MiB (peak {:.1}) after {} s warm-up; {} requests, {} failed; 4 clients, ~40 req/s of search, list, health, uploads; debug binary (`cargo xtask bench --soak`) |\n",
+                v["seconds"].as_u64().unwrap_or(0) / 60,
+                mib("rss_growth_kib"),
+                mib("rss_kib_after_warm_up"),
+                mib("rss_kib_at_end"),
+                mib("rss_kib_peak"),
+                v["warm_up_seconds"],
+                v["requests"],
+                v["failures"],
+            ));
+        }
+    }
+    rows
+}
+
+/// `--soak MINUTES`: the soak scenario of the fault suite, run long.
+fn soak(minutes: u64, dry_run: bool) -> Result<ExitCode> {
+    let secs = (minutes * 60).to_string();
+    let args = [
+        "test",
+        "--locked",
+        "-p",
+        "berth",
+        "--test",
+        "faults",
+        "soak",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ];
+    if dry_run {
+        println!("would run: BERTH_SOAK_SECS={secs} cargo {}", args.join(" "));
+        println!("would write: target/faults/soak.json");
+        return Ok(ExitCode::SUCCESS);
+    }
+    section(&format!("soak: {minutes} min at modest load"));
+    let (tally, ok) = crate::faults::cargo_test_tallied(&args, &[("BERTH_SOAK_SECS", &secs)])?;
+    if !ok || tally.passed == 0 {
+        anyhow::bail!("the soak failed");
+    }
+    println!("wrote target/faults/soak.json; `cargo xtask bench` adds it to docs/benchmarks.md");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,7 +2,7 @@
 //!
 //! To add a check, add one `Step` to [`steps`].
 
-use std::{process::ExitCode, time::Duration};
+use std::{process::ExitCode, sync::Mutex, time::Duration};
 
 use anyhow::Result;
 use xshell::{cmd, Shell};
@@ -58,6 +58,22 @@ pub fn steps() -> Vec<Step> {
             run: |_| crate::gen::run_check(),
         },
         Step {
+            name: "k8s",
+            description: "every Kubernetes overlay builds, meets the restricted profile and \
+                          validates against the Kubernetes schemas (offline)",
+            command: "cargo xtask k8s validate",
+            needs: &[Tool::Cargo],
+            run: |_| crate::k8s::run_ci(),
+        },
+        Step {
+            name: "scan",
+            description: "the security policy scan of Dockerfiles, compose files and manifests \
+                          has no open high finding (report in target/scan/)",
+            command: "cargo xtask scan",
+            needs: &[Tool::DockerCompose],
+            run: |_| crate::scan::run_ci(),
+        },
+        Step {
             name: "fmt",
             description: "code is formatted as rustfmt would",
             command: "cargo fmt --all -- --check",
@@ -101,14 +117,15 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "test-postgres",
-            description: "the black-box account, server and RAG tests pass on PostgreSQL too",
+            description:
+                "the black-box account, server, RAG and backup tests pass on PostgreSQL too",
             command: "BERTH_TEST_BACKEND=postgres cargo test --locked -p berth --test accounts \
-                      --test http --test rag",
+                      --test http --test rag --test scale_out --test backup",
             needs: &[Tool::Cargo, Tool::DockerEngine],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked -p berth --test accounts --test http --test rag"
+                    "cargo test --locked -p berth --test accounts --test http --test rag --test scale_out --test backup"
                 )
                 .env("BERTH_TEST_BACKEND", "postgres")
                 .quiet()
@@ -130,6 +147,24 @@ pub fn steps() -> Vec<Step> {
             run: |_| crate::e2e::run_default(),
         },
         Step {
+            name: "faults",
+            description: "outages under load: PostgreSQL killed, Redis and the model server down, \
+                          SIGTERM, a full disk; a short soak",
+            command: "cargo test --locked -p berth --test faults -- --ignored --nocapture \
+                      --test-threads=2",
+            needs: &[Tool::Cargo, Tool::DockerEngine],
+            run: |_| crate::faults::run_ci(),
+        },
+        Step {
+            name: "fuzz",
+            description:
+                "random and mutated input to the HTTP API (schemathesis, from its OpenAPI \
+                          document) and to the stack-file parser: no 5xx, no panic",
+            command: "cargo xtask fuzz --seconds 30",
+            needs: &[Tool::Cargo],
+            run: |_| crate::fuzz::run_ci(),
+        },
+        Step {
             name: "containers",
             description: "the app image builds; the cpu stack is healthy and serves register → ask",
             command: "cargo test --locked -p berth --test containers -- --ignored --nocapture",
@@ -138,6 +173,36 @@ pub fn steps() -> Vec<Step> {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked -p berth --test containers -- --ignored --nocapture"
+                )
+                .quiet()
+                .run()?)
+            },
+        },
+        Step {
+            name: "deploy",
+            description: "cargo xtask deploy to a real server (sshd + its own Docker): no failed \
+                          request across the switch, automatic rollback, lock, clear errors",
+            command: "cargo test --locked -p berth --test deploy -- --ignored --nocapture",
+            needs: &[Tool::Docker, Tool::DockerEngine],
+            run: |sh| {
+                Ok(cmd!(
+                    sh,
+                    "cargo test --locked -p berth --test deploy -- --ignored --nocapture"
+                )
+                .quiet()
+                .run()?)
+            },
+        },
+        Step {
+            name: "release",
+            description: "cargo xtask release to a local registry: pushed, pulled back by \
+                          digest, healthy; a second release of the commit gives the same digest",
+            command: "cargo test --locked -p berth --test release -- --ignored --nocapture",
+            needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
+            run: |sh| {
+                Ok(cmd!(
+                    sh,
+                    "cargo test --locked -p berth --test release -- --ignored --nocapture"
                 )
                 .quiet()
                 .run()?)
@@ -168,6 +233,20 @@ struct Report {
     outcome: Outcome,
     /// None when the step did not run.
     time: Option<Duration>,
+    /// What the step counted, e.g. `6 scenarios passed, 0 failed` (see [`note`]).
+    note: Option<String>,
+}
+
+/// The running step's counts, shown beside its result in the summary.
+static NOTE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Records what the running step counted (scenarios, inputs, failures) for the summary.
+pub fn note(text: impl Into<String>) {
+    *NOTE.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.into());
+}
+
+fn take_note() -> Option<String> {
+    NOTE.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -182,10 +261,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut reports = Vec::new();
     let mut lacking_tools = Vec::new();
     for (step, skip_reason) in select(&steps, &args.only, &args.skip) {
+        take_note();
         let (outcome, time) = match skip_reason {
             Some(reason) => (Outcome::Skipped(reason.to_string()), None),
             None => run_step(step, &sh),
         };
+        let note = take_note();
         if skip_reason.is_none() && matches!(outcome, Outcome::Skipped(_)) {
             lacking_tools.push(step.name);
         }
@@ -193,6 +274,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             name: step.name,
             outcome,
             time,
+            note,
         });
     }
 
@@ -290,10 +372,12 @@ fn format_summary(reports: &[Report]) -> String {
     let rows: Vec<[String; 3]> = reports
         .iter()
         .map(|r| {
-            let result = match &r.outcome {
-                Outcome::Passed => "ok".to_string(),
-                Outcome::Failed(why) => format!("FAILED ({why})"),
-                Outcome::Skipped(why) => format!("skipped ({why})"),
+            let result = match (&r.outcome, &r.note) {
+                (Outcome::Passed, None) => "ok".to_string(),
+                (Outcome::Passed, Some(note)) => format!("ok ({note})"),
+                (Outcome::Failed(why), None) => format!("FAILED ({why})"),
+                (Outcome::Failed(why), Some(note)) => format!("FAILED ({why}; {note})"),
+                (Outcome::Skipped(why), _) => format!("skipped ({why})"),
             };
             let time = r.time.map_or("-".to_string(), secs);
             [r.name.to_string(), result, time]
@@ -380,6 +464,8 @@ mod tests {
             names(&select(&steps, &[], &strings(&["clippy"]))),
             [
                 ("gen", None),
+                ("k8s", None),
+                ("scan", None),
                 ("fmt", None),
                 ("clippy", Some("--skip".into())),
                 ("fixtures", None),
@@ -387,7 +473,11 @@ mod tests {
                 ("test-postgres", None),
                 ("frontend", None),
                 ("e2e", None),
-                ("containers", None)
+                ("faults", None),
+                ("fuzz", None),
+                ("containers", None),
+                ("deploy", None),
+                ("release", None)
             ]
         );
         assert_eq!(
@@ -398,6 +488,8 @@ mod tests {
             )),
             [
                 ("gen", Some("not in --only".into())),
+                ("k8s", Some("not in --only".into())),
+                ("scan", Some("not in --only".into())),
                 ("fmt", None),
                 ("clippy", Some("not in --only".into())),
                 ("fixtures", Some("not in --only".into())),
@@ -405,7 +497,11 @@ mod tests {
                 ("test-postgres", Some("not in --only".into())),
                 ("frontend", Some("not in --only".into())),
                 ("e2e", Some("not in --only".into())),
-                ("containers", Some("not in --only".into()))
+                ("faults", Some("not in --only".into())),
+                ("fuzz", Some("not in --only".into())),
+                ("containers", Some("not in --only".into())),
+                ("deploy", Some("not in --only".into())),
+                ("release", Some("not in --only".into()))
             ]
         );
     }
@@ -432,16 +528,19 @@ mod tests {
                 name: "fmt",
                 outcome: Outcome::Passed,
                 time: Some(Duration::from_millis(420)),
+                note: None,
             },
             Report {
                 name: "clippy",
                 outcome: Outcome::Failed("see its output above".into()),
                 time: Some(Duration::from_millis(12_340)),
+                note: None,
             },
             Report {
                 name: "test",
                 outcome: Outcome::Skipped("--skip".into()),
                 time: None,
+                note: None,
             },
         ];
         let summary = format_summary(&reports);
@@ -462,11 +561,33 @@ mod tests {
             name: "fmt",
             outcome: Outcome::Passed,
             time: Some(Duration::from_secs(1)),
+            note: None,
         }];
         assert_eq!(
             format_summary(&reports).lines().last(),
             Some("ci: 1 passed, 0 failed")
         );
+    }
+
+    #[test]
+    fn a_steps_counts_show_beside_its_result() {
+        let reports = [
+            Report {
+                name: "faults",
+                outcome: Outcome::Passed,
+                time: Some(Duration::from_secs(90)),
+                note: Some("6 scenarios passed, 0 failed".into()),
+            },
+            Report {
+                name: "fuzz",
+                outcome: Outcome::Failed("see its output above".into()),
+                time: Some(Duration::from_secs(60)),
+                note: Some("12345 inputs, 1 failure".into()),
+            },
+        ];
+        let summary = format_summary(&reports);
+        assert!(summary.contains("faults  ok (6 scenarios passed, 0 failed)"));
+        assert!(summary.contains("FAILED (see its output above; 12345 inputs, 1 failure)"));
     }
 
     #[test]

@@ -457,11 +457,9 @@ fn health_status(addr: SocketAddr) -> Option<u16> {
     stream
         .set_write_timeout(Some(Duration::from_secs(2)))
         .ok()?;
-    write!(
-        stream,
-        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    // One write: `write!` would send each piece of the format string separately.
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
     // The status line is all we need; stop there rather than wait for the body.
     let mut response = Vec::new();
     let mut chunk = [0; 512];
@@ -585,11 +583,18 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut request = [0; 1024];
-            let n = conn.read(&mut request).unwrap();
+            // Read the whole request head: it may arrive in several segments.
+            let mut request = Vec::new();
+            let mut chunk = [0; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk).unwrap() {
+                    0 => break,
+                    n => request.extend_from_slice(&chunk[..n]),
+                }
+            }
             conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                 .unwrap();
-            String::from_utf8_lossy(&request[..n]).into_owned()
+            String::from_utf8_lossy(&request).into_owned()
         });
         assert_eq!(health_status(addr), Some(200));
         assert!(server

@@ -66,6 +66,11 @@ pub enum Extra {
 
 pub const FIXTURES: &[Fixture] = &[
     Fixture {
+        dir: "deploy-target",
+        tag: "berth-deploy-target:test",
+        extra: Extra::None,
+    },
+    Fixture {
         dir: "nginx",
         tag: "nginx:1.26",
         extra: Extra::None,

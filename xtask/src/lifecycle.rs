@@ -31,16 +31,16 @@ pub struct StageArgs {
 }
 
 /// What every task starts from.
-struct Ctx {
-    root: std::path::PathBuf,
-    stack: Stack,
-    stage: ResolvedStage,
-    vars: Vars,
+pub(crate) struct Ctx {
+    pub(crate) root: std::path::PathBuf,
+    pub(crate) stack: Stack,
+    pub(crate) stage: ResolvedStage,
+    pub(crate) vars: Vars,
     project: Option<String>,
 }
 
 impl Ctx {
-    fn load(args: &StageArgs) -> Result<Ctx> {
+    pub(crate) fn load(args: &StageArgs) -> Result<Ctx> {
         let root = project_root();
         let stack = Stack::load(&root)?;
         let stage = stack.stage(&args.stage)?;
@@ -66,7 +66,7 @@ impl Ctx {
         })
     }
 
-    fn compose(&self) -> Compose {
+    pub(crate) fn compose(&self) -> Compose {
         Compose::new(&self.root, &self.stage, self.project.as_deref(), &self.vars)
     }
 
@@ -82,7 +82,7 @@ impl Ctx {
     }
 }
 
-fn run_status(mut command: Command, dry_run: bool) -> Result<()> {
+pub(crate) fn run_status(mut command: Command, dry_run: bool) -> Result<()> {
     if dry_run {
         println!("would run: {}", show(&command));
         return Ok(());
@@ -736,6 +736,9 @@ pub struct LogsArgs {
     /// Lines from the end of each log
     #[arg(long, default_value = "200", value_name = "N")]
     pub tail: String,
+    /// A deployment server's logs instead (deploy/stack.toml [targets], over SSH)
+    #[command(flatten)]
+    pub remote: crate::deploy::TargetArgs,
 }
 
 fn check_service(ctx: &Ctx, service: &str) -> Result<()> {
@@ -750,6 +753,14 @@ fn check_service(ctx: &Ctx, service: &str) -> Result<()> {
 }
 
 pub fn logs(args: LogsArgs) -> Result<ExitCode> {
+    if args.remote.target.is_some() {
+        return crate::deploy::remote_logs(
+            &args.remote,
+            args.service.as_deref(),
+            &args.tail,
+            args.follow,
+        );
+    }
     let ctx = Ctx::load(&args.stage)?;
     if let Some(s) = &args.service {
         check_service(&ctx, s)?;

@@ -4,16 +4,24 @@
 //! built before any task can run.
 
 mod admin;
+mod backup;
 mod bench;
 mod ci;
+mod deploy;
 mod dev;
 mod docker;
 mod doctor;
 mod e2e;
+mod faults;
 mod fixtures;
 mod frontend;
+mod fuzz;
 mod gen;
+mod k8s;
 mod lifecycle;
+mod release;
+mod scan;
+mod setup;
 mod stack;
 mod util;
 
@@ -45,7 +53,9 @@ enum Task {
     E2e(e2e::Args),
     Admin(admin::Args),
     Bench(bench::Args),
+    Fuzz(fuzz::Args),
     Gen(gen::Args),
+    K8s(k8s::Args),
     Build(lifecycle::BuildArgs),
     Up(lifecycle::UpArgs),
     Down(lifecycle::DownArgs),
@@ -53,6 +63,14 @@ enum Task {
     Logs(lifecycle::LogsArgs),
     Health(lifecycle::HealthArgs),
     Exec(lifecycle::ExecArgs),
+    Scan(scan::Args),
+    Release(release::Args),
+    Deploy(deploy::DeployArgs),
+    Rollback(deploy::RollbackArgs),
+    Status(deploy::StatusArgs),
+    Setup(setup::Args),
+    Backup(backup::Args),
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,7 +84,9 @@ fn main() -> ExitCode {
         Task::E2e(args) => e2e::run(args).map(|()| ExitCode::SUCCESS),
         Task::Admin(args) => admin::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::Fuzz(args) => fuzz::run(args),
         Task::Gen(args) => gen::run(args).map(|()| ExitCode::SUCCESS),
+        Task::K8s(args) => k8s::run(args),
         Task::Build(args) => lifecycle::build(args),
         Task::Up(args) => lifecycle::up(args),
         Task::Down(args) => lifecycle::down(args),
@@ -74,6 +94,14 @@ fn main() -> ExitCode {
         Task::Logs(args) => lifecycle::logs(args),
         Task::Health(args) => lifecycle::health(args),
         Task::Exec(args) => lifecycle::exec(args),
+        Task::Scan(args) => scan::run(args),
+        Task::Release(args) => release::release(args),
+        Task::Deploy(args) => deploy::deploy(args),
+        Task::Rollback(args) => deploy::rollback(args),
+        Task::Status(args) => deploy::status(args),
+        Task::Setup(args) => setup::run(args),
+        Task::Backup(args) => backup::backup(args),
+        Task::Restore(args) => backup::restore(args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");

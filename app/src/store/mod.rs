@@ -4,7 +4,7 @@
 mod accounts;
 mod dispatch;
 mod documents;
-mod migrations;
+pub(crate) mod migrations;
 mod postgres;
 mod sqlite;
 

@@ -39,6 +39,43 @@ pub struct StackFile {
     pub services: BTreeMap<Name, Service>,
     /// Deployment stages (`dev`, `prod`), each with its own compose file and overrides.
     pub stages: BTreeMap<Name, Stage>,
+    /// What Kubernetes needs beyond the compose facts (schema: xtask/src/k8s/model.rs).
+    #[serde(default)]
+    pub kubernetes: Option<crate::k8s::model::Kubernetes>,
+    /// Servers `cargo xtask deploy` puts releases on, over SSH (docs/deploy.md).
+    #[serde(default)]
+    pub targets: BTreeMap<Name, Target>,
+}
+
+/// A deployment server. Only where and how to reach it: no secrets (they live in its own `dir`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Host name or address SSH connects to.
+    pub host: Name,
+    #[serde(default = "default_ssh_port")]
+    pub port: Spanned<u16>,
+    /// The SSH login; it must be able to run `docker` (e.g. in group `docker`).
+    pub user: Name,
+    /// Path of the private key to log in with (never the key itself); default: ssh's own choice.
+    #[serde(default)]
+    pub identity: Option<Name>,
+    /// The stage whose compose file runs there.
+    pub stage: Name,
+    /// Absolute directory on the server holding the deployment (compose file, secrets, backups, log).
+    pub dir: Name,
+    /// Profiles enabled there; `proxy` is required (it carries the traffic during the switch).
+    #[serde(default)]
+    pub profiles: Vec<Name>,
+    /// Values of [variables] there (written to its docker/.env), e.g. BERTH_HTTPS_PORT.
+    #[serde(default)]
+    pub variables: BTreeMap<Name, Spanned<String>>,
+}
+
+fn default_ssh_port() -> Spanned<u16> {
+    Spanned::new(0..0, 22)
 }
 
 #[derive(Debug, Deserialize)]
