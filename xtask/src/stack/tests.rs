@@ -87,7 +87,10 @@ fn a_dependency_on_an_undefined_service_is_refused() {
         )),
         "{err}"
     );
-    assert!(err.contains("= expected one of `app`, `backup`, `db`, "), "{err}");
+    assert!(
+        err.contains("= expected one of `app`, `backup`, `db`, "),
+        "{err}"
+    );
 }
 
 #[test]
