@@ -58,7 +58,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     )
     .read()
     .context("the bench harness failed")?;
-    let table = format!("{table}{}", extra_rows(&sh));
+    // `read` drops the harness's last newline; the extra rows continue the same table.
+    let table = format!("{table}\n{}", extra_rows(&sh));
     println!("{table}");
     let machine = machine(&sh);
     let date = cmd!(sh, "date -u +%Y-%m-%d").read().unwrap_or_default();
