@@ -150,15 +150,7 @@ impl Remote {
             t = quote(&tmp),
             p = quote(path)
         );
-        let out = self.run(&script, Some(content))?;
-        if !out.ok() {
-            bail!(
-                "cannot write {path} on target `{}`: {}",
-                self.name,
-                out.stderr.trim()
-            );
-        }
-        Ok(())
+        self.write_with(path, &script, content)
     }
 
     /// Replaces `path`'s content in place (same inode), staging it beside first so that a
@@ -170,7 +162,12 @@ impl Remote {
             t = quote(&tmp),
             p = quote(path)
         );
-        let out = self.run(&script, Some(content))?;
+        self.write_with(path, &script, content)
+    }
+
+    /// Runs a write `script` that reads `content` on stdin; one error message for both ways of writing.
+    fn write_with(&self, path: &str, script: &str, content: &[u8]) -> Result<()> {
+        let out = self.run(script, Some(content))?;
         if !out.ok() {
             bail!(
                 "cannot write {path} on target `{}`: {}",
