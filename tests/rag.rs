@@ -688,11 +688,13 @@ async fn sigkill_mid_ingest_never_exposes_a_partial_document() {
     let mut saw_partial = false;
     let start = Instant::now();
     loop {
-        let doc = json(me.get(&format!("/documents/{id}")).await).await;
+        // Search before reading the status: status only moves forward, so hits followed by a
+        // not-ready status prove a partial document was visible (the other order races the worker).
         let hits = search(&me, "zebra").await["results"]
             .as_array()
             .unwrap()
             .len();
+        let doc = json(me.get(&format!("/documents/{id}")).await).await;
         if doc["status"] != "ready" && hits > 0 {
             saw_partial = true;
         }
