@@ -96,6 +96,19 @@ async fn create(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<
         )));
     }
     let password = new_password(args, settings)?;
+    create_admin(store, &name, password, "berth admin (command line)").await?;
+    println!("Created admin account {name}. Sign in with it in the browser.");
+    Ok(())
+}
+
+/// Creates an active admin account with `password` (already checked by the caller) and audits
+/// it as done by `actor`: `berth admin create`, and the throwaway account of `berth backup drill`.
+pub async fn create_admin(
+    store: &Store,
+    name: &Username,
+    password: String,
+    actor: &str,
+) -> Result<UserRow, BootError> {
     let now = now_ms();
     let row = UserRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -115,17 +128,20 @@ async fn create(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<
             "an account named {name} exists already"
         )));
     }
+    let context = audit::Context {
+        actor_name: Some(actor.into()),
+        ..Default::default()
+    };
     audit_log(store)
         .record(
-            &cli_context(),
+            &context,
             event::ADMIN_BOOTSTRAP,
             outcome::SUCCESS,
             Some((&row.id, &row.username)),
             None,
         )
         .await;
-    println!("Created admin account {name}. Sign in with it in the browser.");
-    Ok(())
+    Ok(row)
 }
 
 async fn reset(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<(), BootError> {

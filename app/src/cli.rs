@@ -28,7 +28,8 @@ pub enum Command {
     /// Account recovery and bootstrap, straight on the database (works inside a container).
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Backups: take one, list them, verify one by restoring it into a scratch database.
+    /// Backups: take one, list them, verify or drill one (restore it somewhere throwaway and
+    /// use it); seal the secrets apart, with a passphrase.
     #[command(subcommand)]
     Backup(crate::maintenance::BackupCommand),
     /// Replace the data (database and uploaded files) with a backup archive, after checking it

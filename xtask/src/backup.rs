@@ -1,6 +1,10 @@
-//! `cargo xtask backup [list|verify]` and `cargo xtask restore`: `berth backup …` and
+//! `cargo xtask backup [list|verify|drill]` and `cargo xtask restore`: `berth backup …` and
 //! `berth restore …` run where the data is. The berth binary does the work (it knows the
 //! schema); this task only finds the binary, the data and the archives.
+//!
+//! `backup --secrets` / `restore --secrets FILE` seal and open the stage's secrets directory with
+//! a passphrase (`berth backup secrets seal|open`, run by the host binary: the secrets are files
+//! on this machine).
 //!
 //! - `--stage prod|dev`: the compose stack. The stack's `backup` service (profile `backup`: the
 //!   Berth binary in the PostgreSQL image, so pg_dump matches the server) runs the command with
@@ -23,9 +27,14 @@ const AFTER_HELP: &str = "Examples:\n  \
     cargo xtask backup --stage local           # the SQLite data of `cargo xtask dev`\n  \
     cargo xtask backup list\n  \
     cargo xtask backup verify backups/berth-prod-20261201T020000.000Z.tar.gz\n  \
-    cargo xtask restore backups/berth-prod-20261201T020000.000Z.tar.gz\n\n\
-    Exit status: 0 done; 1 failed or archive refused; 2 bad command line or not confirmed; \
-    3 database error.";
+    cargo xtask backup drill                   # newest prod archive: restore, serve, sign in, search\n  \
+    cargo xtask backup --secrets               # seal secrets/ with a passphrase (asked twice)\n  \
+    cargo xtask restore backups/berth-prod-20261201T020000.000Z.tar.gz\n  \
+    cargo xtask restore --secrets backups/berth-secrets-prod-20261201T020000.000Z.tar.age\n\n\
+    The passphrase of --secrets: --passphrase-file FILE, or BERTH_BACKUP_PASSPHRASE, or a \
+    hidden prompt; never on the command line.\n\n\
+    Exit status: 0 done; 1 failed, archive refused or drill failed; 2 bad command line or not \
+    confirmed; 3 database error.";
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -37,8 +46,12 @@ const AFTER_HELP: &str = "Examples:\n  \
                   member. Written atomically: an interrupted backup leaves no archive. Then the \
                   newest --keep (7) are kept, and the newest verified one.\n\n\
                   `list` shows the archives; `verify ARCHIVE` restores one into a scratch \
-                  database and compares it with its manifest. Secrets are never in an archive \
-                  (back up the secrets directory on its own).",
+                  database and compares it with its manifest; `drill [ARCHIVE]` restores the \
+                  newest (or ARCHIVE) into a throwaway database, starts Berth on it, signs in as \
+                  a throwaway admin and searches over HTTP: the proof that backups are usable.\n\n\
+                  Secrets are never in a data archive: `--secrets` seals the stage's secrets \
+                  directory on its own (berth-secrets-STAGE-UTCTIME.tar.age, encrypted with a \
+                  passphrase by age/scrypt, mode 0600) into the backup directory.",
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true
 )]
@@ -57,6 +70,9 @@ enum Action {
     List(Where),
     /// Check an archive's checksums, restore it into a scratch database, compare with its manifest
     Verify(VerifyArgs),
+    /// Restore the newest archive (or ARCHIVE) into a throwaway copy, start Berth on it, sign in
+    /// and search over HTTP; remove it all. Exit 0 only if every step passed
+    Drill(DrillArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +85,25 @@ struct CreateArgs {
     /// Also copy the archive into this directory (an off-site mount)
     #[arg(long, value_name = "DIR")]
     copy_to: Option<PathBuf>,
+    /// Seal the stage's secrets directory instead of taking a data backup: encrypted with a
+    /// passphrase into the backup directory (--dir, else BERTH_BACKUP_DIR)
+    #[arg(long, conflicts_with = "keep")]
+    secrets: bool,
+    /// With --secrets: read the passphrase from this file [default: BERTH_BACKUP_PASSPHRASE,
+    /// else a hidden prompt, asked twice]
+    #[arg(long, value_name = "FILE", requires = "secrets")]
+    passphrase_file: Option<PathBuf>,
+    /// Print what would be run, change nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct DrillArgs {
+    #[command(flatten)]
+    at: Where,
+    /// The archive (in the backup directory) [default: the stage's newest]
+    archive: Option<PathBuf>,
     /// Print what would be run, change nothing
     #[arg(long)]
     dry_run: bool,
@@ -114,7 +149,19 @@ pub struct RestoreArgs {
     #[command(flatten)]
     at: Where,
     /// The archive to restore
-    archive: PathBuf,
+    #[arg(required_unless_present = "secrets")]
+    archive: Option<PathBuf>,
+    /// Open a sealed secrets file (from `backup --secrets`) into the stage's secrets directory
+    /// instead; files that exist with other content are refused unless --force
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["archive", "yes"])]
+    secrets: Option<PathBuf>,
+    /// With --secrets: overwrite secret files that exist with other content
+    #[arg(long, requires = "secrets")]
+    force: bool,
+    /// With --secrets: read the passphrase from this file [default: BERTH_BACKUP_PASSPHRASE,
+    /// else a hidden prompt]
+    #[arg(long, value_name = "FILE", requires = "secrets")]
+    passphrase_file: Option<PathBuf>,
     /// Do not ask before replacing the data
     #[arg(long)]
     yes: bool,
@@ -170,15 +217,7 @@ impl Runner {
             project_name: at.project_name.clone(),
         })?;
         let compose = ctx.compose().with_profiles(["backup".to_string()]);
-        let compose_dir = ctx.root.join(&ctx.stage.file);
-        let compose_dir = compose_dir.parent().unwrap_or(&ctx.root).to_path_buf();
-        let host_dir = docker::normalize(
-            &compose_dir.join(
-                ctx.vars
-                    .get("BERTH_BACKUP_DIR")
-                    .unwrap_or("../backups".into()),
-            ),
-        );
+        let host_dir = stack_backup_dir(&ctx);
         Ok(Runner::Stack {
             stage: ctx.stage.name.clone(),
             ctx: Box::new(ctx),
@@ -231,27 +270,54 @@ impl Runner {
     }
 
     fn command(&self, args: &[String]) -> Command {
+        self.command_with_env(args, &[])
+    }
+
+    /// [`Runner::command`] with extra environment variables for berth. In the stack they go
+    /// through `-e NAME` (the value from our environment, never on a command line).
+    fn command_with_env(&self, args: &[String], env: &[(String, String)]) -> Command {
         match self {
             Runner::Local { bin, data_dir, .. } => {
                 let mut c = Command::new(bin);
                 c.args(args).arg("--data-dir").arg(data_dir);
+                c.envs(env.iter().map(|(k, v)| (k, v)));
                 c
             }
             Runner::Stack { compose, .. } => {
-                let mut full: Vec<String> = [
-                    "run",
-                    "--rm",
-                    "--no-deps",
-                    "--entrypoint",
-                    "berth",
-                    "backup",
-                ]
-                .map(String::from)
-                .to_vec();
+                let mut full: Vec<String> = ["run", "--rm", "--no-deps", "--entrypoint", "berth"]
+                    .map(String::from)
+                    .to_vec();
+                for (name, _) in env {
+                    full.push("-e".into());
+                    full.push(name.clone());
+                }
+                full.push("backup".into());
                 full.extend_from_slice(args);
-                compose.command(full)
+                let mut c = compose.command(full);
+                c.envs(env.iter().map(|(k, v)| (k, v)));
+                c
             }
         }
+    }
+
+    /// The app's embedding settings, for a drill in the stack: the backup service has none of
+    /// its own, and the drill's search must embed the query as the app does.
+    fn app_embedding_env(&self) -> Vec<(String, String)> {
+        let Runner::Stack { ctx, .. } = self else {
+            return Vec::new();
+        };
+        ctx.stage
+            .services
+            .iter()
+            .find(|s| s.name == "app")
+            .map(|app| {
+                app.environment
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("BERTH_EMBED_"))
+                    .map(|(k, v)| (k.clone(), ctx.vars.expand(v)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn prepare(&self, dry_run: bool) -> Result<()> {
@@ -272,6 +338,19 @@ impl Runner {
     }
 }
 
+/// BERTH_BACKUP_DIR on this machine (relative to the compose file's folder).
+fn stack_backup_dir(ctx: &Ctx) -> PathBuf {
+    let compose_dir = ctx.root.join(&ctx.stage.file);
+    let compose_dir = compose_dir.parent().unwrap_or(&ctx.root).to_path_buf();
+    docker::normalize(
+        &compose_dir.join(
+            ctx.vars
+                .get("BERTH_BACKUP_DIR")
+                .unwrap_or("../backups".into()),
+        ),
+    )
+}
+
 /// The stack's backup service runs as uid 10001 (like Berth): it must be able to write here.
 fn ensure_backup_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -289,12 +368,7 @@ fn run(mut command: Command) -> Result<ExitCode> {
     let status = command
         .status()
         .with_context(|| format!("cannot run {}", show(&command)))?;
-    Ok(ExitCode::from(
-        status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(1),
-    ))
+    Ok(exit_code(status))
 }
 
 pub fn backup(args: Args) -> Result<ExitCode> {
@@ -317,10 +391,178 @@ pub fn backup(args: Args) -> Result<ExitCode> {
             runner.prepare(false)?;
             run(runner.command(&["backup".into(), "verify".into(), archive]))
         }
+        Some(Action::Drill(d)) => drill(d),
     }
 }
 
+fn drill(args: DrillArgs) -> Result<ExitCode> {
+    let runner = Runner::new(&args.at)?;
+    let mut berth_args: Vec<String> = vec!["backup".into(), "drill".into()];
+    match &args.archive {
+        Some(archive) => berth_args.push(runner.archive_arg(archive)?),
+        None => {
+            // The newest archive of this stage in the backup directory.
+            berth_args.push("--stage".into());
+            berth_args.push(runner.stage_name());
+        }
+    }
+    berth_args.push("--dir".into());
+    berth_args.push(runner.dir_arg());
+    let command = runner.command_with_env(&berth_args, &runner.app_embedding_env());
+    if args.dry_run {
+        println!("backup drill --dry-run: would run {}", show(&command));
+        return Ok(ExitCode::SUCCESS);
+    }
+    runner.prepare(false)?;
+    run(command)
+}
+
+/// Where `--secrets` works: the stage's secrets directory, the backup directory, the host binary.
+struct SecretsPlace {
+    stage: String,
+    root: PathBuf,
+    secrets_dir: PathBuf,
+    backup_dir: PathBuf,
+    bin: crate::util::ServerBin,
+}
+
+impl SecretsPlace {
+    fn new(at: &Where) -> Result<SecretsPlace> {
+        if at.stage == "local" {
+            bail!(
+                "--secrets seals a stack's secrets directory: use --stage prod or dev (`cargo \
+                 xtask dev` keeps no secrets)"
+            );
+        }
+        if at.data_dir.is_some() {
+            bail!("--data-dir applies to --stage local, not to --secrets");
+        }
+        let ctx = Ctx::load(&StageArgs {
+            stage: at.stage.clone(),
+            project_name: at.project_name.clone(),
+        })?;
+        let backup_dir = match &at.dir {
+            Some(d) => std::path::absolute(d)?,
+            None => stack_backup_dir(&ctx),
+        };
+        Ok(SecretsPlace {
+            stage: ctx.stage.name.clone(),
+            secrets_dir: docker::secrets_dir(&ctx.root, &ctx.stack, &ctx.stage, &ctx.vars),
+            root: ctx.root.clone(),
+            backup_dir,
+            bin: dev_server_bin()?,
+        })
+    }
+
+    /// `berth backup secrets ACTION ARGS [--passphrase-file FILE]`, with the host binary.
+    fn command(&self, args: &[String], passphrase_file: Option<&Path>) -> Result<Command> {
+        let mut c = Command::new(&self.bin.path);
+        c.args(["backup", "secrets"]).args(args);
+        if let Some(file) = passphrase_file {
+            c.arg("--passphrase-file").arg(std::path::absolute(file)?);
+        }
+        Ok(c)
+    }
+
+    fn build(&self) -> Result<()> {
+        if self.bin.build {
+            crate::admin::build_server()?;
+        }
+        Ok(())
+    }
+}
+
+fn seal_secrets(args: &CreateArgs) -> Result<ExitCode> {
+    let place = SecretsPlace::new(&args.at)?;
+    let mut command = place.command(
+        &[
+            "seal".into(),
+            "--from".into(),
+            place.secrets_dir.display().to_string(),
+            "--dir".into(),
+            place.backup_dir.display().to_string(),
+            "--stage".into(),
+            place.stage.clone(),
+        ],
+        args.passphrase_file.as_deref(),
+    )?;
+    if args.dry_run {
+        let files = walkdir::WalkDir::new(&place.secrets_dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .count();
+        println!(
+            "backup --secrets --dry-run: would run {} ({files} file(s) in {})",
+            show(&command),
+            place.secrets_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !place.secrets_dir.is_dir() {
+        bail!(
+            "{} does not exist: nothing to seal (`cargo xtask setup` makes the secrets)",
+            place.secrets_dir.display()
+        );
+    }
+    place.build()?;
+    section(&format!("run: {}", show(&command)));
+    let out = command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", show(&command)))?;
+    if !out.status.success() {
+        return Ok(exit_code(out.status));
+    }
+    let sealed = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if let Some(to) = &args.copy_to {
+        copy_atomically(&sealed, to)?;
+    }
+    println!("{}", sealed.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_secrets(args: &RestoreArgs, file: &Path) -> Result<ExitCode> {
+    let place = SecretsPlace::new(&args.at)?;
+    crate::setup::refuse_tracked_secrets(&place.root, &place.secrets_dir)?;
+    let mut berth_args = vec![
+        "open".to_string(),
+        std::path::absolute(file)?.display().to_string(),
+        "--to".into(),
+        place.secrets_dir.display().to_string(),
+    ];
+    if args.force {
+        berth_args.push("--force".into());
+    }
+    if args.dry_run {
+        berth_args.push("--dry-run".into());
+    }
+    let command = place.command(&berth_args, args.passphrase_file.as_deref())?;
+    place.build()?;
+    let code = run(command)?;
+    if code == ExitCode::SUCCESS && !args.dry_run {
+        eprintln!(
+            "restore: secrets are in {}; `cargo xtask up --stage {}` makes the services use them",
+            place.secrets_dir.display(),
+            place.stage
+        );
+    }
+    Ok(code)
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    ExitCode::from(
+        status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1),
+    )
+}
+
 fn create(args: CreateArgs) -> Result<ExitCode> {
+    if args.secrets {
+        return seal_secrets(&args);
+    }
     let runner = Runner::new(&args.at)?;
     let mut berth_args: Vec<String> = vec![
         "backup".into(),
@@ -374,8 +616,16 @@ fn copy_atomically(archive: &Path, to: &Path) -> Result<()> {
 }
 
 pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
+    if let Some(file) = &args.secrets {
+        return open_secrets(&args, file);
+    }
+    // clap excuses a missing `requires` target that conflicts with a given argument (here
+    // --secrets with ARCHIVE), so this is checked here.
+    if args.force || args.passphrase_file.is_some() {
+        bail!("--force and --passphrase-file apply to --secrets FILE, not to a data archive");
+    }
     let runner = Runner::new(&args.at)?;
-    let archive = runner.archive_arg(&args.archive)?;
+    let archive = runner.archive_arg(args.archive.as_deref().context("no archive given")?)?;
     let mut berth_args = vec![
         "restore".to_string(),
         archive.clone(),
@@ -456,6 +706,129 @@ mod tests {
                 .exit_code(),
             2
         );
+    }
+
+    #[test]
+    fn drill_and_secrets_parse() {
+        match parse(&["backup", "drill"]).unwrap().task {
+            Task::Backup(Args {
+                action: Some(Action::Drill(d)),
+                ..
+            }) => {
+                assert!(d.archive.is_none() && !d.dry_run);
+                assert_eq!(d.at.stage, "prod");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "backup",
+            "drill",
+            "x.tar.gz",
+            "--stage",
+            "local",
+            "--dry-run",
+        ])
+        .unwrap()
+        .task
+        {
+            Task::Backup(Args {
+                action: Some(Action::Drill(d)),
+                ..
+            }) => {
+                assert_eq!(d.archive.as_deref(), Some(Path::new("x.tar.gz")));
+                assert!(d.dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "backup",
+            "--secrets",
+            "--stage",
+            "dev",
+            "--passphrase-file",
+            "p",
+        ])
+        .unwrap()
+        .task
+        {
+            Task::Backup(Args {
+                action: None,
+                create,
+            }) => {
+                assert!(create.secrets);
+                assert_eq!(create.passphrase_file.as_deref(), Some(Path::new("p")));
+                assert_eq!(create.at.stage, "dev");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["restore", "--secrets", "s.tar.age", "--force", "--dry-run"])
+            .unwrap()
+            .task
+        {
+            Task::Restore(r) => {
+                assert_eq!(r.secrets.as_deref(), Some(Path::new("s.tar.age")));
+                assert!(r.archive.is_none() && r.force && r.dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A passphrase is never an argument; the secrets options need --secrets; a data archive
+        // and a secrets file are not restored together.
+        for bad in [
+            &["backup", "--secrets", "--passphrase", "x"][..],
+            &["backup", "--passphrase-file", "p"],
+            &["backup", "--secrets", "--keep", "3"],
+            &["restore", "--force"],
+            &["restore", "a.tar.gz", "--secrets", "s.tar.age"],
+            &["restore", "--secrets", "s.tar.age", "--yes"],
+        ] {
+            assert_eq!(parse(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+        for bad in [
+            &["restore", "--force", "a.tar.gz"][..],
+            &["restore", "a.tar.gz", "--passphrase-file", "p"],
+        ] {
+            let Task::Restore(args) = parse(bad).unwrap().task else {
+                panic!("{bad:?}")
+            };
+            let err = restore(args).unwrap_err().to_string();
+            assert!(err.contains("apply to --secrets"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn local_drill_runs_the_host_binary_on_the_newest_local_archive() {
+        let runner = Runner::new(&Where {
+            stage: "local".into(),
+            project_name: None,
+            data_dir: None,
+            dir: Some("/tmp/b".into()),
+        })
+        .unwrap();
+        assert!(runner.app_embedding_env().is_empty());
+        let shown = show(&runner.command_with_env(
+            &[
+                "backup".into(),
+                "drill".into(),
+                "--stage".into(),
+                "local".into(),
+            ],
+            &[("BERTH_EMBED_MODEL".into(), "m".into())],
+        ));
+        assert!(
+            shown.ends_with(&format!(
+                "berth backup drill --stage local --data-dir {}",
+                dev_data_dir().display()
+            )),
+            "{shown}"
+        );
+        assert!(!shown.contains("BERTH_EMBED_MODEL=m"), "{shown}");
+        assert!(SecretsPlace::new(&Where {
+            stage: "local".into(),
+            project_name: None,
+            data_dir: None,
+            dir: None,
+        })
+        .is_err());
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! either backend, run by the binary that knows the schema (inside a container too).
 //!
 //! An archive holds a consistent database snapshot and the uploaded files (`DATA_DIR/files`),
-//! with a manifest of what is inside; see [`archive`]. Secrets are never in it.
+//! with a manifest of what is inside; see [`archive`]. Secrets are never in it: they have a
+//! sealed file of their own ([`secrets`]). [`drill`] proves an archive usable end to end.
 
 pub mod archive;
+pub mod drill;
+pub mod secrets;
 pub mod snapshot;
 
 use std::io::{BufRead, IsTerminal};
@@ -30,6 +33,15 @@ pub enum BackupCommand {
     /// Check an archive's checksums, restore it into a scratch database and compare the row
     /// counts with its manifest; marks it verified (rotation never deletes the newest verified).
     Verify(VerifyArgs),
+    /// Prove an archive usable: restore it into a throwaway database, start Berth on it, sign in
+    /// as a throwaway admin over HTTP, list the documents and search them; then remove it all.
+    /// Nothing of the live setup is touched. The newest archive when ARCHIVE is not given.
+    /// Exit status 0 only when every step passed; otherwise the failed step and what to do.
+    Drill(drill::DrillArgs),
+    /// Secrets (database password, settings file, TLS keys) in a file of their own, encrypted
+    /// with a passphrase (age, scrypt): they are never inside data archives.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +175,8 @@ pub fn run_backup(command: &BackupCommand, matches: &ArgMatches) -> Result<(), B
             Ok(())
         }
         BackupCommand::List(args) => list(&args.dir),
+        BackupCommand::Drill(args) => drill::run(args, matches),
+        BackupCommand::Secrets(command) => secrets::run(command),
         BackupCommand::Verify(args) => {
             let manifest = archive::verify(&args.archive).map_err(refused)?;
             eprintln!(
@@ -450,7 +464,7 @@ async fn verify_by_restoring(
                         .into(),
                 ));
             };
-            let (name, scratch_url) = snapshot::create_scratch(url).await?;
+            let (name, scratch_url) = snapshot::create_scratch(url, "verify").await?;
             eprintln!("verify: restoring into the scratch database {name}");
             let loaded = snapshot::pg_load(&scratch_url, tools, &scratch.0.join("database.pgdump"));
             let described = match loaded {

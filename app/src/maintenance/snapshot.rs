@@ -300,17 +300,17 @@ pub async fn pg_describe(url: &str) -> anyhow::Result<Description> {
     Ok(description)
 }
 
-/// A database of its own on the server of `url`, for verifying an archive; dropped by
-/// [`drop_scratch`].
-pub async fn create_scratch(url: &str) -> anyhow::Result<(String, String)> {
-    let name = format!("berth_verify_{}", uuid::Uuid::new_v4().simple());
+/// A database of its own on the server of `url`, named `berth_<purpose>_<random>`, for
+/// verifying or drilling an archive; dropped by [`drop_scratch`].
+pub async fn create_scratch(url: &str, purpose: &str) -> anyhow::Result<(String, String)> {
+    let name = format!("berth_{purpose}_{}", uuid::Uuid::new_v4().simple());
     let mut conn = PgConnection::connect(url)
         .await
         .context("connecting to PostgreSQL")?;
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))
         .execute(&mut conn)
         .await
-        .context("creating a scratch database to verify into (the role needs CREATEDB)")?;
+        .context("creating a scratch database to restore into (the role needs CREATEDB)")?;
     conn.close().await?;
     let mut scratch = reqwest::Url::parse(url)?;
     scratch.set_path(&format!("/{name}"));
