@@ -4,7 +4,10 @@
 //! and an Ollama whose model is a toy but whose API and CLI are Ollama's). Through the published
 //! port: register → approve (the admin made with `berth admin create` inside the container) →
 //! upload → ask, answered by the model in the `ollama` container. Then the app container
-//! restarts and everything is still there; `cargo xtask down --volumes` leaves nothing behind.
+//! restarts and everything is still there. The secret files are 0600, each owned by the user of
+//! the services that read it (when the test runs as root, as CI does). A backup through the
+//! stack's `backup` service (`cargo xtask backup|backup list|backup verify|restore`) brings a
+//! deleted document back. `cargo xtask down --volumes` leaves nothing behind.
 //!
 //! It takes minutes (image builds), so `cargo test` skips it (#[ignore]); `cargo xtask ci` runs
 //! it as the `containers` step:
@@ -95,6 +98,11 @@ impl TestStack {
             ("OLLAMA_CPUS".to_string(), "1".to_string()),
             ("OLLAMA_MEMORY".to_string(), "512m".to_string()),
             ("COMPOSE_PROFILES".to_string(), String::new()),
+            // Not made yet: `cargo xtask backup` creates it for the backup service's uid.
+            (
+                "BERTH_BACKUP_DIR".to_string(),
+                secrets.path().join("backups").display().to_string(),
+            ),
         ];
         TestStack {
             project,
@@ -218,6 +226,8 @@ impl Drop for TestStack {
                 "monitoring",
                 "--profile",
                 "proxy",
+                "--profile",
+                "backup",
                 "down",
                 "--volumes",
                 "--remove-orphans",
@@ -451,6 +461,121 @@ async fn ask(b: &Browser, conversation: &str, question: &str) -> Value {
     serde_json::from_str(&data).unwrap()
 }
 
+fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+}
+
+/// Each secret file is 0600 and owned by the uid:gid of the services that mount it (app and
+/// backup 10001, db 999, grafana 472:0) when xtask runs as root; else 0644 in a 0700 directory.
+fn secret_modes(stack: &TestStack) {
+    use std::os::unix::fs::MetadataExt;
+    let dir = stack._secrets.path().join("secrets");
+    let meta = |f: &str| {
+        let m = std::fs::metadata(dir.join(f)).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    };
+    assert_eq!(meta(".").0, 0o700, "the secrets directory");
+    if effective_uid() == 0 {
+        assert_eq!(meta("berth.toml"), (0o600, 10001, 10001));
+        assert_eq!(meta("postgres_password"), (0o600, 999, 999));
+        assert_eq!(meta("grafana_admin_password"), (0o600, 472, 0));
+    } else {
+        for f in ["berth.toml", "postgres_password", "grafana_admin_password"] {
+            assert_eq!(
+                meta(f).0,
+                0o644,
+                "{f}: not root, so 0644 inside the 0700 directory"
+            );
+        }
+    }
+}
+
+/// The stack's backup path, which only the stack exercises: `cargo xtask backup` runs `berth
+/// backup create` in the `backup` service (profile backup, its own image), then list, verify,
+/// and a restore that brings a deleted document back.
+async fn backup_and_restore(stack: &TestStack, alice: &mut Browser, collection: &str, doc: &str) {
+    let dir = stack._secrets.path().join("backups");
+    if effective_uid() != 0 {
+        // Only root can give the directory to the backup service's uid (10001).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let project = ["--stage", "prod", "-p", &stack.project];
+    // The backup image, as `cargo xtask up --profile backup` would build it (its build stage is
+    // the app image's, cached).
+    stack.xtask_ok(
+        &["build", "--stage", "prod", "--image", "berth-backup"],
+        None,
+    );
+
+    let out = stack.xtask_ok(&[&["backup"][..], &project].concat(), None);
+    let archive = PathBuf::from(out.trim());
+    assert_eq!(archive.parent(), Some(dir.as_path()), "{out}");
+    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("berth-prod-") && name.ends_with(".tar.gz"),
+        "{name}"
+    );
+    assert!(
+        archive.is_file(),
+        "{} is in BERTH_BACKUP_DIR",
+        archive.display()
+    );
+
+    let list = stack.xtask_ok(&[&["backup", "list"][..], &project].concat(), None);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("`backup list` shows {name}: {list}"));
+    assert!(line.contains("postgres"), "{line}");
+    let archive_arg = archive.display().to_string();
+    stack.xtask_ok(
+        &[&["backup", "verify"][..], &project, &[archive_arg.as_str()]].concat(),
+        None,
+    );
+
+    // Gone…
+    let gone = alice
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/documents/{doc}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_eq!(alice.get(&format!("/documents/{doc}")).await.status(), 404);
+
+    // …and back.
+    stack.xtask_ok(
+        &[&["restore"][..], &project, &[archive_arg.as_str(), "--yes"]].concat(),
+        None,
+    );
+    wait_for_health(&stack.base(), Duration::from_secs(60)).await;
+    wait_until_healthy(&format!("{}-app-1", stack.project), Duration::from_secs(60));
+    assert_eq!(alice.sign_in("alice", USER_PW).await, StatusCode::OK);
+    let docs = json(
+        alice
+            .get(&format!("/collections/{collection}/documents"))
+            .await,
+    )
+    .await;
+    assert!(docs.to_string().contains(doc), "restored: {docs}");
+    let file = alice.get(&format!("/documents/{doc}/file")).await;
+    assert_eq!(file.status(), 200, "the uploaded file is restored too");
+    assert_eq!(file.text().await.unwrap(), HANDBOOK);
+    let safety = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("berth-pre-restore-")
+        });
+    assert!(safety, "restore took a safety backup first");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "builds images for minutes; `cargo xtask ci` runs it (step containers)"]
 async fn the_cpu_stack_serves_berth_end_to_end() {
@@ -488,6 +613,7 @@ async fn the_cpu_stack_serves_berth_end_to_end() {
     );
     let base = stack.base();
     wait_for_health(&base, Duration::from_secs(10)).await;
+    secret_modes(&stack);
 
     // Hardening is in force: the app runs as uid 10001 on a read-only root.
     let inspect = Command::new("docker")
@@ -645,6 +771,14 @@ async fn the_cpu_stack_serves_berth_end_to_end() {
     // The proxy profile joins the running stack: TLS from the mounted certificate, security
     // headers, rate limits, the upload limit, /metrics kept inside.
     proxy_checks(&mut stack);
+
+    // Backup → delete → restore, through the stack's backup service.
+    let started = Instant::now();
+    backup_and_restore(&stack, &mut alice, &collection, &doc).await;
+    timings.push((
+        "backup, list, verify, delete, restore (backup image build included)",
+        started.elapsed(),
+    ));
 
     // Health as the task reports it.
     let health = stack.xtask_ok(&["health", "--project-name", &stack.project], None);

@@ -339,8 +339,25 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// What `ensure_secrets` did or would do, one line each.
-pub fn ensure_secrets(dir: &Path, stack: &Stack, dry_run: bool) -> Result<Vec<String>> {
+/// What `ensure_secrets` did or would do, one line each; nothing when everything is as it
+/// should be. Missing secrets are made; existing ones are never overwritten, but their owner
+/// and mode are brought to what [`secret_access`] says (see [`SecretFile`]).
+pub fn ensure_secrets(
+    dir: &Path,
+    stack: &Stack,
+    stage: &ResolvedStage,
+    dry_run: bool,
+) -> Result<Vec<String>> {
+    ensure_secrets_as(dir, stack, stage, &Rights::of_this_process(), dry_run)
+}
+
+fn ensure_secrets_as(
+    dir: &Path,
+    stack: &Stack,
+    stage: &ResolvedStage,
+    rights: &Rights,
+    dry_run: bool,
+) -> Result<Vec<String>> {
     let mut done = Vec::new();
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     let path_of = |file: &str| dir.join(file);
@@ -350,24 +367,32 @@ pub fn ensure_secrets(dir: &Path, stack: &Stack, dry_run: bool) -> Result<Vec<St
             fs::create_dir_all(dir)?;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
+    } else if let Some(line) = tighten_dir(dir, rights, dry_run)? {
+        done.push(line);
     }
+    let want = |name: &str| SecretFile::of(&secret_access(stage, name), rights);
     // Generated ones first: templates are made from them.
     for (name, secret) in &stack.file.secrets {
         let path = path_of(secret.file.get_ref());
         if secret.generate.is_some() {
-            if let Ok(v) = fs::read_to_string(&path) {
-                values.insert(name.get_ref().clone(), v.trim().to_string());
-            } else {
-                let v = random_password(32)?;
-                done.push(format!(
-                    "generate {} ({})",
-                    path.display(),
-                    secret.description
-                ));
-                if !dry_run {
-                    write_secret(&path, &v)?;
+            match read_secret(&path)? {
+                Some(v) => {
+                    values.insert(name.get_ref().clone(), v.trim().to_string());
                 }
-                values.insert(name.get_ref().clone(), v);
+                None => {
+                    let v = random_password(32)?;
+                    let file = want(name.get_ref());
+                    done.push(format!(
+                        "generate {} ({}; {})",
+                        path.display(),
+                        secret.description,
+                        file.describe()
+                    ));
+                    if !dry_run {
+                        write_secret(&path, &v, &file)?;
+                    }
+                    values.insert(name.get_ref().clone(), v);
+                }
             }
         }
     }
@@ -378,21 +403,23 @@ pub fn ensure_secrets(dir: &Path, stack: &Stack, dry_run: bool) -> Result<Vec<St
             for (k, v) in &values {
                 content = content.replace(&format!("{{{k}}}"), v);
             }
-            match fs::read_to_string(&path) {
-                Ok(current) if current.trim() == content.trim() => {}
-                Ok(_) => crate::util::warn(&format!(
+            match read_secret(&path)? {
+                Some(current) if current.trim() == content.trim() => {}
+                Some(_) => crate::util::warn(&format!(
                     "{} does not match what its template makes from the other secrets; \
                      delete it to have it made again",
                     path.display()
                 )),
-                Err(_) => {
+                None => {
+                    let file = want(name.get_ref());
                     done.push(format!(
-                        "derive {} ({})",
+                        "derive {} ({}; {})",
                         path.display(),
-                        secret.description
+                        secret.description,
+                        file.describe()
                     ));
                     if !dry_run {
-                        write_secret(&path, &format!("{content}\n"))?;
+                        write_secret(&path, &format!("{content}\n"), &file)?;
                     }
                 }
             }
@@ -406,15 +433,329 @@ pub fn ensure_secrets(dir: &Path, stack: &Stack, dry_run: bool) -> Result<Vec<St
             );
         }
     }
+    // Files made earlier (or by hand, or before this policy) get the owner and mode too.
+    let mut changed = !done.is_empty();
+    for (name, secret) in &stack.file.secrets {
+        let path = path_of(secret.file.get_ref());
+        if let Some(line) = tighten(&path, &want(name.get_ref()), rights, dry_run)? {
+            done.push(line);
+            changed = true;
+        }
+    }
+    if changed && !rights.root {
+        let mounted = stack
+            .file
+            .secrets
+            .keys()
+            .any(|n| want(n.get_ref()).limited_by_rights);
+        if mounted {
+            done.push(format!(
+                "keep the secret files the services read at 0644: only the 0700 directory {} \
+                 protects them, since only root can give a file to a service's user; for 0600 \
+                 files owned by each service's user run `cargo xtask setup --no-up` as root \
+                 (e.g. `sudo target/debug/xtask setup --no-up`)",
+                dir.display()
+            ));
+        }
+    }
     Ok(done)
 }
 
-/// Secret files are world-readable inside a 0700 directory: compose bind-mounts them with
-/// their host mode, and the services read them as their own non-root users.
-fn write_secret(path: &Path, content: &str) -> Result<()> {
-    fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
+/// A secret's content; `None` when it does not exist yet. A file that exists but cannot be
+/// read is an error, not a reason to make a new one (that would change a live password).
+fn read_secret(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "cannot read {}: permission denied; it was made by root (`cargo xtask setup` with \
+             sudo): run this task as root too, e.g. `sudo target/debug/xtask …`",
+            path.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Who reads a secret inside the containers, from the stack model: the `user` of every
+/// service of the stage that lists it (whatever its profiles: any may be enabled later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretAccess {
+    /// No service mounts it: 0600, its owner left as it is.
+    Unmounted,
+    /// One user reads it: 0600, owned by that uid (and gid, when every reader names the same).
+    Owner { uid: u32, gid: Option<u32> },
+    /// Several users with one group in common: 0640, owned by root and that group.
+    Group { gid: u32 },
+    /// Nothing tighter works: 0644, protected only by the 0700 directory. Says why.
+    World(String),
+}
+
+/// `uid[:gid]` of a compose `user`, when numeric.
+fn numeric_user(user: &str) -> Option<(u32, Option<u32>)> {
+    match user.split_once(':') {
+        Some((u, g)) => Some((u.parse().ok()?, Some(g.parse().ok()?))),
+        None => Some((user.parse().ok()?, None)),
+    }
+}
+
+/// How the secret `name` must be kept so that exactly the services that mount it can read it.
+pub fn secret_access(stage: &ResolvedStage, name: &str) -> SecretAccess {
+    let mut readers: Vec<(&str, u32, Option<u32>)> = Vec::new();
+    for s in stage
+        .services
+        .iter()
+        .filter(|s| s.secrets.iter().any(|x| x == name))
+    {
+        let (uid, gid) = match (&s.user, &s.root) {
+            (Some(user), _) => match numeric_user(user.get_ref()) {
+                Some(ids) => ids,
+                None => {
+                    return SecretAccess::World(format!(
+                        "service `{}` runs as `{}`, not a numeric uid:gid, so its uid is unknown \
+                         here",
+                        s.name,
+                        user.get_ref()
+                    ))
+                }
+            },
+            // Root without capabilities (cap_drop ALL): no CAP_DAC_OVERRIDE, the mode applies.
+            (None, Some(_)) => (0, Some(0)),
+            (None, None) => {
+                return SecretAccess::World(format!(
+                    "service `{}` sets no `user`, so the uid it reads as is the image's",
+                    s.name
+                ))
+            }
+        };
+        readers.push((&s.name, uid, gid));
+    }
+    let Some(&(_, uid, gid)) = readers.first() else {
+        return SecretAccess::Unmounted;
+    };
+    let same_gid = readers
+        .iter()
+        .all(|r| r.2.is_some() && r.2 == gid)
+        .then_some(gid)
+        .flatten();
+    if readers.iter().all(|r| r.1 == uid) {
+        return SecretAccess::Owner { uid, gid: same_gid };
+    }
+    match same_gid {
+        Some(gid) => SecretAccess::Group { gid },
+        None => {
+            let who: Vec<String> = readers
+                .iter()
+                .map(|(n, u, g)| match g {
+                    Some(g) => format!("`{n}` ({u}:{g})"),
+                    None => format!("`{n}` ({u})"),
+                })
+                .collect();
+            SecretAccess::World(format!(
+                "services {} read it as different users with no group in common",
+                who.join(", ")
+            ))
+        }
+    }
+}
+
+/// What this process may do to a file's owner.
+pub struct Rights {
+    pub root: bool,
+    pub uid: u32,
+    /// Why container uids are not host uids here (userns-remap, rootless Docker), if they aren't.
+    pub remapped: Option<String>,
+}
+
+impl Rights {
+    pub fn of_this_process() -> Rights {
+        let uid = effective_uid();
+        let root = uid == 0;
+        // Only root's chown depends on it; an engine that does not answer remaps nothing.
+        let remapped = if root { docker_remaps_uids() } else { None };
+        Rights {
+            root,
+            uid,
+            remapped,
+        }
+    }
+}
+
+/// The effective uid: the owner of /proc/self, else `id -u`.
+fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = fs::metadata("/proc/self") {
+        return meta.uid();
+    }
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+fn docker_remaps_uids() -> Option<String> {
+    let mut info = Command::new("docker");
+    info.args(["info", "--format", "{{json .SecurityOptions}}"]);
+    let out = run_with_timeout(info, PROBE).ok()??;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("name=userns") {
+        Some("the Docker engine remaps container uids (userns-remap)".into())
+    } else if text.contains("name=rootless") {
+        Some("the Docker engine is rootless: container uids are not host uids".into())
+    } else {
+        None
+    }
+}
+
+/// The owner and mode a secret file gets here: [`SecretAccess`] as far as this process can.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretFile {
+    pub mode: u32,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Looser than the stack model asks only because this process is not root.
+    pub limited_by_rights: bool,
+    /// Why it is 0644 although this process could do better.
+    pub why: Option<String>,
+}
+
+impl SecretFile {
+    pub fn of(access: &SecretAccess, rights: &Rights) -> SecretFile {
+        let file = |mode, uid, gid| SecretFile {
+            mode,
+            uid,
+            gid,
+            limited_by_rights: false,
+            why: None,
+        };
+        let world = |limited: bool, why: Option<String>| SecretFile {
+            mode: 0o644,
+            uid: None,
+            gid: None,
+            limited_by_rights: limited,
+            why,
+        };
+        match access {
+            SecretAccess::Unmounted => file(0o600, None, None),
+            SecretAccess::World(why) => world(false, Some(why.clone())),
+            _ if rights.root && rights.remapped.is_some() => world(false, rights.remapped.clone()),
+            SecretAccess::Owner { uid, gid } if rights.root => file(0o600, Some(*uid), *gid),
+            SecretAccess::Group { gid } if rights.root => file(0o640, Some(0), Some(*gid)),
+            // Our own uid is the reader's: no chown needed.
+            SecretAccess::Owner { uid, .. } if *uid == rights.uid => file(0o600, None, None),
+            _ => world(true, None),
+        }
+    }
+
+    /// `0600, owner 999:999`, for progress lines.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{:04o}", self.mode);
+        match (self.uid, self.gid) {
+            (Some(u), Some(g)) => out.push_str(&format!(", owner {u}:{g}")),
+            (Some(u), None) => out.push_str(&format!(", owner {u}")),
+            (None, Some(g)) => out.push_str(&format!(", group {g}")),
+            (None, None) => {}
+        }
+        if let Some(why) = &self.why {
+            out.push_str(&format!(": {why}"));
+        }
+        out
+    }
+}
+
+/// Written beside, then renamed: a crash leaves the old file or the new one, never half of
+/// one, and the content is never readable by anyone else, not even for a moment.
+fn write_secret(path: &Path, content: &str, file: &SecretFile) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().context("secret path has no file name")?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(content.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    if file.uid.is_some() || file.gid.is_some() {
+        std::os::unix::fs::chown(&tmp, file.uid, file.gid)
+            .with_context(|| format!("giving {} to its service's user", tmp.display()))?;
+    }
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(file.mode))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
     Ok(())
+}
+
+/// Brings an existing secret file to `want`; a line when something changed (or would).
+/// Without root only bits are taken away: a stricter file someone made stays as it is.
+fn tighten(
+    path: &Path,
+    want: &SecretFile,
+    rights: &Rights,
+    dry_run: bool,
+) -> Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(None);
+    };
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let mode = meta.mode() & 0o7777;
+    let (uid, gid) = (meta.uid(), meta.gid());
+    let (new_mode, new_uid, new_gid) = if rights.root {
+        (want.mode, want.uid.unwrap_or(uid), want.gid.unwrap_or(gid))
+    } else if uid == rights.uid {
+        (mode & want.mode, uid, gid)
+    } else {
+        // Not ours: nothing we could change.
+        return Ok(None);
+    };
+    if (new_mode, new_uid, new_gid) == (mode, uid, gid) {
+        return Ok(None);
+    }
+    if !dry_run {
+        if (new_uid, new_gid) != (uid, gid) {
+            std::os::unix::fs::chown(path, Some(new_uid), Some(new_gid))
+                .with_context(|| format!("giving {} to {new_uid}:{new_gid}", path.display()))?;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(new_mode))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+    }
+    let shown = SecretFile {
+        mode: new_mode,
+        uid: Some(new_uid),
+        gid: Some(new_gid),
+        limited_by_rights: false,
+        why: want.why.clone(),
+    };
+    Ok(Some(format!(
+        "set {} to {} (was {mode:04o}, owner {uid}:{gid})",
+        path.display(),
+        shown.describe()
+    )))
+}
+
+/// The secrets directory back to 0700 if it was opened up (only the owner or root can).
+fn tighten_dir(dir: &Path, rights: &Rights, dry_run: bool) -> Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir)?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 == 0 || !(rights.root || meta.uid() == rights.uid) {
+        return Ok(None);
+    }
+    if !dry_run {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(Some(format!(
+        "set {} to 0700 (was {mode:04o})",
+        dir.display()
+    )))
 }
 
 /// Letters and digits from the kernel's random source.
@@ -466,6 +807,247 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
+    }
+
+    fn stack_with(from: &str, to: &str) -> Stack {
+        let root = crate::util::project_root();
+        let text = fs::read_to_string(root.join(crate::stack::STACK_PATH)).unwrap();
+        assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+        Stack::parse(
+            crate::stack::STACK_PATH.into(),
+            text.replacen(from, to, 1),
+            &root,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn real_stack() -> Stack {
+        Stack::load(&crate::util::project_root()).unwrap()
+    }
+
+    const ROOT: Rights = Rights {
+        root: true,
+        uid: 0,
+        remapped: None,
+    };
+
+    #[test]
+    fn each_secret_belongs_to_the_user_of_the_services_that_mount_it() {
+        let stack = real_stack();
+        for stage in ["prod", "dev"] {
+            let stage = stack.stage(stage).unwrap();
+            // app and backup both run as 10001:10001.
+            assert_eq!(
+                secret_access(&stage, "berth_config"),
+                SecretAccess::Owner {
+                    uid: 10001,
+                    gid: Some(10001)
+                }
+            );
+            assert_eq!(
+                secret_access(&stage, "postgres_password"),
+                SecretAccess::Owner {
+                    uid: 999,
+                    gid: Some(999)
+                }
+            );
+            assert_eq!(
+                secret_access(&stage, "grafana_admin_password"),
+                SecretAccess::Owner {
+                    uid: 472,
+                    gid: Some(0)
+                }
+            );
+            assert_eq!(
+                secret_access(&stage, "nobody_mounts_this"),
+                SecretAccess::Unmounted
+            );
+        }
+    }
+
+    #[test]
+    fn readers_with_different_uids_share_a_group_or_fall_back_to_0644() {
+        // redis (999:999) reads berth_config too: app and backup are 10001:10001.
+        let stack = stack_with(
+            "command = [\"redis-server\"",
+            "secrets = [\"berth_config\"]\ncommand = [\"redis-server\"",
+        );
+        let access = secret_access(&stack.stage("prod").unwrap(), "berth_config");
+        let SecretAccess::World(why) = &access else {
+            panic!("{access:?}")
+        };
+        assert!(
+            why.contains("`app` (10001:10001)") && why.contains("`redis` (999:999)"),
+            "{why}"
+        );
+        assert_eq!(SecretFile::of(&access, &ROOT).mode, 0o644);
+
+        // The same, with redis in group 10001: 0640 root:10001.
+        let stack = stack_with(
+            "user = \"999:999\"\ncommand = [\"redis-server\"",
+            "user = \"999:10001\"\nsecrets = [\"berth_config\"]\ncommand = [\"redis-server\"",
+        );
+        let access = secret_access(&stack.stage("prod").unwrap(), "berth_config");
+        assert_eq!(access, SecretAccess::Group { gid: 10001 });
+        let file = SecretFile::of(&access, &ROOT);
+        assert_eq!(
+            (file.mode, file.uid, file.gid),
+            (0o640, Some(0), Some(10001))
+        );
+
+        // Root without capabilities reads as uid 0 / gid 0; grafana (472:0) shares gid 0.
+        let stack = stack_with(
+            "description = \"Ollama on the CPU\"\n",
+            "description = \"Ollama on the CPU\"\nsecrets = [\"grafana_admin_password\"]\n",
+        );
+        let access = secret_access(&stack.stage("prod").unwrap(), "grafana_admin_password");
+        assert_eq!(access, SecretAccess::Group { gid: 0 });
+    }
+
+    #[test]
+    fn only_root_gives_files_away() {
+        let owner = SecretAccess::Owner {
+            uid: 999,
+            gid: Some(999),
+        };
+        let root = SecretFile::of(&owner, &ROOT);
+        assert_eq!(
+            (root.mode, root.uid, root.gid),
+            (0o600, Some(999), Some(999))
+        );
+        assert_eq!(root.describe(), "0600, owner 999:999");
+        let user = Rights {
+            root: false,
+            uid: 1000,
+            remapped: None,
+        };
+        let mine = SecretFile::of(&owner, &user);
+        assert_eq!((mine.mode, mine.uid), (0o644, None));
+        assert!(mine.limited_by_rights);
+        // An operator whose uid is the service's needs no chown.
+        let same = Rights {
+            root: false,
+            uid: 999,
+            remapped: None,
+        };
+        assert_eq!(SecretFile::of(&owner, &same).mode, 0o600);
+        // Unmounted secrets are 0600 for anyone.
+        assert_eq!(SecretFile::of(&SecretAccess::Unmounted, &user).mode, 0o600);
+        // Remapped uids: a chown to 999 would reach the wrong user.
+        let remapped = Rights {
+            root: true,
+            uid: 0,
+            remapped: Some("userns".into()),
+        };
+        let file = SecretFile::of(&owner, &remapped);
+        assert_eq!(
+            (file.mode, file.uid, file.limited_by_rights),
+            (0o644, None, false)
+        );
+        assert_eq!(file.describe(), "0644: userns");
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-secrets-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn mode_of(path: &Path) -> (u32, u32, u32) {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    }
+
+    #[test]
+    fn secrets_are_made_then_left_alone_and_loose_files_are_tightened() {
+        let stack = real_stack();
+        let stage = stack.stage("prod").unwrap();
+        let base = scratch("user");
+        let dir = base.join("secrets");
+        // As a user that is not root (whoever we really are, chown is never attempted).
+        let me = Rights {
+            root: false,
+            uid: effective_uid(),
+            remapped: None,
+        };
+        let dry = ensure_secrets_as(&dir, &stack, &stage, &me, true).unwrap();
+        assert!(!dir.exists(), "a dry run writes nothing");
+        let done = ensure_secrets_as(&dir, &stack, &stage, &me, false).unwrap();
+        assert_eq!(dry, done);
+        assert!(done[0].starts_with("create "), "{done:?}");
+        assert!(done
+            .iter()
+            .any(|l| l.starts_with("generate ") && l.contains("; 0644)")));
+        assert!(
+            done.last().unwrap().contains("protects them")
+                && done.last().unwrap().contains("setup --no-up` as root"),
+            "one line says how to get 0600: {done:?}"
+        );
+        assert_eq!(mode_of(&dir).0, 0o700);
+        assert_eq!(mode_of(&dir.join("postgres_password")).0, 0o644);
+        let config = fs::read_to_string(dir.join("berth.toml")).unwrap();
+        let password = fs::read_to_string(dir.join("postgres_password")).unwrap();
+        assert!(config.contains(&format!(":{password}@db:5432/")));
+        assert!(
+            ensure_secrets_as(&dir, &stack, &stage, &me, false)
+                .unwrap()
+                .is_empty(),
+            "a re-run that changes nothing says nothing"
+        );
+        // Opened up by hand: taken back to 0644 (and the directory to 0700).
+        fs::set_permissions(dir.join("berth.toml"), fs::Permissions::from_mode(0o666)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let done = ensure_secrets_as(&dir, &stack, &stage, &me, false).unwrap();
+        assert_eq!(done.len(), 3, "{done:?}");
+        assert!(done[0].contains("to 0700 (was 0755)"), "{done:?}");
+        assert!(
+            done[1].contains("berth.toml to 0644") && done[1].contains("(was 0666"),
+            "{done:?}"
+        );
+        assert_eq!(mode_of(&dir.join("berth.toml")).0, 0o644);
+        assert_eq!(fs::read_to_string(dir.join("berth.toml")).unwrap(), config);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn as_root_each_file_is_0600_and_owned_by_its_reader() {
+        if effective_uid() != 0 {
+            eprintln!("not root: the chown half of the secrets policy is not exercised here");
+            return;
+        }
+        let stack = real_stack();
+        let stage = stack.stage("prod").unwrap();
+        let base = scratch("root");
+        let dir = base.join("secrets");
+        let done = ensure_secrets_as(&dir, &stack, &stage, &ROOT, false).unwrap();
+        assert!(
+            done.iter().all(|l| !l.contains("protects them")),
+            "{done:?}"
+        );
+        assert_eq!(mode_of(&dir.join("berth.toml")), (0o600, 10001, 10001));
+        assert_eq!(mode_of(&dir.join("postgres_password")), (0o600, 999, 999));
+        assert_eq!(
+            mode_of(&dir.join("grafana_admin_password")),
+            (0o600, 472, 0)
+        );
+        assert!(ensure_secrets_as(&dir, &stack, &stage, &ROOT, false)
+            .unwrap()
+            .is_empty());
+        // Files of the 0644 era are taken in hand on the next run.
+        let old = dir.join("postgres_password");
+        std::os::unix::fs::chown(&old, Some(0), Some(0)).unwrap();
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o644)).unwrap();
+        let done = ensure_secrets_as(&dir, &stack, &stage, &ROOT, true).unwrap();
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(mode_of(&old), (0o644, 0, 0), "a dry run changes nothing");
+        let done = ensure_secrets_as(&dir, &stack, &stage, &ROOT, false).unwrap();
+        assert!(
+            done[0].ends_with("postgres_password to 0600, owner 999:999 (was 0644, owner 0:0)"),
+            "{done:?}"
+        );
+        assert_eq!(mode_of(&old), (0o600, 999, 999));
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

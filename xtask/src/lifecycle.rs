@@ -342,7 +342,7 @@ pub fn up(args: UpArgs) -> Result<ExitCode> {
     }
 
     let dir = docker::secrets_dir(&ctx.root, &ctx.stack, &ctx.stage, &ctx.vars);
-    for line in docker::ensure_secrets(&dir, &ctx.stack, args.dry_run)? {
+    for line in docker::ensure_secrets(&dir, &ctx.stack, &ctx.stage, args.dry_run)? {
         if args.dry_run {
             println!("would {line}");
         } else {
@@ -962,7 +962,7 @@ pub fn dev_stack(dry_run: bool) -> Result<Vec<(String, String)>> {
         bail!("{first}");
     }
     let dir = docker::secrets_dir(&ctx.root, &ctx.stack, &ctx.stage, &ctx.vars);
-    for line in docker::ensure_secrets(&dir, &ctx.stack, dry_run)? {
+    for line in docker::ensure_secrets(&dir, &ctx.stack, &ctx.stage, dry_run)? {
         if dry_run {
             println!("  secret: would {line}");
         } else {

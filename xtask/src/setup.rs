@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(name) = &args.rotate {
         restart = rotate(&ctx, &dir, name, args.dry_run)?;
     }
-    let done = docker::ensure_secrets(&dir, &ctx.stack, args.dry_run)?;
+    let done = docker::ensure_secrets(&dir, &ctx.stack, &ctx.stage, args.dry_run)?;
     if done.is_empty() {
         eprintln!("setup: secrets: nothing to do (every secret exists; none is ever overwritten)");
     }
@@ -132,7 +132,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// Secrets must never reach git: refuse to write them where git would pick them up.
-fn refuse_tracked_secrets(root: &Path, dir: &Path) -> Result<()> {
+pub(crate) fn refuse_tracked_secrets(root: &Path, dir: &Path) -> Result<()> {
     if !root.join(".git").exists() || !dir.starts_with(root) {
         return Ok(());
     }

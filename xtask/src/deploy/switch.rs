@@ -456,28 +456,42 @@ fn nginx_conf(t: &Target, container: &str) -> Result<String> {
 
 /// Missing secrets are made on the target, by the stack file's rules (as `cargo xtask up` does):
 /// generated ones from this machine's CSPRNG, sent over SSH's stdin, never printed; templates
-/// filled from them. The proxy's TLS pair is self-signed when missing (replace it with yours).
+/// filled from them. Every secret file then gets the owner and mode `cargo xtask up` gives it
+/// (see `docker::secret_access`). The proxy's TLS pair is self-signed when missing (replace it
+/// with yours).
 fn ensure_secrets(t: &Target, l: &Layout) -> Result<()> {
     let dir = l.path("secrets");
     let mut values = Vec::new();
+    // Files made now: their mode is set below without a line of its own.
+    let mut made = Vec::new();
     for (name, secret) in &t.stack.file.secrets {
         if secret.generate.is_none() {
             continue;
         }
         let path = format!("{dir}/{}", secret.file.get_ref());
-        let out = t
-            .remote
-            .run(&format!("cat {} 2>/dev/null", quote(&path)), None)?;
+        // Exit 10: missing. Any other failure (unreadable) must not lead to a new password.
+        let out = t.remote.run(
+            &format!("[ -e {p} ] || exit 10; cat {p}", p = quote(&path)),
+            None,
+        )?;
         let value = if out.ok() {
             out.stdout.trim().to_string()
-        } else {
+        } else if out.status.code() == Some(10) {
             println!(
                 "deploy: generating secret {} on the target",
                 secret.file.get_ref()
             );
             let v = random_password(32)?;
-            t.remote.write_file(&path, v.as_bytes(), "0644")?;
+            t.remote.write_file(&path, v.as_bytes(), "0600")?;
+            made.push(path.clone());
             v
+        } else {
+            bail!(
+                "cannot read secret {path} on target `{}` ({}): deploy as the user that made it \
+                 (or root)",
+                t.name,
+                out.stderr.trim()
+            );
         };
         values.push((name.get_ref().clone(), value));
     }
@@ -501,7 +515,8 @@ fn ensure_secrets(t: &Target, l: &Layout) -> Result<()> {
                     secret.file.get_ref()
                 );
                 t.remote
-                    .write_file(&path, format!("{content}\n").as_bytes(), "0644")?;
+                    .write_file(&path, format!("{content}\n").as_bytes(), "0600")?;
+                made.push(path.clone());
             }
             None if secret.generate.is_none() => bail!(
                 "secret `{}` is missing on target `{}`: put {} in {dir} ({})",
@@ -513,6 +528,7 @@ fn ensure_secrets(t: &Target, l: &Layout) -> Result<()> {
             None => {}
         }
     }
+    secret_modes(t, &dir, &made)?;
     if t.profiles.iter().any(|p| p == PROXY_SERVICE) {
         let tls = t.expand("${BERTH_TLS_DIR}");
         let tls = if tls.starts_with('/') {
@@ -542,6 +558,79 @@ fn ensure_secrets(t: &Target, l: &Layout) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Owner and mode of every secret file on the target, by the same rule as on this machine:
+/// 0600 owned by the user of the services that read it when the SSH user is root; otherwise
+/// 0644 (only the 0700 directory protects them), said once when files were made or changed.
+fn secret_modes(t: &Target, dir: &str, made: &[String]) -> Result<()> {
+    let script = secret_modes_script(&t.stack, &t.stage, dir);
+    let out = t
+        .remote
+        .must("setting the secret files' owners and modes", &script)?;
+    let mut changed = !made.is_empty();
+    let mut loose = false;
+    for line in out.lines() {
+        if line == "loose" {
+            loose = true;
+        } else if !line.trim().is_empty()
+            && !made.iter().any(|m| line.starts_with(&format!("{m}: ")))
+        {
+            println!("deploy: secret {line}");
+            changed = true;
+        }
+    }
+    if loose && changed {
+        println!(
+            "deploy: the secret files on the target are 0644, protected only by {dir} (0700): \
+             deploy as root (`user = \"root\"` in the target) for 0600 files owned by each \
+             service's user"
+        );
+    }
+    Ok(())
+}
+
+/// The shell script behind [`secret_modes`]: for each secret file that exists, the owner and
+/// mode for the user running it; prints `PATH: MODE UID:GID (was …)` per change, and `loose`
+/// when files stay 0644 because that user is not root.
+fn secret_modes_script(
+    stack: &crate::stack::Stack,
+    stage: &crate::stack::resolve::ResolvedStage,
+    dir: &str,
+) -> String {
+    use crate::docker::{secret_access, SecretAccess};
+    let mut script = String::from("set -e; me=$(id -u); loose=; ");
+    for (name, secret) in &stack.file.secrets {
+        let path = quote(&format!("{dir}/{}", secret.file.get_ref()));
+        // as root / as the reader's own uid / as anyone else: "mode owner" (owner may be empty).
+        let (root, own_uid, other) = match secret_access(stage, name.get_ref()) {
+            SecretAccess::Unmounted => ("600 ".to_string(), None, "600"),
+            SecretAccess::Owner { uid, gid } => (
+                format!(
+                    "600 {uid}{}",
+                    gid.map_or(String::new(), |g| format!(":{g}"))
+                ),
+                Some(uid),
+                "644",
+            ),
+            SecretAccess::Group { gid } => (format!("640 0:{gid}"), None, "644"),
+            SecretAccess::World(_) => ("644 ".to_string(), None, "644"),
+        };
+        let own = own_uid.map_or(String::new(), |u| {
+            format!("elif [ \"$me\" = {u} ]; then want='600 '; ")
+        });
+        script.push_str(&format!(
+            "f={path}; if [ -f \"$f\" ]; then \
+             if [ \"$me\" = 0 ]; then want='{root}'; {own}else want='{other} '; fi; \
+             m=${{want%% *}}; o=${{want#* }}; before=$(stat -c '%a %u:%g' \"$f\"); \
+             [ -z \"$o\" ] || chown \"$o\" \"$f\"; chmod \"$m\" \"$f\"; \
+             after=$(stat -c '%a %u:%g' \"$f\"); \
+             [ \"$before\" = \"$after\" ] || echo \"$f: $after (was $before)\"; \
+             [ \"$me\" = 0 ] || [ \"$m\" = 600 ] || loose=1; fi; "
+        ));
+    }
+    script.push_str("[ -z \"$loose\" ] || echo loose");
+    script
 }
 
 /// `pg_dump -Fc` inside the db container into backups/, under a temporary name until complete.
@@ -926,5 +1015,63 @@ mod tests {
         assert_eq!(stamp(0), "1970-01-01T00:00:00Z");
         assert_eq!(stamp(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(stamp(1_796_131_395), "2026-12-01T13:23:15Z");
+    }
+
+    /// The target-side script, run here with `sh`: as root it gives each file to its reader.
+    #[test]
+    fn secret_modes_script_gives_each_file_to_its_reader() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let root = crate::util::project_root();
+        let stack = crate::stack::Stack::load(&root).unwrap();
+        let stage = stack.stage("prod").unwrap();
+        let dir = std::env::temp_dir().join(format!("xtask-remote-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["berth.toml", "postgres_password"] {
+            std::fs::write(dir.join(f), "x").unwrap();
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let script = secret_modes_script(&stack, &stage, &dir.display().to_string());
+        let run = || {
+            let out = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let first = run();
+        let meta = |f: &str| {
+            let m = std::fs::metadata(dir.join(f)).unwrap();
+            (m.mode() & 0o777, m.uid(), m.gid())
+        };
+        let me = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(1);
+        if me == 0 {
+            assert!(
+                first.contains("berth.toml: 600 10001:10001 (was 644 0:0)"),
+                "{first}"
+            );
+            assert_eq!(meta("berth.toml"), (0o600, 10001, 10001));
+            assert_eq!(meta("postgres_password"), (0o600, 999, 999));
+            assert!(!first.contains("loose"), "{first}");
+        } else {
+            assert_eq!(
+                first.trim(),
+                "loose",
+                "not root: 0644 stays, and it says so"
+            );
+            assert_eq!(meta("berth.toml").0, 0o644);
+        }
+        assert_eq!(
+            run().trim_end_matches("loose\n"),
+            "",
+            "a second run changes nothing"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
