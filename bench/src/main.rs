@@ -25,25 +25,63 @@ struct Args {
     berth: PathBuf,
     out: PathBuf,
     quick: bool,
+    /// `--only search`: just the hybrid-search figures (for tuning retrieval).
+    only_search: bool,
+    /// `--sizes 10000,100000`: the chunk counts of the search figures.
+    sizes: Vec<usize>,
+    /// `--stores sqlite,postgres`: which stores the search figures cover.
+    stores: Vec<String>,
 }
 
 fn args() -> Result<Args> {
     let mut berth = None;
     let mut out = None;
     let mut quick = false;
+    let mut only_search = false;
+    let mut sizes = vec![10_000, 100_000];
+    let mut stores = vec!["sqlite".to_string(), "postgres".to_string()];
+    let list = |v: Option<String>| -> Vec<String> {
+        v.unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let usage = "usage: berth-bench --berth BIN --out FILE.json [--quick] [--only search] \
+                 [--sizes 10000,100000] [--stores sqlite,postgres]";
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--berth" => berth = it.next().map(PathBuf::from),
             "--out" => out = it.next().map(PathBuf::from),
             "--quick" => quick = true,
-            other => bail!("unknown argument {other}; usage: berth-bench --berth BIN --out FILE.json [--quick]"),
+            "--only" => match it.next().as_deref() {
+                Some("search") => only_search = true,
+                other => bail!("--only takes `search`, not {other:?}; {usage}"),
+            },
+            "--sizes" => {
+                sizes = list(it.next())
+                    .iter()
+                    .map(|s| s.parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .with_context(|| format!("--sizes takes chunk counts; {usage}"))?;
+            }
+            "--stores" => {
+                stores = list(it.next());
+                if let Some(s) = stores.iter().find(|s| *s != "sqlite" && *s != "postgres") {
+                    bail!("--stores takes sqlite and/or postgres, not {s}; {usage}");
+                }
+            }
+            other => bail!("unknown argument {other}; {usage}"),
         }
     }
     Ok(Args {
         berth: berth.context("--berth BIN is required")?,
         out: out.context("--out FILE.json is required")?,
         quick,
+        only_search,
+        sizes,
+        stores,
     })
 }
 
@@ -59,20 +97,30 @@ fn main() -> Result<()> {
     let args = args()?;
     let rt = tokio::runtime::Runtime::new()?;
     let mut figures = Vec::new();
-    vector_index(&args, &mut figures);
+    if !args.only_search {
+        vector_index(&args, &mut figures);
+    }
     rt.block_on(async {
-        idle_and_health(&args, &mut figures).await?;
-        ingest(&args, &mut figures).await?;
-        for n in [10_000usize, 100_000] {
-            search(&args, n, None, &mut figures).await?;
+        if !args.only_search {
+            idle_and_health(&args, &mut figures).await?;
+            ingest(&args, &mut figures).await?;
         }
-        match Postgres::start().await {
-            Ok(pg) => {
-                for n in [10_000usize, 100_000] {
-                    search(&args, n, Some(&pg), &mut figures).await?;
+        if args.stores.iter().any(|s| s == "sqlite") {
+            for &n in &args.sizes {
+                search(&args, n, None, &mut figures).await?;
+            }
+        }
+        if args.stores.iter().any(|s| s == "postgres") {
+            match Postgres::start().await {
+                Ok(pg) => {
+                    for &n in &args.sizes {
+                        search(&args, n, Some(&pg), &mut figures).await?;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("bench: no PostgreSQL, its search figures are skipped: {e:#}")
                 }
             }
-            Err(e) => eprintln!("bench: no PostgreSQL, its search figures are skipped: {e:#}"),
         }
         anyhow::Ok(())
     })?;

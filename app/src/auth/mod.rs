@@ -167,7 +167,12 @@ impl FromRequestParts<AppState> for CurrentUser {
                 .ok_or_else(|| {
                     ApiError::Unauthenticated("the API token is unknown or revoked".into())
                 })?;
-            state.store.touch_token(&row.id, now).await?;
+            // As with sessions below: a write per request would serialise concurrent requests
+            // with one token on that row (and on SQLite's single writer); a minute is precise
+            // enough for "last used".
+            if row.last_used_at.is_none_or(|t| now - t > 60_000) {
+                state.store.touch_token(&row.id, now).await?;
+            }
             (row.user_id, Credential::Token { id: row.id })
         } else if let Some(cookie) = session_cookie(&parts.headers) {
             let token_hash = sha256_hex(&cookie);

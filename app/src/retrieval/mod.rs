@@ -4,7 +4,8 @@
 pub mod vector_index;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::cache::{self, Cache};
 use crate::config::RagSettings;
@@ -38,6 +39,30 @@ pub struct Retriever {
     metrics: Arc<Metrics>,
     /// Query embeddings and hybrid results on Redis, when configured.
     cache: Cache,
+    /// Document frequencies of recent query terms, for the common-term cutoff.
+    term_stats: Mutex<TermStats>,
+}
+
+/// A term held by more than this share of all chunks is left out of the full-text query when the
+/// query has rarer terms: Elasticsearch's old `cutoff_frequency` idea. Its BM25 weight,
+/// ln((N - df + 0.5) / (df + 0.5)), is below ln 4 ≈ 1.4 (a term in 0.1 % of chunks weighs ~6.9,
+/// and FTS5 floors the weight of a term in over half of them to 1e-6), yet every chunk holding
+/// it would have to be read and scored, which is where a full-text query's time goes.
+const COMMON_TERM_SHARE: f64 = 0.2;
+/// Below this many chunks every term is searched: the whole index is cheap to score.
+const CUTOFF_MIN_CHUNKS: i64 = 2_000;
+/// How long counted document frequencies (and the chunk count) are reused: they drift slowly,
+/// and the cutoff only needs them roughly.
+const TERM_STATS_TTL: Duration = Duration::from_secs(300);
+/// At most this many terms are remembered; past it the memory starts afresh.
+const TERM_STATS_MAX: usize = 50_000;
+
+#[derive(Default)]
+struct TermStats {
+    /// (chunk count, when counted).
+    chunks: Option<(i64, Instant)>,
+    /// Term → chunks holding it, counted up to the cutoff (so "at least" when at the cutoff).
+    df: HashMap<String, i64>,
 }
 
 const META_MODEL: &str = "embedding_model";
@@ -108,7 +133,58 @@ impl Retriever {
             settings: settings.clone(),
             metrics,
             cache,
+            term_stats: Mutex::default(),
         })
+    }
+
+    /// The query's terms without the ones too common to search by (see [`COMMON_TERM_SHARE`]),
+    /// unless that would leave none. Document frequencies are counted once and remembered.
+    async fn without_common_terms(&self, terms: Vec<String>) -> Result<Vec<String>, sqlx::Error> {
+        if terms.len() < 2 {
+            return Ok(terms);
+        }
+        let fresh = |at: &Instant| at.elapsed() < TERM_STATS_TTL;
+        let chunks = self
+            .term_stats
+            .lock()
+            .expect("term stats lock")
+            .chunks
+            .filter(|(_, at)| fresh(at))
+            .map(|(n, _)| n);
+        let chunks = match chunks {
+            Some(n) => n,
+            None => {
+                let n = self.store.chunk_count().await?;
+                let mut stats = self.term_stats.lock().expect("term stats lock");
+                stats.chunks = Some((n, Instant::now()));
+                stats.df.clear();
+                n
+            }
+        };
+        if chunks < CUTOFF_MIN_CHUNKS {
+            return Ok(terms);
+        }
+        let cap = (chunks as f64 * COMMON_TERM_SHARE).ceil() as i64 + 1;
+        let unknown: Vec<String> = {
+            let stats = self.term_stats.lock().expect("term stats lock");
+            terms
+                .iter()
+                .filter(|t| !stats.df.contains_key(*t))
+                .cloned()
+                .collect()
+        };
+        let counted = self.store.term_chunk_counts(&unknown, cap).await?;
+        let mut stats = self.term_stats.lock().expect("term stats lock");
+        if stats.df.len() + unknown.len() > TERM_STATS_MAX {
+            stats.df.clear();
+        }
+        stats.df.extend(unknown.into_iter().zip(counted));
+        let rarer: Vec<String> = terms
+            .iter()
+            .filter(|t| stats.df.get(*t).is_none_or(|df| *df < cap))
+            .cloned()
+            .collect();
+        Ok(if rarer.is_empty() { terms } else { rarer })
     }
 
     pub fn mode(&self) -> Mode {
@@ -185,7 +261,7 @@ impl Retriever {
         if let Some(hits) = cached.as_ref().and_then(|c| c.results.clone()) {
             return Ok((Mode::Hybrid, self.hits(hits).await?));
         }
-        let terms = terms(query);
+        let terms = self.without_common_terms(terms(query)).await?;
         // Each list is deeper than k so fusion has something to work with.
         let depth = (k * 4).max(20) as i64;
         let lexical = self
