@@ -35,6 +35,36 @@ fn app_image() -> String {
     std::env::var("BERTH_DEPLOY_TEST_IMAGE").unwrap_or_else(|_| "berth:latest".into())
 }
 
+/// The app image the releases are made from. On a fresh machine nothing has built it under this
+/// name yet: build it as `cargo xtask build` does (after the containers step, every layer is in
+/// BuildKit's cache, so this only tags).
+fn ensure_app_image() {
+    let image = app_image();
+    if docker(&["image", "inspect", &image]).status.success() {
+        return;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!(
+        "+ BERTH_IMAGE={image} cargo xtask build --stage prod --image berth --progress plain"
+    );
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args(["run", "--locked", "--quiet", "-p", "xtask", "--"])
+        .args([
+            "build",
+            "--stage",
+            "prod",
+            "--image",
+            "berth",
+            "--progress",
+            "plain",
+        ])
+        .env("BERTH_IMAGE", &image)
+        .status()
+        .expect("cargo xtask build");
+    assert!(status.success(), "building {image} failed (see above)");
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -323,6 +353,7 @@ fn serving(server: &Server) -> String {
 #[test]
 #[ignore = "needs Docker and minutes: cargo xtask ci (step deploy) runs it"]
 fn deploy_switch_rollback_and_lock_on_a_real_server() {
+    ensure_app_image();
     for image in NEEDED.iter().copied().chain([app_image().as_str()]) {
         assert!(
             docker(&["image", "inspect", image]).status.success(),
