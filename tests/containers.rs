@@ -535,6 +535,16 @@ async fn backup_and_restore(stack: &TestStack, alice: &mut Browser, collection: 
         &[&["backup", "verify"][..], &project, &[archive_arg.as_str()]].concat(),
         None,
     );
+    // The drill: the archive restored into a scratch database beside the live one, a second
+    // Berth started on it inside the backup container, signed into and searched.
+    let drill = stack.xtask_ok(
+        &[&["backup", "drill"][..], &project, &[archive_arg.as_str()]].concat(),
+        None,
+    );
+    assert!(
+        drill.contains("drill passed") && !drill.contains(" 0 hit(s)"),
+        "the drill signs in and finds the document: {drill}"
+    );
 
     // Gone…
     let gone = alice
