@@ -363,6 +363,15 @@ fn ensure_backup_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs `command` with its progress (stderr) shown, for the path it prints on stdout.
+fn run_for_stdout(command: &mut Command) -> Result<std::process::Output> {
+    section(&format!("run: {}", show(command)));
+    command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", show(command)))
+}
+
 fn run(mut command: Command) -> Result<ExitCode> {
     section(&format!("run: {}", show(&command)));
     let status = command
@@ -506,11 +515,7 @@ fn seal_secrets(args: &CreateArgs) -> Result<ExitCode> {
         );
     }
     place.build()?;
-    section(&format!("run: {}", show(&command)));
-    let out = command
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", show(&command)))?;
+    let out = run_for_stdout(&mut command)?;
     if !out.status.success() {
         return Ok(exit_code(out.status));
     }
@@ -584,11 +589,7 @@ fn create(args: CreateArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     runner.prepare(false)?;
-    section(&format!("run: {}", show(&command)));
-    let out = command
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", show(&command)))?;
+    let out = run_for_stdout(&mut command)?;
     if !out.status.success() {
         bail!("the backup failed ({}); see above", out.status);
     }

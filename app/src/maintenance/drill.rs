@@ -21,7 +21,7 @@ use crate::accounts::Username;
 use crate::cli::ServeArgs;
 use crate::config::{Api, DatabaseLocation, Settings};
 use crate::error::BootError;
-use crate::store::Store;
+use crate::store::{on_pool, Store};
 
 const STEPS: usize = 6;
 /// The restored server's log lines kept, to show when it fails.
@@ -450,24 +450,9 @@ fn random_password() -> anyhow::Result<String> {
     ))
 }
 
-macro_rules! on_store {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = &s.pool;
-                $body
-            }
-            Store::Postgres(s) => {
-                let $pool = &s.pool;
-                $body
-            }
-        }
-    };
-}
-
 async fn share_everything_with(store: &Store, user_id: &str) -> anyhow::Result<()> {
     let now = crate::accounts::now_ms();
-    on_store!(store, |pool| {
+    on_pool!(store, |pool| {
         sqlx::query("UPDATE collections SET shared = 1")
             .execute(pool)
             .await?;
@@ -484,7 +469,7 @@ async fn share_everything_with(store: &Store, user_id: &str) -> anyhow::Result<(
 }
 
 async fn count(store: &Store, sql: &str) -> anyhow::Result<i64> {
-    let n: i64 = on_store!(store, |pool| sqlx::query_scalar(sql)
+    let n: i64 = on_pool!(store, |pool| sqlx::query_scalar(sql)
         .fetch_one(pool)
         .await
         .with_context(|| format!("counting ({sql})"))?);
@@ -494,7 +479,7 @@ async fn count(store: &Store, sql: &str) -> anyhow::Result<i64> {
 async fn first_chunk_text(store: &Store) -> anyhow::Result<String> {
     let sql = "SELECT c.text FROM chunks c JOIN documents d ON d.id = c.document_id \
                WHERE d.status = 'ready' ORDER BY c.id LIMIT 1";
-    let text: String = on_store!(store, |pool| sqlx::query_scalar(sql)
+    let text: String = on_pool!(store, |pool| sqlx::query_scalar(sql)
         .fetch_one(pool)
         .await
         .context("reading a restored chunk")?);

@@ -10,6 +10,8 @@ mod sqlite;
 
 use crate::config::DatabaseLocation;
 use crate::error::BootError;
+/// For maintenance code that runs its own queries on either backend (the backup drill).
+pub(crate) use dispatch::on_pool;
 
 pub use accounts::{AuditFilter, AuditRow, NewAuditEntry, SessionRow, ThrottleRow, TokenRow};
 pub use documents::{
