@@ -83,9 +83,16 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A member path we are willing to write: relative, no `..`, under `files/` or a database file.
 fn safe_member_path(path: &str) -> bool {
-    let p = Path::new(path);
-    p.components().all(|c| matches!(c, Component::Normal(_)))
-        && (path.starts_with("files/") || path.starts_with("database."))
+    plain_relative(path) && (path.starts_with("files/") || path.starts_with("database."))
+}
+
+/// A non-empty relative path of plain names only (no `..`, no root): safe to join to a directory
+/// when it comes from an archive.
+pub(crate) fn plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// Writes the archive at `dest` from `staged` (a directory holding every member under its

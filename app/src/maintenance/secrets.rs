@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use age::secrecy::{ExposeSecret, SecretString};
 use anyhow::Context as _;
@@ -317,8 +317,7 @@ pub fn open(path: &Path, passphrase: SecretString) -> Result<BTreeMap<String, Ve
 
 /// Relative, with plain components only: nothing is written outside the target directory.
 fn safe_relative(name: &str) -> bool {
-    let path = Path::new(name);
-    !name.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))
+    super::archive::plain_relative(name)
 }
 
 /// What opening does to one file.
