@@ -548,10 +548,25 @@ async fn rotation_keeps_the_newest_seven_and_the_newest_verified() {
         "marked by the test\n",
     )
     .unwrap();
-    backup(&site.data(), &site.backups(), &["--keep", "2"]);
+    // The off-site copy is the same bytes; archives hold password hashes, so both are private.
+    let offsite = site.backups().with_file_name("offsite");
+    let last = backup(
+        &site.data(),
+        &site.backups(),
+        &["--keep", "2", "--copy-to", offsite.to_str().unwrap()],
+    );
     let kept = archives(&site.backups());
     assert_eq!(kept.len(), 3, "{kept:?}");
     assert!(kept.contains(&verified.file_name().unwrap().to_string_lossy().into_owned()));
+    let copy = offsite.join(last.file_name().unwrap());
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&last).unwrap());
+    assert_eq!((mode(&last), mode(&copy)), (0o600, 0o600));
+    assert_eq!(
+        archives(&offsite).len(),
+        1,
+        "no partial file is left in the copy's folder"
+    );
+    assert_eq!(std::fs::read_dir(&offsite).unwrap().count(), 1);
 }
 
 #[tokio::test]

@@ -609,9 +609,15 @@ fn copy_atomically(archive: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     let name = archive.file_name().context("archive name")?;
     let partial = to.join(format!(".{}.partial", name.to_string_lossy()));
-    std::fs::copy(archive, &partial)?;
-    std::fs::File::open(&partial)?.sync_all()?;
-    std::fs::rename(&partial, to.join(name))?;
+    let copied = std::fs::copy(archive, &partial)
+        .and_then(|_| std::fs::File::open(&partial)?.sync_all())
+        .and_then(|_| std::fs::rename(&partial, to.join(name)))
+        .and_then(|_| std::fs::File::open(to)?.sync_all());
+    if let Err(err) = copied {
+        // Never leave half a copy behind: the off-site folder holds whole archives only.
+        let _ = std::fs::remove_file(&partial);
+        bail!("copying {} to {}: {err}", archive.display(), to.display());
+    }
     eprintln!("backup: copied to {}", to.display());
     Ok(())
 }

@@ -136,7 +136,7 @@ impl Tool {
             Tool::PgDump => (
                 "pg_dump",
                 false,
-                "backups (planned)",
+                "`berth backup` run on the host against PostgreSQL (the stack's backup service has its own; optional)",
                 &["pg_dump"],
                 &["--version"],
             ),

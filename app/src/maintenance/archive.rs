@@ -99,12 +99,7 @@ pub(crate) fn plain_relative(path: &str) -> bool {
 /// path), atomically: a hidden temporary name, fsync, rename, fsync of the directory. A crash or
 /// kill leaves at most a `.partial` file, which listings ignore.
 pub fn write(dest: &Path, manifest: &Manifest, staged: &Path) -> anyhow::Result<()> {
-    let dir = dest.parent().context("archive path has no directory")?;
-    let name = dest.file_name().context("archive path has no file name")?;
-    let partial = dir.join(format!(".{}.partial", name.to_string_lossy()));
-    let result = (|| {
-        let file =
-            File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    write_atomically(dest, |file, partial| {
         let gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
         let json = serde_json::to_vec_pretty(manifest)?;
@@ -124,10 +119,41 @@ pub fn write(dest: &Path, manifest: &Manifest, staged: &Path) -> anyhow::Result<
             header.set_cksum();
             tar.append_data(&mut header, &member.path, (&mut file).take(member.size))?;
         }
-        let gz = tar.into_inner()?;
-        let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
+        tar.into_inner()?.finish()?.flush()?;
+        verify(partial).context("re-reading the archive just written")?;
+        Ok(())
+    })
+}
+
+/// Writes `dest` whole or not at all: `fill` writes a hidden `.NAME.<random>.partial` file beside
+/// it (mode 0600 from the start: archives and secrets hold password hashes and keys) and may read
+/// it back by its path; then it is fsynced, renamed over `dest` and the directory fsynced. A crash
+/// leaves the old file or the new one, never half of one; listings skip hidden files.
+pub fn write_atomically(
+    dest: &Path,
+    fill: impl FnOnce(&mut File, &Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = dest.file_name().context("no file name to write")?;
+    let partial = dir.join(format!(
+        ".{}.{}.partial",
+        name.to_string_lossy(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
+        fill(&mut file, &partial)?;
         file.sync_all()?;
-        verify(&partial).context("re-reading the archive just written")?;
+        drop(file);
         std::fs::rename(&partial, dest)?;
         File::open(dir)?.sync_all()?;
         anyhow::Ok(())
@@ -358,12 +384,61 @@ pub fn rotate(dir: &Path, stage: &str, keep: usize) -> anyhow::Result<Vec<PathBu
         let _ = std::fs::remove_file(verified_marker(old));
         deleted.push(old.clone());
     }
+    deleted.extend(remove_abandoned_partials(dir, stage));
     Ok(deleted)
+}
+
+/// A backup killed mid-write leaves its hidden `.partial` file; one a day old belongs to no
+/// running backup (they take minutes), so rotation removes it rather than let them pile up.
+fn remove_abandoned_partials(dir: &Path, stage: &str) -> Vec<PathBuf> {
+    let prefix = format!(".{PREFIX}{stage}-");
+    let abandoned = |entry: &std::fs::DirEntry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        name.starts_with(&prefix)
+            && name.ends_with(".partial")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| abandoned(entry))
+        .map(|entry| entry.path())
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_removes_only_day_old_partials_of_its_stage() {
+        let dir = std::env::temp_dir().join(format!("berth-partials-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let day_old = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
+        let make = |name: &str, old: bool| {
+            let path = dir.join(name);
+            let file = File::create(&path).unwrap();
+            if old {
+                file.set_modified(day_old).unwrap();
+            }
+            path
+        };
+        let abandoned = make(".berth-dev-20261201T101010.000Z.tar.gz.ab12.partial", true);
+        let running = make(".berth-dev-20261201T111010.000Z.tar.gz.cd34.partial", false);
+        let other_stage = make(".berth-prod-20261201T101010.000Z.tar.gz.ef56.partial", true);
+        let deleted = rotate(&dir, "dev", 7).unwrap();
+        assert_eq!(deleted, vec![abandoned.clone()]);
+        assert!(!abandoned.exists() && running.exists() && other_stage.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn stage_and_order_come_from_the_name() {

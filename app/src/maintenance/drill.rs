@@ -16,7 +16,7 @@ use base64::Engine as _;
 use clap::{ArgMatches, Args};
 use serde_json::{json, Value};
 
-use super::{archive, refused, runtime, snapshot, TempDir, ToolArgs};
+use super::{archive, refused, runtime, snapshot, BackupDir, TempDir, ToolArgs};
 use crate::accounts::Username;
 use crate::cli::ServeArgs;
 use crate::config::{Api, DatabaseLocation, Settings};
@@ -31,14 +31,8 @@ const LOG_LINES: usize = 40;
 pub struct DrillArgs {
     /// The archive to drill. [default: the newest archive in --dir (of --stage, if given)]
     pub archive: Option<PathBuf>,
-    /// Where to look for the newest archive when ARCHIVE is not given.
-    #[arg(
-        long,
-        env = "BERTH_BACKUP_DIR",
-        default_value = "backups",
-        value_name = "DIR"
-    )]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: BackupDir,
     /// Pick the newest archive of this stage (e.g. prod) rather than the newest of any.
     #[arg(long, value_name = "NAME")]
     pub stage: Option<String>,
@@ -66,7 +60,7 @@ pub fn run(args: &DrillArgs, matches: &ArgMatches) -> Result<(), BootError> {
     let started = Instant::now();
     let archive = match &args.archive {
         Some(path) => path.clone(),
-        None => newest(&args.dir, args.stage.as_deref())?,
+        None => newest(&args.dir.path, args.stage.as_deref())?,
     };
     let settings = Settings::load(&args.settings, matches)?;
     let drill = Drill {
@@ -557,16 +551,19 @@ async fn get_json(
     session: &Session,
     path: &str,
 ) -> anyhow::Result<Value> {
-    let resp = http
+    let request = http
         .get(format!("{base}/api/v1{path}"))
-        .header(reqwest::header::COOKIE, &session.cookie)
-        .send()
-        .await
-        .with_context(|| format!("GET /api/v1{path}"))?;
+        .header(reqwest::header::COOKIE, &session.cookie);
+    send_for_json(request, &format!("GET /api/v1{path}")).await
+}
+
+/// Sends `request` and returns its JSON body, or an error naming `what` and the status.
+async fn send_for_json(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+    let resp = request.send().await.context(what.to_string())?;
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        return Err(anyhow!("GET /api/v1{path} answered {status}: {body}"));
+        return Err(anyhow!("{what} answered {status}: {body}"));
     }
     Ok(body)
 }
@@ -599,20 +596,12 @@ async fn search(
     session: &Session,
     query: &str,
 ) -> anyhow::Result<Value> {
-    let resp = http
+    let request = http
         .post(format!("{base}/api/v1/search"))
         .header(reqwest::header::COOKIE, &session.cookie)
         .header(crate::auth::CSRF_HEADER, &session.csrf)
-        .json(&json!({ "query": query, "k": 5 }))
-        .send()
-        .await
-        .context("POST /api/v1/search")?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(anyhow!("POST /api/v1/search answered {status}: {body}"));
-    }
-    Ok(body)
+        .json(&json!({ "query": query, "k": 5 }));
+    send_for_json(request, "POST /api/v1/search").await
 }
 
 /// The real server (`berth serve`, this very binary) on the throwaway copy, listening on a port

@@ -44,16 +44,24 @@ pub enum BackupCommand {
     Secrets(secrets::SecretsCommand),
 }
 
+/// Where backup archives are kept: one flag (and variable) for every backup command.
 #[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// Directory the archives are kept in; created if missing.
+pub struct BackupDir {
+    /// Directory the archives (and sealed secrets) are kept in; created when something is written.
     #[arg(
-        long,
+        id = "backup_dir",
+        long = "dir",
         env = "BERTH_BACKUP_DIR",
         default_value = "backups",
         value_name = "DIR"
     )]
-    pub dir: PathBuf,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub dir: BackupDir,
     /// Name in the archive's file name (e.g. dev, prod): rotation counts each stage apart.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub stage: String,
@@ -72,13 +80,8 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[arg(
-        long,
-        env = "BERTH_BACKUP_DIR",
-        default_value = "backups",
-        value_name = "DIR"
-    )]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: BackupDir,
     /// Accepted (and unused) so that every backup command takes the same settings.
     #[command(flatten)]
     pub settings: ServeArgs,
@@ -108,14 +111,8 @@ pub struct RestoreArgs {
     /// Check the archive and say what would happen; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Where the safety backup of the current data goes.
-    #[arg(
-        long,
-        env = "BERTH_BACKUP_DIR",
-        default_value = "backups",
-        value_name = "DIR"
-    )]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: BackupDir,
     /// Do not take a safety backup of the current data first.
     #[arg(long)]
     pub no_safety_backup: bool,
@@ -160,13 +157,13 @@ pub fn run_backup(command: &BackupCommand, matches: &ArgMatches) -> Result<(), B
             let made = runtime()?.block_on(create(
                 &settings,
                 &args.tools.tools(),
-                &args.dir,
+                &args.dir.path,
                 &args.stage,
             ))?;
             if let Some(copy_to) = &args.copy_to {
                 copy_off_site(&made, copy_to)?;
             }
-            for deleted in archive::rotate(&args.dir, &args.stage, args.keep)
+            for deleted in archive::rotate(&args.dir.path, &args.stage, args.keep)
                 .map_err(|e| BootError::Config(e.to_string()))?
             {
                 eprintln!("rotation: deleted {}", deleted.display());
@@ -174,7 +171,7 @@ pub fn run_backup(command: &BackupCommand, matches: &ArgMatches) -> Result<(), B
             println!("{}", made.display());
             Ok(())
         }
-        BackupCommand::List(args) => list(&args.dir),
+        BackupCommand::List(args) => list(&args.dir.path),
         BackupCommand::Drill(args) => drill::run(args, matches),
         BackupCommand::Secrets(command) => secrets::run(command),
         BackupCommand::Verify(args) => {
@@ -373,15 +370,12 @@ fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
 fn copy_off_site(archive: &Path, to: &Path) -> Result<(), BootError> {
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     let name = archive.file_name().context("archive name")?;
-    let partial = to.join(format!(".{}.partial", name.to_string_lossy()));
     let dest = to.join(name);
-    std::fs::copy(archive, &partial)
-        .and_then(|_| std::fs::File::open(&partial)?.sync_all())
-        .and_then(|_| std::fs::rename(&partial, &dest))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            anyhow::anyhow!("copying the archive to {}: {e}", to.display())
-        })?;
+    archive::write_atomically(&dest, |file, _| {
+        std::io::copy(&mut std::fs::File::open(archive)?, file)?;
+        Ok(())
+    })
+    .with_context(|| format!("copying the archive to {}", to.display()))?;
     eprintln!("backup: copied to {}", dest.display());
     Ok(())
 }
@@ -523,7 +517,7 @@ pub fn run_restore(args: &RestoreArgs, matches: &ArgMatches) -> Result<(), BootE
         } else {
             format!(
                 ", after a safety backup of the current data into {}",
-                args.dir.display()
+                args.dir.path.display()
             )
         }
     );
@@ -537,9 +531,9 @@ pub fn run_restore(args: &RestoreArgs, matches: &ArgMatches) -> Result<(), BootE
     runtime()?.block_on(async {
         if !args.no_safety_backup && live_data_exists(&settings) {
             eprintln!("restore: taking a safety backup of the current data");
-            let safety = create(&settings, &tools, &args.dir, "pre-restore").await?;
+            let safety = create(&settings, &tools, &args.dir.path, "pre-restore").await?;
             eprintln!("restore: safety backup {}", safety.display());
-            archive::rotate(&args.dir, "pre-restore", 7)?;
+            archive::rotate(&args.dir.path, "pre-restore", 7)?;
         }
         restore(&args.archive, &settings, &tools).await
     })?;

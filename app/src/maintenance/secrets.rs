@@ -7,15 +7,17 @@
 //! (scrypt) recipient: `age -d FILE | tar -t` opens it without Berth.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, IsTerminal, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use age::secrecy::{ExposeSecret, SecretString};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
+use super::archive::write_atomically;
+use super::BackupDir;
 use crate::error::BootError;
 
 /// Sealed file names: `berth-secrets-<stage>-<UTC timestamp>.tar.age`. The data archives'
@@ -53,14 +55,8 @@ pub struct SealArgs {
     /// The secrets directory to seal.
     #[arg(long, value_name = "DIR")]
     pub from: PathBuf,
-    /// Where the sealed file goes; created if missing.
-    #[arg(
-        long,
-        env = "BERTH_BACKUP_DIR",
-        default_value = "backups",
-        value_name = "OUT"
-    )]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: BackupDir,
     /// Name in the file name (e.g. prod, dev).
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub stage: String,
@@ -98,7 +94,7 @@ pub fn run(command: &SecretsCommand) -> Result<(), BootError> {
                 )));
             }
             let files = collect(&args.from)?;
-            let dest = args.dir.join(format!(
+            let dest = args.dir.path.join(format!(
                 "{PREFIX}{}-{}{SUFFIX}",
                 args.stage,
                 chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
@@ -220,7 +216,7 @@ pub fn seal(
     }
     let plain = tar.into_inner().context("finishing the tar")?;
     let encryptor = age::Encryptor::with_user_passphrase(passphrase);
-    write_atomically(dest, |file| {
+    write_atomically(dest, |file, _| {
         let mut writer = encryptor.wrap_output(file)?;
         writer.write_all(&plain)?;
         writer.finish()?;
@@ -377,39 +373,11 @@ fn write_all(
             .create(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
         let bytes = &files[name];
-        write_atomically(&path, |file| file.write_all(bytes))
+        write_atomically(&path, |file, _| Ok(file.write_all(bytes)?))
             .with_context(|| format!("writing {}", path.display()))?;
         written += 1;
     }
     Ok(written)
-}
-
-/// Writes `dest` through a hidden temporary file in the same directory (mode 0600 from the
-/// start), fsynced, renamed over `dest`, and the directory fsynced: a crash leaves the old file
-/// or the new one, never half of one.
-fn write_atomically(
-    dest: &Path,
-    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    let temp = dir.join(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        fill(&mut file)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, dest)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 /// The passphrase: --passphrase-file, else BERTH_BACKUP_PASSPHRASE, else a hidden prompt on the
