@@ -108,24 +108,30 @@ pub fn steps() -> Vec<Step> {
                 crate::fixtures::run(args).map(drop)
             },
         },
+        // --no-fail-fast: every test binary runs even after one fails, so one run shows every
+        // failing test (as every step runs after one fails).
         Step {
             name: "test",
             description: "every test in the workspace passes",
-            command: "cargo test --locked --workspace",
+            command: "cargo test --locked --workspace --no-fail-fast",
             needs: &[Tool::Cargo],
-            run: |sh| Ok(cmd!(sh, "cargo test --locked --workspace").quiet().run()?),
+            run: |sh| {
+                Ok(cmd!(sh, "cargo test --locked --workspace --no-fail-fast")
+                    .quiet()
+                    .run()?)
+            },
         },
         Step {
             name: "test-postgres",
             description:
                 "the black-box account, server, RAG and backup tests pass on PostgreSQL too",
-            command: "BERTH_TEST_BACKEND=postgres cargo test --locked -p berth --test accounts \
-                      --test http --test rag --test scale_out --test backup",
+            command: "BERTH_TEST_BACKEND=postgres cargo test --locked --no-fail-fast -p berth \
+                      --test accounts --test http --test rag --test scale_out --test backup",
             needs: &[Tool::Cargo, Tool::DockerEngine],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked -p berth --test accounts --test http --test rag --test scale_out --test backup"
+                    "cargo test --locked --no-fail-fast -p berth --test accounts --test http --test rag --test scale_out --test backup"
                 )
                 .env("BERTH_TEST_BACKEND", "postgres")
                 .quiet()
