@@ -261,25 +261,36 @@ impl Retriever {
         if let Some(hits) = cached.as_ref().and_then(|c| c.results.clone()) {
             return Ok((Mode::Hybrid, self.hits(hits).await?));
         }
-        let terms = self.without_common_terms(terms(query)).await?;
-        // Each list is deeper than k so fusion has something to work with.
         let depth = (k * 4).max(20) as i64;
-        let lexical = self
-            .store
-            .lexical_search(&terms, collections, depth)
-            .await?;
+        // The lexical half (database) and the query embedding (model server) wait on different
+        // machines: run them at once, so a search costs the slower of the two, not their sum.
+        let lexical = async {
+            let terms = self.without_common_terms(terms(query)).await?;
+            // Each list is deeper than k so fusion has something to work with.
+            self.store.lexical_search(&terms, collections, depth).await
+        };
+        let embedding = async {
+            match (
+                &self.embedder,
+                cached.as_ref().and_then(|c| c.embedding.clone()),
+            ) {
+                (None, _) => None,
+                (Some(_), Some(q)) => Some((Ok(q), false)),
+                (Some(embedder), None) => Some((
+                    embedder
+                        .embed(&[query.to_string()])
+                        .await
+                        .map(|mut v| v.pop().unwrap_or_default()),
+                    true,
+                )),
+            }
+        };
+        let (lexical, embedding) = tokio::join!(lexical, embedding);
+        let lexical = lexical?;
         let mut mode = Mode::Lexical;
         let mut vector: Vec<(i64, f64)> = Vec::new();
         let mut embedded = None;
-        if let Some(embedder) = &self.embedder {
-            let q = match cached.as_ref().and_then(|c| c.embedding.clone()) {
-                Some(q) => Ok(q),
-                None => embedder.embed(&[query.to_string()]).await.map(|mut v| {
-                    let q = v.pop().unwrap_or_default();
-                    embedded = Some(q.clone());
-                    q
-                }),
-            };
+        if let (Some(embedder), Some((q, fresh))) = (&self.embedder, embedding) {
             match q {
                 Ok(q) => {
                     mode = Mode::Hybrid;
@@ -295,6 +306,9 @@ impl Retriever {
                                 .await?
                         }
                     };
+                    if fresh {
+                        embedded = Some(q);
+                    }
                 }
                 // The model server being down costs the vector half, not the answer.
                 Err(e) => {
