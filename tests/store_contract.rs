@@ -676,6 +676,40 @@ contract! {
         }
     }
 
+    async fn search_leaves_out_terms_too_common_to_rank_by(store, location) {
+        // 2,100 chunks hold "alpha" and "beta" (in every chunk: far past the common-term share);
+        // three also hold "zeta".
+        with_collections(&store).await;
+        insert_doc(&store, &doc("a", "c1", "h1", 10)).await;
+        let texts: Vec<String> = (0..2_100)
+            .map(|i| match i % 700 {
+                0 => format!("alpha beta zeta filler{i}"),
+                _ => format!("alpha beta alpha filler{i}"),
+            })
+            .collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let ids = ingest(&store, "a", &texts, None).await;
+        let zeta: Vec<i64> = vec![ids[0], ids[700], ids[1400]];
+        let retriever = berth::retrieval::Retriever::open(
+            store.clone(),
+            &berth::config::RagSettings::default(),
+            berth::metrics::Metrics::new(),
+        )
+        .await
+        .unwrap();
+        let c1 = vec!["c1".to_string()];
+        let found = |hits: Vec<berth::retrieval::Hit>| {
+            sorted(hits.into_iter().map(|h| h.chunk.id).collect::<Vec<_>>())
+        };
+        // "alpha" is left out beside the rarer "zeta": only zeta's chunks match, where an OR of
+        // both terms would fill all ten places with alpha's.
+        let (_, hits) = retriever.search("alpha zeta", &c1, 10).await.unwrap();
+        assert_eq!(found(hits), zeta);
+        // Alone, or with only other common terms, a common term is still searched.
+        assert_eq!(retriever.search("alpha", &c1, 10).await.unwrap().1.len(), 10);
+        assert_eq!(retriever.search("alpha beta", &c1, 10).await.unwrap().1.len(), 10);
+    }
+
     async fn vectors_are_stored_per_model_and_searched(store, location) {
         with_collections(&store).await;
         insert_doc(&store, &doc("a", "c1", "h1", 10)).await;

@@ -44,11 +44,13 @@ pub struct Retriever {
 }
 
 /// A term held by more than this share of all chunks is left out of the full-text query when the
-/// query has rarer terms: Elasticsearch's old `cutoff_frequency` idea. Its BM25 weight,
-/// ln((N - df + 0.5) / (df + 0.5)), is below ln 4 ≈ 1.4 (a term in 0.1 % of chunks weighs ~6.9,
-/// and FTS5 floors the weight of a term in over half of them to 1e-6), yet every chunk holding
-/// it would have to be read and scored, which is where a full-text query's time goes.
-const COMMON_TERM_SHARE: f64 = 0.2;
+/// query has rarer terms: Elasticsearch's old `cutoff_frequency` idea (its examples use 0.1 %).
+/// Its BM25 weight, ln((N - df + 0.5) / (df + 0.5)), is below ln 19 ≈ 2.9, and with tf saturation
+/// (k1 = 1.2) it adds at most ~6.5 to a chunk, less than one occurrence of a term in 0.1 % of
+/// chunks (~6.9): chunks holding only common terms rank below those holding a rare one anyway.
+/// Yet every chunk holding it would have to be read and scored, which is where a full-text
+/// query's time goes (at 100k chunks, one such term is 5,000+ rows to score).
+const COMMON_TERM_SHARE: f64 = 0.05;
 /// Below this many chunks every term is searched: the whole index is cheap to score.
 const CUTOFF_MIN_CHUNKS: i64 = 2_000;
 /// How long counted document frequencies (and the chunk count) are reused: they drift slowly,
