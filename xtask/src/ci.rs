@@ -109,7 +109,9 @@ pub fn steps() -> Vec<Step> {
             },
         },
         // --no-fail-fast: every test binary runs even after one fails, so one run shows every
-        // failing test (as every step runs after one fails).
+        // failing test (as every step runs after one fails). Every test step selects the whole
+        // workspace (`--workspace --test NAME`, not `-p berth`): the same features for the
+        // shared dependencies, so the later steps reuse this step's build instead of redoing it.
         Step {
             name: "test",
             description: "every test in the workspace passes",
@@ -125,13 +127,13 @@ pub fn steps() -> Vec<Step> {
             name: "test-postgres",
             description:
                 "the black-box account, server, RAG and backup tests pass on PostgreSQL too",
-            command: "BERTH_TEST_BACKEND=postgres cargo test --locked --no-fail-fast -p berth \
+            command: "BERTH_TEST_BACKEND=postgres cargo test --locked --no-fail-fast --workspace \
                       --test accounts --test http --test rag --test scale_out --test backup",
             needs: &[Tool::Cargo, Tool::DockerEngine],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked --no-fail-fast -p berth --test accounts --test http --test rag --test scale_out --test backup"
+                    "cargo test --locked --no-fail-fast --workspace --test accounts --test http --test rag --test scale_out --test backup"
                 )
                 .env("BERTH_TEST_BACKEND", "postgres")
                 .quiet()
@@ -156,7 +158,7 @@ pub fn steps() -> Vec<Step> {
             name: "faults",
             description: "outages under load: PostgreSQL killed, Redis and the model server down, \
                           SIGTERM, a full disk; a short soak",
-            command: "cargo test --locked -p berth --test faults -- --ignored --nocapture \
+            command: "cargo test --locked --workspace --test faults -- --ignored --nocapture \
                       --test-threads=2",
             needs: &[Tool::Cargo, Tool::DockerEngine],
             run: |_| crate::faults::run_ci(),
@@ -173,12 +175,12 @@ pub fn steps() -> Vec<Step> {
         Step {
             name: "containers",
             description: "the app image builds; the cpu stack is healthy and serves register → ask",
-            command: "cargo test --locked -p berth --test containers -- --ignored --nocapture",
+            command: "cargo test --locked --workspace --test containers -- --ignored --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked -p berth --test containers -- --ignored --nocapture"
+                    "cargo test --locked --workspace --test containers -- --ignored --nocapture"
                 )
                 .quiet()
                 .run()?)
@@ -188,12 +190,12 @@ pub fn steps() -> Vec<Step> {
             name: "deploy",
             description: "cargo xtask deploy to a real server (sshd + its own Docker): no failed \
                           request across the switch, automatic rollback, lock, clear errors",
-            command: "cargo test --locked -p berth --test deploy -- --ignored --nocapture",
+            command: "cargo test --locked --workspace --test deploy -- --ignored --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked -p berth --test deploy -- --ignored --nocapture"
+                    "cargo test --locked --workspace --test deploy -- --ignored --nocapture"
                 )
                 .quiet()
                 .run()?)
@@ -203,12 +205,12 @@ pub fn steps() -> Vec<Step> {
             name: "release",
             description: "cargo xtask release to a local registry: pushed, pulled back by \
                           digest, healthy; a second release of the commit gives the same digest",
-            command: "cargo test --locked -p berth --test release -- --ignored --nocapture",
+            command: "cargo test --locked --workspace --test release -- --ignored --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked -p berth --test release -- --ignored --nocapture"
+                    "cargo test --locked --workspace --test release -- --ignored --nocapture"
                 )
                 .quiet()
                 .run()?)

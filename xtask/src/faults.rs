@@ -61,8 +61,7 @@ pub fn run_ci() -> Result<()> {
         &[
             "test",
             "--locked",
-            "-p",
-            "berth",
+            "--workspace",
             "--test",
             "faults",
             "--",
