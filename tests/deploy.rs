@@ -43,26 +43,33 @@ fn ensure_app_image() {
     if docker(&["image", "inspect", &image]).status.success() {
         return;
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!(
         "+ BERTH_IMAGE={image} cargo xtask build --stage prod --image berth --progress plain"
     );
-    let status = Command::new(cargo)
+    let status = xtask_command(&[
+        "build",
+        "--stage",
+        "prod",
+        "--image",
+        "berth",
+        "--progress",
+        "plain",
+    ])
+    .env("BERTH_IMAGE", &image)
+    .status()
+    .expect("cargo xtask build");
+    assert!(status.success(), "building {image} failed (see above)");
+}
+
+/// `cargo xtask ARGS…` as this checkout's cargo runs it.
+fn xtask_command(args: &[&str]) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
         .current_dir(root())
         .args(["run", "--locked", "--quiet", "-p", "xtask", "--"])
-        .args([
-            "build",
-            "--stage",
-            "prod",
-            "--image",
-            "berth",
-            "--progress",
-            "plain",
-        ])
-        .env("BERTH_IMAGE", &image)
-        .status()
-        .expect("cargo xtask build");
-    assert!(status.success(), "building {image} failed (see above)");
+        .args(args);
+    command
 }
 
 fn root() -> PathBuf {
@@ -217,12 +224,8 @@ impl Server {
     }
 
     fn spawn_xtask(&self, args: &[&str], stack: &Path) -> std::process::Child {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         eprintln!("+ cargo xtask {}", args.join(" "));
-        Command::new(cargo)
-            .current_dir(root())
-            .args(["run", "--locked", "--quiet", "-p", "xtask", "--"])
-            .args(args)
+        xtask_command(args)
             .arg("--stack")
             .arg(stack)
             .env("BERTH_DEPLOY_KNOWN_HOSTS", self.dir.join("known_hosts"))
