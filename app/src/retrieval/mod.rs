@@ -118,9 +118,15 @@ impl Retriever {
                 .and_then(|d: i64| usize::try_from(d).ok())
                 .filter(|d| *d > 0)
             {
-                if let Err(error) = store.ensure_vector_index(dim).await {
-                    tracing::warn!(%error, dim, "no vector index: searches scan every vector");
-                }
+                // Usually there already; when it is not (vectors restored or loaded in bulk), the
+                // build reads every vector: minutes at 100k chunks. Searches answer without it (by
+                // a scan), so readiness never waits for it.
+                let store = store.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = store.ensure_vector_index(dim).await {
+                        tracing::warn!(%error, dim, "no vector index: searches scan every vector");
+                    }
+                });
             }
         }
         let cache = Cache::new(
