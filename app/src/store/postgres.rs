@@ -51,6 +51,17 @@ impl PgStore {
             .test_before_acquire(true)
             .idle_timeout(Some(Duration::from_secs(600)))
             .max_lifetime(Some(Duration::from_secs(1800)))
+            // Statements are prepared once per connection; after five runs PostgreSQL may switch
+            // to a generic plan that ignores the values. For the search queries (a term's
+            // frequency, a LIMIT, the collections) that plan is a scan where the value would pick
+            // an index, so every run is planned with its values (planning costs well under 1 ms).
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, "SET plan_cache_mode = force_custom_plan")
+                        .await
+                        .map(drop)
+                })
+            })
             .connect_lazy_with(options.clone());
         let store = PgStore {
             pool,
