@@ -773,7 +773,8 @@ async fn ingest(args: &Args, figures: &mut Vec<Figure>) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = t.elapsed().as_secs_f64();
-    // Where the server spent it: its own per-stage histograms (the upload's extraction included).
+    // Where the ingest worker spent it: the server's per-stage histograms. The upload handler's
+    // own extraction check, its file write and the queue wait are not in them.
     let metrics = http
         .get(format!("{}/metrics", server.base))
         .send()

@@ -54,7 +54,8 @@ impl PgStore {
             // Statements are prepared once per connection; after five runs PostgreSQL may switch
             // to a generic plan that ignores the values. For the search queries (a term's
             // frequency, a LIMIT, the collections) that plan is a scan where the value would pick
-            // an index, so every run is planned with its values (planning costs well under 1 ms).
+            // an index, so every run is planned with its values (bench: search at 10k chunks p50
+            // 173 → 26 ms; the planning cost per run was not measured on its own).
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     sqlx::Executor::execute(conn, "SET plan_cache_mode = force_custom_plan")
