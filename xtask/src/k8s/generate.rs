@@ -67,9 +67,11 @@ pub fn files(stack: &Stack) -> Result<Vec<(String, String)>> {
     let mut pg_resources = Vec::new();
     for (name, svc) in &k8s.services {
         if svc.database {
+            let mut objects = g.service(name)?;
+            objects.extend(g.egress_to_database(name));
             out.push((
                 format!("{dir}/components/postgres/{name}.yaml"),
-                docs(&g.service(name)?),
+                docs(&objects),
             ));
             pg_resources.push(format!("{name}.yaml"));
         }
@@ -609,7 +611,10 @@ impl Generator<'_> {
             }
         }
         let mut egress = Vec::new();
-        for target in &k.connects_to {
+        // Egress to the in-cluster database comes with the database (its component), so an
+        // overlay without it allows no traffic to pods that do not exist.
+        let in_component = |t: &String| self.k8s.services.get(t).is_some_and(|s| s.database);
+        for target in k.connects_to.iter().filter(|t| !in_component(t)) {
             let mut rule =
                 json!({ "to": [{ "podSelector": { "matchLabels": selector(target) } }] });
             if let Some(p) = self.port_of(target) {
@@ -637,6 +642,34 @@ impl Generator<'_> {
                 "egress": egress,
             },
         })
+    }
+
+    /// For a database service (in the PostgreSQL component): one policy per service that
+    /// connects to it, letting that service's pods reach it.
+    fn egress_to_database(&self, db: &str) -> Vec<Value> {
+        let port = self.port_of(db);
+        self.k8s
+            .services
+            .iter()
+            .filter(|(_, s)| s.connects_to.iter().any(|t| t == db))
+            .map(|(source, _)| {
+                let mut rule =
+                    json!({ "to": [{ "podSelector": { "matchLabels": selector(db) } }] });
+                if let Some(p) = port {
+                    rule["ports"] = json!([{ "protocol": "TCP", "port": p }]);
+                }
+                json!({
+                    "apiVersion": "networking.k8s.io/v1",
+                    "kind": "NetworkPolicy",
+                    "metadata": { "name": format!("{source}-to-{db}"), "labels": labels(source) },
+                    "spec": {
+                        "podSelector": { "matchLabels": selector(source) },
+                        "policyTypes": ["Egress"],
+                        "egress": [rule],
+                    },
+                })
+            })
+            .collect()
     }
 
     /// Deny everything not allowed by a service's own policy; let every pod resolve names.
@@ -840,9 +873,13 @@ impl Generator<'_> {
             ));
             patches.push(json!({ "path": "gpu-patch.yaml" }));
         }
+        // The overlay sets the namespace again: kustomize applies the base's `namespace` only to
+        // the base's own resources, so what the overlay and its components add (the HPA, the PDB,
+        // the in-cluster database) would otherwise land in whatever namespace kubectl points at.
         let mut kustomization = json!({
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
+            "namespace": self.k8s.namespace,
             "resources": resources,
             "patches": patches,
         });

@@ -4,6 +4,7 @@
 
 pub mod generate;
 pub mod model;
+pub mod references;
 pub mod restricted;
 
 use std::{
@@ -228,12 +229,31 @@ pub fn parse_documents(text: &str) -> Result<Vec<serde_json::Value>> {
     Ok(docs)
 }
 
+/// The namespace every object of every overlay belongs in (the stack file's [kubernetes]).
+fn namespace(root: &Path) -> Result<String> {
+    Stack::load(root)?
+        .file
+        .kubernetes
+        .as_ref()
+        .map(|k| k.namespace.clone())
+        .context("deploy/stack.toml has no [kubernetes] table")
+}
+
+/// Berth's own checks of one rendered overlay: the restricted profile, then what the objects
+/// mean together (one namespace, references that resolve).
+pub fn check(docs: &[serde_json::Value], namespace: &str) -> Vec<restricted::Violation> {
+    let mut out = restricted::check(docs);
+    out.extend(references::check(docs, namespace));
+    out
+}
+
 fn validate(root: &Path, only: &[String]) -> Result<()> {
     let overlays = if only.is_empty() {
         overlay_names(root)?
     } else {
         only.to_vec()
     };
+    let namespace = namespace(root)?;
     let validator = validator(root)?;
     let out_dir = root.join("target/k8s");
     fs::create_dir_all(&out_dir)?;
@@ -243,7 +263,7 @@ fn validate(root: &Path, only: &[String]) -> Result<()> {
         let text = kustomize(root, overlay)?;
         let docs = parse_documents(&text)?;
         eprintln!("k8s: kubectl kustomize: {} objects", docs.len());
-        let violations = restricted::check(&docs);
+        let violations = check(&docs, &namespace);
         for v in &violations {
             eprintln!("k8s: {overlay}: {} [{}]: {}", v.object, v.rule, v.message);
         }
@@ -269,7 +289,8 @@ fn validate(root: &Path, only: &[String]) -> Result<()> {
         }
         if violations.is_empty() && schema_ok {
             eprintln!(
-                "k8s: {overlay}: builds, restricted profile ok, valid for Kubernetes {KUBERNETES_VERSION}"
+                "k8s: {overlay}: builds, restricted profile ok, every object in namespace {namespace} \
+                 and every reference resolved, valid for Kubernetes {KUBERNETES_VERSION}"
             );
         } else {
             failed.push(overlay.clone());
@@ -346,22 +367,16 @@ fn diff(root: &Path, overlay: &str, context: &str) -> Result<ExitCode> {
 fn apply(root: &Path, overlay: &str, context: &str, dry_run: bool) -> Result<()> {
     let dir = overlay_path(root, overlay)?;
     // Refuse what CI would refuse, before touching a cluster.
-    let violations = restricted::check(&render_overlay(root, overlay)?);
+    let namespace = namespace(root)?;
+    let violations = check(&render_overlay(root, overlay)?, &namespace);
     if let Some(v) = violations.first() {
         bail!(
-            "overlay {overlay} breaks the restricted profile ({} [{}]: {}); run `cargo xtask k8s validate`",
+            "overlay {overlay} fails its checks ({} [{}]: {}); run `cargo xtask k8s validate`",
             v.object,
             v.rule,
             v.message
         );
     }
-    let stack = Stack::load(root)?;
-    let namespace = stack
-        .file
-        .kubernetes
-        .as_ref()
-        .map(|k| k.namespace.clone())
-        .context("no [kubernetes] table")?;
     let mut c = kubectl(context);
     c.args(["apply", "--server-side", "--field-manager=berth-xtask"]);
     if dry_run {
@@ -407,6 +422,62 @@ mod tests {
         assert!(parse_documents("a: [1\n").is_err());
     }
 
+    /// The check catches what the generator used to write: overlays without their own
+    /// `namespace:`, whose HPA, PDB and in-cluster database escaped the namespace.
+    #[test]
+    fn an_overlay_without_its_namespace_fails_the_check() {
+        if which::which("kubectl").is_err() {
+            assert!(!crate::util::is_ci(), "kubectl is missing");
+            eprintln!("kubectl missing: skipped (the ci step k8s requires it)");
+            return;
+        }
+        let root = project_root();
+        let copy = root.join(format!("target/k8s-namespace-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&copy);
+        let tree = root.join("deploy/k8s");
+        for entry in walkdir::WalkDir::new(&tree) {
+            let entry = entry.unwrap();
+            let to = copy.join(entry.path().strip_prefix(&tree).unwrap());
+            if entry.file_type().is_dir() {
+                fs::create_dir_all(&to).unwrap();
+            } else {
+                fs::copy(entry.path(), &to).unwrap();
+            }
+        }
+        let kustomization = copy.join("overlays/prod/kustomization.yaml");
+        let text = fs::read_to_string(&kustomization).unwrap();
+        assert_eq!(text.matches("\nnamespace: berth\n").count(), 1, "{text}");
+        fs::write(&kustomization, text.replace("\nnamespace: berth\n", "\n")).unwrap();
+        let out = Command::new("kubectl")
+            .arg("kustomize")
+            .arg(copy.join("overlays/prod"))
+            .output()
+            .unwrap();
+        fs::remove_dir_all(&copy).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let docs = parse_documents(&String::from_utf8(out.stdout).unwrap()).unwrap();
+        let escaped: Vec<String> = check(&docs, "berth")
+            .into_iter()
+            .filter(|v| v.rule == "namespace")
+            .map(|v| v.object)
+            .collect();
+        assert_eq!(
+            escaped,
+            [
+                "Service/db",
+                "StatefulSet/db",
+                "PodDisruptionBudget/app",
+                "HorizontalPodAutoscaler/app",
+                "NetworkPolicy/app-to-db",
+                "NetworkPolicy/db"
+            ]
+        );
+    }
+
     /// The checked-in tree renders, and every overlay passes the restricted checks (the ci
     /// step adds the schema validation).
     #[test]
@@ -437,7 +508,7 @@ mod tests {
                 "{overlay}: {kinds:?}"
             );
             assert!(kinds.contains(&"NetworkPolicy/default-deny".to_string()));
-            assert_eq!(restricted::check(&docs), [], "{overlay}");
+            assert_eq!(check(&docs, "berth"), [], "{overlay}");
             let has_db = kinds.contains(&"StatefulSet/db".to_string());
             assert_eq!(has_db, overlay != "prod-external-db", "{overlay}");
             if overlay.starts_with("prod") || overlay == "gpu" {
