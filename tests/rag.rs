@@ -444,7 +444,17 @@ async fn uploads_are_checked_by_content_and_deduplicated() {
     assert_eq!(body["error"]["details"]["document_id"], id);
 
     // Download returns the original bytes; delete removes chunks, vectors and the file.
+    // Uploaded HTML comes back as text in a sandbox: it never runs on Berth's origin.
     let file = me.get(&format!("/documents/{id}/file")).await;
+    assert_eq!(file.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        file.headers()["content-security-policy"],
+        "sandbox; default-src 'none'"
+    );
+    assert!(file.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
     assert_eq!(file.bytes().await.unwrap().as_ref(), html);
     let resp = me
         .send(Method::DELETE, &format!("/documents/{id}"), json!({}))
@@ -459,6 +469,55 @@ async fn uploads_are_checked_by_content_and_deduplicated() {
     );
     assert_eq!(me.get(&format!("/documents/{id}/file")).await.status(), 404);
     assert!(!dir.path().join("files").join(id).exists());
+}
+
+/// A member's question scoped to a shared collection, asked while the store cannot answer who
+/// is a member: the question fails with the error envelope, never answers from a narrowed scope.
+#[tokio::test]
+async fn a_store_failure_fails_the_question_instead_of_narrowing_its_scope() {
+    let f = fixture(&[]).await;
+    let shared = json(
+        f.me.post("/collections", json!({"name": "team", "shared": true}))
+            .await,
+    )
+    .await;
+    let sid = shared["id"].as_str().unwrap().to_string();
+    ingest(&f.me, &sid, "team.txt", "The team offsite is in Lisbon.").await;
+    let mut eve = Browser::new(&f.berth);
+    let id = json(eve.register("eve", "Ev3!someone-else").await).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    f.me.post(&format!("/admin/users/{id}/approve"), json!({}))
+        .await;
+    eve.sign_in("eve", "Ev3!someone-else").await;
+    let members = format!("/collections/{sid}/members");
+    let added = f.me.post(&members, json!({"username": "eve"})).await;
+    assert_eq!(added.status(), 204);
+    let conv = json(
+        eve.post("/conversations", json!({"collection_ids": [sid]}))
+            .await,
+    )
+    .await;
+    let conv = conv["id"].as_str().unwrap().to_string();
+
+    // Membership becomes unanswerable; the conversation itself still loads.
+    support::db_execute(
+        f._dir.path(),
+        "ALTER TABLE collection_members RENAME TO collection_members_away",
+    )
+    .await
+    .unwrap();
+    let resp = ask(&eve, &conv, "Where is the team offsite?").await;
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert!(status.is_server_error(), "{status}: {body}");
+    let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
+    assert!(error["error"]["code"].is_string(), "{body}");
+    assert!(
+        !body.contains("Lisbon") && !body.contains("collection_members"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

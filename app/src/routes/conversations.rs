@@ -215,17 +215,17 @@ pub async fn ask(
         });
     }
     let asked: Vec<String> = serde_json::from_str(&conversation.collection_ids).unwrap_or_default();
-    // Collections the user can no longer read drop out rather than failing the conversation.
+    // Collections the user can no longer read drop out rather than failing the conversation;
+    // any other failure (the database) fails the question, never narrows its scope unseen.
     let mut collections = Vec::new();
     if asked.is_empty() {
         collections = super::collections::readable_ids(&state, &current.user.id).await?;
     } else {
         for c in asked {
-            if super::collections::readable(&state, &current.user.id, &c)
-                .await
-                .is_ok()
-            {
-                collections.push(c);
+            match super::collections::readable(&state, &current.user.id, &c).await {
+                Ok(_) => collections.push(c),
+                Err(ApiError::NotFound(_)) => {}
+                Err(e) => return Err(e),
             }
         }
     }

@@ -318,29 +318,45 @@ pub async fn file(
         "attachment; filename=\"{}\"",
         doc.filename.replace(['"', '\\'], "_")
     );
+    let headers = download_headers(&doc.media_type, disposition);
     if let Some(bytes) = state.store.document_file(&id).await? {
-        return Ok((
-            [
-                (header::CONTENT_TYPE, doc.media_type),
-                (header::CONTENT_DISPOSITION, disposition),
-            ],
-            bytes,
-        )
-            .into_response());
+        return Ok((headers, bytes).into_response());
     }
     // Uploaded before the files moved into the database: on this instance's disk.
     let file = tokio::fs::File::open(Ingestor::file_path(&state.files_dir, &id))
         .await
         .map_err(|_| ApiError::NotFound("the stored file is missing".into()))?;
     let stream = tokio_util_stream(file);
-    Ok((
-        [
-            (header::CONTENT_TYPE, doc.media_type),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+/// Headers for serving an uploaded file back. Its bytes are someone's upload: a browser that
+/// opened it anyway (a link, "open in new tab") must not run it on Berth's origin. So markup
+/// that scripts (HTML, SVG, XML) goes out as plain text, and every download is sandboxed.
+fn download_headers(media_type: &str, disposition: String) -> [(header::HeaderName, String); 3] {
+    let essence = media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let scriptable = essence.contains("html")
+        || essence.contains("xml")
+        || essence.contains("svg")
+        || essence.contains("javascript");
+    let served = if scriptable {
+        "text/plain; charset=utf-8".to_string()
+    } else {
+        media_type.to_string()
+    };
+    [
+        (header::CONTENT_TYPE, served),
+        (header::CONTENT_DISPOSITION, disposition),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'".to_string(),
+        ),
+    ]
 }
 
 /// Reads a file as a stream of chunks without another dependency.
