@@ -77,6 +77,42 @@ async fn health_ready_and_metrics_answer_and_count() {
     berth.stop();
 }
 
+/// Every answer says `nosniff`; API answers (accounts, tokens, documents) are never cached.
+#[tokio::test]
+async fn responses_carry_the_security_headers_of_their_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start(dir.path());
+    let http = client();
+    let header = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    for path in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/",
+        "/api/v1/status",
+        "/api/v1/no/such",
+    ] {
+        let resp = http.get(berth.url(path)).send().await.unwrap();
+        assert_eq!(header(&resp, "x-content-type-options"), "nosniff", "{path}");
+    }
+    let api = register(&http, &berth, "carol").await;
+    assert!(api.status().is_success(), "{}", api.status());
+    assert_eq!(header(&api, "cache-control"), "no-store");
+    let refused = http
+        .get(berth.url("/api/v1/account/tokens"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(header(&refused, "cache-control"), "no-store");
+    berth.stop();
+}
+
 #[tokio::test]
 async fn every_request_is_logged_as_json_with_its_request_id() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,7 +384,12 @@ async fn postgres_a_restart_under_load_gives_503s_then_recovers_losing_nothing()
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let berth = Berth::start_with(dir.path(), &["--database-url", &pg.url()], &[]);
+    // The load registers from one address, far past the per-address limit.
+    let berth = Berth::start_with(
+        dir.path(),
+        &["--database-url", &pg.url()],
+        &[("BERTH_REGISTER_MAX_PER_ADDRESS", "1000000")],
+    );
     let http = client();
     // (name, status, when it was sent, how long it took)
     let results = Arc::new(Mutex::new(Vec::<(String, u16, Instant, Duration)>::new()));

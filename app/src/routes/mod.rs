@@ -14,13 +14,14 @@ mod web;
 
 use std::sync::Arc;
 
-use axum::http::{HeaderName, Request};
+use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -100,7 +101,14 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = api(state.rag.max_upload_bytes);
     let doc = Arc::new(doc);
     Router::new()
-        .nest("/api/v1", api)
+        // API answers carry accounts, tokens and documents: no cache (browser or proxy) keeps them.
+        .nest(
+            "/api/v1",
+            api.layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            )),
+        )
         .route(
             "/api/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
@@ -139,6 +147,11 @@ pub fn router(state: AppState) -> Router {
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Browsers take every body as the type it is labelled, never as what it looks like.
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
                 // gzip for the UI bundle and JSON; the default predicate leaves event streams,
                 // images and tiny bodies alone.
                 .layer(tower_http::compression::CompressionLayer::new()),
