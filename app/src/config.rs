@@ -88,6 +88,7 @@ pub struct AuthSettings {
     pub login_max_failures: i64,
     pub login_max_failures_per_address: i64,
     pub login_lockout: Duration,
+    pub register_max_per_address: i64,
     pub trust_forwarded_for: bool,
     pub cookie_secure: CookieSecure,
 }
@@ -108,6 +109,7 @@ impl Default for AuthSettings {
             login_max_failures: 5,
             login_max_failures_per_address: 30,
             login_lockout: Duration::from_secs(900),
+            register_max_per_address: 10,
             trust_forwarded_for: false,
             cookie_secure: CookieSecure::Auto,
         }
@@ -470,6 +472,13 @@ fn load_auth(args: &ServeArgs, layers: &Layers<'_>) -> Result<AuthSettings, Boot
             "seconds, at most one day",
             seconds(day),
         )?,
+        register_max_per_address: layers.get(
+            "register_max_per_address",
+            args.register_max_per_address.as_ref(),
+            "10",
+            "a count of registrations",
+            count,
+        )?,
         trust_forwarded_for: layers.get(
             "trust_forwarded_for",
             args.trust_forwarded_for.as_ref(),
@@ -500,20 +509,57 @@ fn api(s: &str) -> Result<Api, String> {
     }
 }
 
-/// True for hosts on this machine or a private network: loopback, RFC 1918 / unique-local /
-/// link-local addresses, `localhost`, and single-label names (compose or Kubernetes services).
+/// True for hosts on this machine or a private network: loopback, RFC 1918 / unique-local
+/// addresses, `localhost`, and single-label names (compose or Kubernetes services).
+/// Link-local addresses are not "local": 169.254.169.254 is the cloud metadata service, which
+/// hands out credentials. Unspecified addresses (0.0.0.0, ::) name no host at all.
 pub fn is_local_host(host: &str) -> bool {
+    use std::net::IpAddr;
+    fn local_ip(ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
+            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                Some(v4) => local_ip(IpAddr::V4(v4)),
+                None => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+            },
+        }
+    }
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
-        }
-        Ok(std::net::IpAddr::V6(ip)) => {
-            ip.is_loopback()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-        }
+    match host.parse::<IpAddr>() {
+        Ok(ip) => local_ip(ip),
         Err(_) => host == "localhost" || host.ends_with(".localhost") || !host.contains('.'),
+    }
+}
+
+#[cfg(test)]
+mod local_host_tests {
+    use super::is_local_host;
+
+    #[test]
+    fn local_means_this_machine_or_its_private_network() {
+        for host in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.20",
+            "[::1]",
+            "[fd00::5]",
+            "ollama",
+            "localhost",
+        ] {
+            assert!(is_local_host(host), "{host}");
+        }
+        for host in [
+            "169.254.169.254",
+            "[fe80::1]",
+            "0.0.0.0",
+            "[::]",
+            "[::ffff:169.254.169.254]",
+            "8.8.8.8",
+            "api.example.com",
+        ] {
+            assert!(!is_local_host(host), "{host}");
+        }
+        assert!(is_local_host("[::ffff:10.0.0.1]"));
     }
 }
 
