@@ -247,6 +247,39 @@ async fn failures_from_one_address_are_throttled_across_accounts() {
 }
 
 #[tokio::test]
+async fn registrations_from_one_address_are_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("BERTH_REGISTER_MAX_PER_ADDRESS", "2")];
+    let berth = Berth::start_with(dir.path(), &[], &env);
+    let b = Browser::new(&berth);
+    for name in ["reg1", "reg2"] {
+        assert_eq!(
+            b.register(name, USER_PW).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    let refused = b.register("reg3", USER_PW).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body = json(refused).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("too many registrations"), "{message}");
+}
+
+#[tokio::test]
+async fn an_address_locked_out_of_sign_in_cannot_register_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("BERTH_LOGIN_MAX_FAILURES_PER_ADDRESS", "2")];
+    let berth = Berth::start_with(dir.path(), &[], &env);
+    let mut b = Browser::new(&berth);
+    for i in 0..2 {
+        b.sign_in(&format!("user{i}"), "Wrong!pass1").await;
+    }
+    let refused = b.register("latecomer", USER_PW).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn disabling_a_user_ends_their_open_session_and_tokens_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let berth = Berth::start(dir.path());

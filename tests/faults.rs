@@ -52,7 +52,9 @@ fn model_env(model: &ModelServer) -> Vec<(&'static str, String)> {
 }
 
 fn start(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Berth {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The load runs register from one address, far past the per-address limit.
+    env.push(("BERTH_REGISTER_MAX_PER_ADDRESS", "1000000"));
     Berth::start_with(dir, args, &env)
 }
 

@@ -141,6 +141,10 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_LOGIN_LOCKOUT", value_name = "SECONDS")]
     pub login_lockout: Option<String>,
 
+    /// Registrations one client address may make per lockout period. [default: 10]
+    #[arg(long, env = "BERTH_REGISTER_MAX_PER_ADDRESS", value_name = "N")]
+    pub register_max_per_address: Option<String>,
+
     /// Take the client address from X-Forwarded-For (only behind a reverse proxy you run).
     /// [default: false]
     #[arg(long, env = "BERTH_TRUST_FORWARDED_FOR", value_name = "BOOL")]

@@ -1,5 +1,6 @@
-//! Sign-in throttling, kept in the database so every Berth instance sees the same counts. Failures
-//! are counted per account name (known or not, so lockouts reveal nothing) and per client address.
+//! Sign-in and registration throttling, kept in the database so every Berth instance sees the same
+//! counts. Failed sign-ins are counted per account name (known or not, so lockouts reveal nothing)
+//! and per client address; registrations per client address.
 
 use crate::accounts::now_ms;
 use crate::error::ApiError;
@@ -13,13 +14,26 @@ pub fn address_key(addr: &str) -> String {
     format!("addr:{addr}")
 }
 
+/// Registrations from one address: each one is a pending account in an admin's queue and an
+/// Argon2 hash on the server, so one address may not make them without limit.
+pub fn registration_key(addr: &str) -> String {
+    format!("register:{addr}")
+}
+
+/// What a lock on these keys is about, for the refusal's message.
+#[derive(Clone, Copy)]
+pub enum Counted {
+    FailedSignIns,
+    Registrations,
+}
+
 /// Refuses with 429 and `Retry-After` while any of `keys` is locked.
-pub async fn check(state: &AppState, keys: &[String]) -> Result<(), ApiError> {
+pub async fn check(state: &AppState, keys: &[String], counted: Counted) -> Result<(), ApiError> {
     let now = now_ms();
     for key in keys {
         if let Some(row) = state.store.throttle(key).await? {
             if let Some(until) = row.locked_until.filter(|u| *u > now) {
-                return Err(locked(until - now));
+                return Err(locked(until - now, counted));
             }
         }
     }
@@ -38,10 +52,14 @@ pub async fn fail(state: &AppState, keys: &[(String, i64)]) -> Result<bool, ApiE
     Ok(locked_now)
 }
 
-pub fn locked(remaining_ms: i64) -> ApiError {
+pub fn locked(remaining_ms: i64, counted: Counted) -> ApiError {
     let secs = (remaining_ms as u64).div_ceil(1000);
+    let what = match counted {
+        Counted::FailedSignIns => "too many failed sign-ins",
+        Counted::Registrations => "too many registrations from your address",
+    };
     ApiError::TooManyRequests {
-        message: format!("too many failed sign-ins; try again in {secs} seconds"),
+        message: format!("{what}; try again in {secs} seconds"),
         retry_after_secs: secs,
     }
 }

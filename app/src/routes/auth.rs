@@ -73,6 +73,7 @@ pub fn parse_username(raw: &str) -> Result<Username, ApiError> {
         (status = 202, description = "Registered; awaits approval", body = Registered),
         (status = 409, description = "Name taken", body = ErrorBody),
         (status = 422, description = "Name or password refused, every broken rule listed", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address; see Retry-After", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -81,6 +82,18 @@ pub async fn register(
 ) -> Result<Response, ApiError> {
     let username = parse_username(&body.username)?;
     check_password(&state, &body.password)?;
+    if let Some(addr) = &client.addr {
+        // An address locked out of sign-in does not get to make accounts meanwhile either.
+        throttle::check(
+            &state,
+            &[throttle::address_key(addr)],
+            throttle::Counted::FailedSignIns,
+        )
+        .await?;
+        let key = throttle::registration_key(addr);
+        throttle::check(&state, &[key.clone()], throttle::Counted::Registrations).await?;
+        throttle::fail(&state, &[(key, state.auth.register_max_per_address)]).await?;
+    }
     let now = now_ms();
     let row = UserRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -139,7 +152,7 @@ pub async fn sign_in(
     if let Some(addr) = &client.addr {
         keys.push(throttle::address_key(addr));
     }
-    throttle::check(&state, &keys).await?;
+    throttle::check(&state, &keys, throttle::Counted::FailedSignIns).await?;
 
     let user = match &username {
         Some(u) => state.store.user_by_name(u.as_str()).await?,
