@@ -296,10 +296,11 @@ async fn llm_failures_are_reported_not_hidden() {
     let before = model.shared.chat_calls.load(Ordering::SeqCst);
     let resp = ask(&f.me, &conv, "When does the office open?").await;
     assert_eq!(resp.status(), 503);
-    assert!(json(resp).await["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("unavailable"));
+    let message = json(resp).await["error"]["message"].to_string();
+    assert!(message.contains("unavailable"), "{message}");
+    // The model server's internal address is not the user's to know.
+    let port = model.url().trim_start_matches("http://").to_string();
+    assert!(!message.contains(&port), "{message}");
     assert_eq!(
         model.shared.chat_calls.load(Ordering::SeqCst) - before,
         3,
@@ -314,8 +315,11 @@ async fn llm_failures_are_reported_not_hidden() {
     let ready = json(ready).await;
     assert_eq!(ready["status"], "degraded", "{ready}");
     assert_eq!(ready["checks"]["llm"]["ok"], false);
+    assert!(!ready.to_string().contains(&port), "{ready}");
     let resp = ask(&f.me, &conv, "When does the office open?").await;
     assert_eq!(resp.status(), 503);
+    let message = json(resp).await["error"]["message"].to_string();
+    assert!(!message.contains(&port), "{message}");
     // Search still answers, lexically.
     assert_eq!(search(&f.me, "office").await["mode"], "lexical");
     let stored = json(f.me.get(&format!("/conversations/{conv}")).await).await;

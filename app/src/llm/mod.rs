@@ -12,9 +12,11 @@ use crate::config::{Api, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    /// The server cannot be reached or answers 5xx: try later.
-    #[error("the model server at {url} is unavailable: {reason}")]
-    Unavailable { url: String, reason: String },
+    /// The server cannot be reached or answers 5xx: try later. The message leaves the URL out:
+    /// it reaches users (chat errors, document errors, /ready), and the internal address of a
+    /// model server is not theirs to know; the log has it.
+    #[error("the model server is unavailable: {reason}")]
+    Unavailable { reason: String },
     /// The server refused the request (unknown model, bad input): retrying will not help.
     #[error("the model server refused the request: {0}")]
     Refused(String),
@@ -85,7 +87,6 @@ impl Client {
 
     fn unavailable(&self, reason: impl ToString) -> LlmError {
         LlmError::Unavailable {
-            url: self.endpoint.url.clone(),
             reason: reason.to_string(),
         }
     }
@@ -117,11 +118,11 @@ impl Client {
                         error_text(resp).await
                     )));
                 }
-                Err(e) => self.unavailable(e),
+                Err(e) => self.unavailable(e.without_url()),
             };
             match RETRY_DELAYS.get(attempt) {
                 Some(delay) => {
-                    tracing::debug!(error = %err, "model server request failed; retrying");
+                    tracing::debug!(error = %err, url = %self.endpoint.url, "model server request failed; retrying");
                     tokio::time::sleep(*delay).await;
                     attempt += 1;
                 }
@@ -144,7 +145,7 @@ impl Client {
         match req.timeout(Duration::from_secs(2)).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(format!("HTTP {}", r.status())),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.without_url().to_string()),
         }
     }
 
