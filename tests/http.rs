@@ -718,6 +718,33 @@ fn an_invalid_setting_is_reported_by_name_and_origin() {
     assert_eq!(stderr.trim().lines().count(), 1, "one message: {stderr}");
 }
 
+/// A declared 2 GiB upload is refused at once, with the JSON error, before its body is sent.
+#[test]
+fn an_oversized_declared_upload_is_refused_before_its_body() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start(dir.path());
+    let addr = berth.base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /api/v1/collections/any/documents HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 2147483648\r\n\r\n"
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    let mut response = vec![0; 4096];
+    let n = conn
+        .read(&mut response)
+        .expect("an answer without the body");
+    let response = String::from_utf8_lossy(&response[..n]);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("\"too_large\""), "{response}");
+    assert!(response.contains("max_upload_bytes"), "{response}");
+}
+
 #[test]
 fn sigterm_lets_an_in_flight_request_finish() {
     use std::io::{Read, Write};

@@ -91,7 +91,12 @@ pub async fn register(
         )
         .await?;
         let key = throttle::registration_key(addr);
-        throttle::check(&state, &[key.clone()], throttle::Counted::Registrations).await?;
+        throttle::check(
+            &state,
+            std::slice::from_ref(&key),
+            throttle::Counted::Registrations,
+        )
+        .await?;
         throttle::fail(&state, &[(key, state.auth.register_max_per_address)]).await?;
     }
     let now = now_ms();

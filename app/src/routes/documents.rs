@@ -27,6 +27,10 @@ pub fn router(max_upload: u64) -> OpenApiRouter<AppState> {
         .routes(routes!(list, upload))
         // Multipart overhead on top of the largest accepted file.
         .layer(DefaultBodyLimit::max(max_upload as usize + (1 << 20)))
+        .layer(axum::middleware::from_fn_with_state(
+            max_upload + (1 << 20),
+            refuse_declared_oversize,
+        ))
         .routes(routes!(get_document, delete))
         .routes(routes!(retry))
         .routes(routes!(file))
@@ -62,6 +66,28 @@ impl From<DocumentRow> for Document {
             chunk_count: d.chunk_count,
             created_at: rfc3339(d.created_at),
         }
+    }
+}
+
+/// An upload that declares more bytes than could be accepted is refused before one byte of its
+/// body is read: otherwise the connection stays busy until the limit is reached mid-stream.
+async fn refuse_declared_oversize(
+    State(limit): State<u64>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => ApiError::PayloadTooLarge(format!(
+            "the upload declares {n} bytes; the largest accepted is {} MiB (setting max_upload_bytes)",
+            (limit - (1 << 20)) >> 20
+        ))
+        .into_response(),
+        _ => next.run(req).await,
     }
 }
 
