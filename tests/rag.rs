@@ -123,6 +123,20 @@ async fn events(resp: reqwest::Response) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Another user, registered, approved by the fixture's admin, and signed in.
+async fn approved_user(f: &Fixture, name: &str) -> Browser {
+    let mut b = Browser::new(&f.berth);
+    let password = "Ev3!someone-else";
+    let id = json(b.register(name, password).await).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    f.me.post(&format!("/admin/users/{id}/approve"), json!({}))
+        .await;
+    b.sign_in(name, password).await;
+    b
+}
+
 async fn new_conversation(b: &Browser) -> String {
     let c = json(b.post("/conversations", json!({})).await).await;
     c["id"].as_str().unwrap().to_string()
@@ -487,14 +501,7 @@ async fn a_store_failure_fails_the_question_instead_of_narrowing_its_scope() {
     .await;
     let sid = shared["id"].as_str().unwrap().to_string();
     ingest(&f.me, &sid, "team.txt", "The team offsite is in Lisbon.").await;
-    let mut eve = Browser::new(&f.berth);
-    let id = json(eve.register("eve", "Ev3!someone-else").await).await["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    f.me.post(&format!("/admin/users/{id}/approve"), json!({}))
-        .await;
-    eve.sign_in("eve", "Ev3!someone-else").await;
+    let eve = approved_user(&f, "eve").await;
     let members = format!("/collections/{sid}/members");
     let added = f.me.post(&members, json!({"username": "eve"})).await;
     assert_eq!(added.status(), 204);
@@ -538,14 +545,7 @@ async fn nothing_leaks_across_users() {
     let conv = new_conversation(&f.me).await;
 
     // Another approved user.
-    let mut eve = Browser::new(&f.berth);
-    let id = json(eve.register("eve", "Ev3!someone-else").await).await["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    f.me.post(&format!("/admin/users/{id}/approve"), json!({}))
-        .await;
-    eve.sign_in("eve", "Ev3!someone-else").await;
+    let eve = approved_user(&f, "eve").await;
 
     assert_eq!(
         json(eve.get("/collections").await)
