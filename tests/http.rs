@@ -113,6 +113,91 @@ async fn responses_carry_the_security_headers_of_their_kind() {
     berth.stop();
 }
 
+/// What the framework refuses (bad JSON, a missing field, a wrong type, a non-numeric id, a
+/// method the route does not take, an oversized body) answers in the one JSON error envelope,
+/// in words for the caller, never Rust's.
+#[tokio::test]
+async fn framework_rejections_answer_in_the_error_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start(dir.path());
+    support::create_admin(dir.path(), "root", "Adm1n!chosen-well");
+    let mut admin = support::Browser::new(&berth);
+    admin.sign_in("root", "Adm1n!chosen-well").await;
+    let http = client();
+    let register = berth.url("/api/v1/auth/register");
+    let raw = |body: &'static str, content_type: &'static str| {
+        http.post(&register)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let cases = [
+        (
+            "bad JSON",
+            raw("{not json", "application/json").await.unwrap(),
+            400,
+            "bad_request",
+        ),
+        (
+            "missing field",
+            raw(r#"{"username":"x"}"#, "application/json")
+                .await
+                .unwrap(),
+            422,
+            "validation_failed",
+        ),
+        (
+            "wrong type",
+            raw(r#"{"username":5,"password":"p"}"#, "application/json")
+                .await
+                .unwrap(),
+            422,
+            "validation_failed",
+        ),
+        (
+            "not JSON at all",
+            raw("username=x", "text/plain").await.unwrap(),
+            415,
+            "unsupported_type",
+        ),
+        (
+            "non-numeric id",
+            admin.get("/chunks/abc").await,
+            400,
+            "bad_request",
+        ),
+        (
+            "wrong method",
+            http.put(&register).send().await.unwrap(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "oversized body",
+            http.post(&register)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"username":"{}"}}"#, "x".repeat(3 << 20)))
+                .send()
+                .await
+                .unwrap(),
+            413,
+            "too_large",
+        ),
+    ];
+    for (what, resp, status, code) in cases {
+        assert_eq!(resp.status().as_u16(), status, "{what}");
+        let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ctype.starts_with("application/json"), "{what}: {ctype}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        for rust in ["i64", "usize", "target type", "Failed to"] {
+            assert!(!message.contains(rust), "{what}: {message}");
+        }
+    }
+    berth.stop();
+}
+
 #[tokio::test]
 async fn every_request_is_logged_as_json_with_its_request_id() {
     let dir = tempfile::tempdir().unwrap();

@@ -244,3 +244,168 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Requests the framework refuses before a handler runs (unparsable JSON, a missing field, a
+/// wrong type, a path segment that is not a number, a method the route does not take, a body
+/// over the limit) come back in the same envelope as every other error, in words for the
+/// caller: axum's own answers are `text/plain` and name Rust types ("Cannot parse `abc` to a
+/// `i64`"), and a 405 has no body at all. One layer here rather than a wrapper per extractor,
+/// so a new route cannot forget it.
+pub async fn envelope_rejections(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/event-stream"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection texts are short; anything longer is not one of them and is cut.
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let (code, message) = rejection_words(status, &method, text.trim());
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            details: None,
+        },
+    };
+    let mut out = (status, axum::Json(body)).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The envelope's code and message for a framework rejection: axum's text, its Rust-isms
+/// translated, behind a sentence that says what to change.
+fn rejection_words(
+    status: StatusCode,
+    method: &axum::http::Method,
+    text: &str,
+) -> (&'static str, String) {
+    let plain = |s: &str| {
+        let mut s = s.to_string();
+        for (rust, words) in [
+            ("`i64`", "a whole number"),
+            ("`u64`", "a whole number"),
+            ("`i32`", "a whole number"),
+            ("`u32`", "a whole number"),
+            ("`usize`", "a whole number"),
+            ("`f64`", "a number"),
+            ("`bool`", "true or false"),
+            ("i64", "a whole number"),
+            ("u64", "a whole number"),
+            ("i32", "a whole number"),
+            ("u32", "a whole number"),
+            ("usize", "a whole number"),
+            ("u8", "a whole number"),
+            ("u16", "a whole number"),
+            ("f64", "a number"),
+            ("f32", "a number"),
+        ] {
+            s = s.replace(rust, words);
+        }
+        s.replace("to a a", "as a")
+            .replace("Cannot parse", "cannot read")
+    };
+    let after = |prefix: &str| text.strip_prefix(prefix).map(|rest| plain(rest.trim()));
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!("this endpoint does not take {method}; /api/openapi.json lists what it takes"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too_large",
+            "the request body is larger than this endpoint accepts".into(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_type",
+            "send the body as JSON, with Content-Type: application/json".into(),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            let why = after("Failed to deserialize the JSON body into the target type:")
+                .unwrap_or_else(|| plain(text));
+            (
+                "validation_failed",
+                format!("the JSON body does not fit this endpoint: {why}"),
+            )
+        }
+        StatusCode::BAD_REQUEST => {
+            let message = if let Some(why) = after("Failed to parse the request body as JSON:") {
+                format!("the request body is not valid JSON: {why}")
+            } else if let Some(why) = after("Failed to deserialize query string:") {
+                format!("the query string does not fit this endpoint: {why}")
+            } else if let Some(why) = after("Invalid URL:") {
+                format!("a part of the URL is not valid: {why}")
+            } else if text.is_empty() {
+                "the request is malformed".into()
+            } else {
+                format!("the request is malformed: {}", plain(text))
+            };
+            ("bad_request", message)
+        }
+        StatusCode::NOT_FOUND => (
+            "not_found",
+            "no such endpoint; the API lives under /api/v1/".into(),
+        ),
+        s if s.is_server_error() => (
+            "internal",
+            "internal error; the server log has details".into(),
+        ),
+        _ => (
+            "error",
+            if text.is_empty() {
+                status.to_string()
+            } else {
+                plain(text)
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod rejection_tests {
+    use super::*;
+
+    #[test]
+    fn rejections_speak_of_json_not_rust() {
+        let get = axum::http::Method::GET;
+        let (code, message) = rejection_words(
+            StatusCode::BAD_REQUEST,
+            &get,
+            "Invalid URL: Cannot parse `abc` to a `i64`",
+        );
+        assert_eq!(code, "bad_request");
+        assert_eq!(
+            message,
+            "a part of the URL is not valid: cannot read `abc` as a whole number"
+        );
+        let (code, message) = rejection_words(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &get,
+            "Failed to deserialize the JSON body into the target type: k: invalid type: string \"x\", expected usize at line 1 column 8",
+        );
+        assert_eq!(code, "validation_failed");
+        assert!(
+            message.ends_with("expected a whole number at line 1 column 8"),
+            "{message}"
+        );
+        let (code, message) =
+            rejection_words(StatusCode::METHOD_NOT_ALLOWED, &axum::http::Method::PUT, "");
+        assert_eq!(code, "method_not_allowed");
+        assert!(message.contains("PUT"));
+    }
+}

@@ -104,10 +104,11 @@ pub fn router(state: AppState) -> Router {
         // API answers carry accounts, tokens and documents: no cache (browser or proxy) keeps them.
         .nest(
             "/api/v1",
-            api.layer(SetResponseHeaderLayer::if_not_present(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            )),
+            api.layer(middleware::from_fn(crate::error::envelope_rejections))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                )),
         )
         .route(
             "/api/openapi.json",
