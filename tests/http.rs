@@ -827,7 +827,7 @@ fn an_oversized_declared_upload_is_refused_before_its_body() {
     let response = String::from_utf8_lossy(&response[..n]);
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert!(response.contains("\"too_large\""), "{response}");
-    assert!(response.contains("max_upload_bytes"), "{response}");
+    assert!(response.contains("max_upload_mb"), "{response}");
 }
 
 #[test]

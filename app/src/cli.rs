@@ -208,6 +208,19 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_MAX_UPLOAD_MB", value_name = "MIB")]
     pub max_upload_mb: Option<String>,
 
+    /// Most characters of text one document may yield; a longer one fails, naming this
+    /// setting. [default: 10000000]
+    #[arg(long, env = "BERTH_EXTRACT_MAX_CHARS", value_name = "N")]
+    pub extract_max_chars: Option<String>,
+
+    /// Most pages a PDF may have. [default: 5000]
+    #[arg(long, env = "BERTH_EXTRACT_MAX_PAGES", value_name = "N")]
+    pub extract_max_pages: Option<String>,
+
+    /// Seconds extracting one document's text may take. [default: 120]
+    #[arg(long, env = "BERTH_EXTRACT_TIMEOUT", value_name = "SECONDS")]
+    pub extract_timeout: Option<String>,
+
     /// Target chunk size in characters. [default: 1000]
     #[arg(long, env = "BERTH_CHUNK_SIZE", value_name = "CHARS")]
     pub chunk_size: Option<String>,

@@ -51,6 +51,8 @@ pub struct RagSettings {
     pub embed: Option<Endpoint>,
     pub llm_timeout: Duration,
     pub max_upload_bytes: u64,
+    /// What extracting one document may cost.
+    pub extract: crate::documents::Budget,
     pub chunk_size: usize,
     pub chunk_overlap: usize,
     pub retrieval_k: usize,
@@ -69,6 +71,7 @@ impl Default for RagSettings {
             embed: None,
             llm_timeout: Duration::from_secs(120),
             max_upload_bytes: 50 << 20,
+            extract: crate::documents::Budget::default(),
             chunk_size: 1000,
             chunk_overlap: 150,
             retrieval_k: 6,
@@ -701,6 +704,32 @@ fn load_rag(args: &ServeArgs, layers: &Layers<'_>) -> Result<RagSettings, BootEr
                 _ => Err(format!("{s:?} is out of range")),
             },
         )?,
+        extract: crate::documents::Budget {
+            max_chars: layers.get(
+                "extract_max_chars",
+                args.extract_max_chars.as_ref(),
+                "10000000",
+                "characters, from 1000 to 1000000000",
+                |s| match s.parse::<usize>() {
+                    Ok(n) if (1000..=1_000_000_000).contains(&n) => Ok(n),
+                    _ => Err(format!("{s:?} is out of range")),
+                },
+            )?,
+            max_pages: layers.get(
+                "extract_max_pages",
+                args.extract_max_pages.as_ref(),
+                "5000",
+                "pages, from 1 to 1000000",
+                |s| count(s).map(|n| n as usize),
+            )?,
+            timeout: layers.get(
+                "extract_timeout",
+                args.extract_timeout.as_ref(),
+                "120",
+                "seconds, at most 3600",
+                seconds(3600),
+            )?,
+        },
         chunk_size,
         chunk_overlap,
         retrieval_k: layers.get(

@@ -4,6 +4,7 @@
 //! another worker (or this one after a restart) takes it again; repeated crashes fail it.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::accounts::now_ms;
 use crate::config::RagSettings;
-use crate::documents::{chunk, extract, Kind};
+use crate::documents::{chunk, extract, Kind, Rejection};
 use crate::llm::LlmError;
 use crate::metrics::Metrics;
 use crate::retrieval::Retriever;
@@ -57,7 +58,7 @@ impl Ingestor {
                 if *shutdown.borrow() {
                     break;
                 }
-                let worked = match self.step().await {
+                let worked = match self.step(&shutdown).await {
                     Ok(worked) => {
                         backoff = Duration::from_secs(1);
                         worked
@@ -81,25 +82,33 @@ impl Ingestor {
     }
 
     /// One unit of work; false when there was none.
-    async fn step(&self) -> Result<bool, sqlx::Error> {
+    async fn step(&self, shutdown: &watch::Receiver<bool>) -> Result<bool, sqlx::Error> {
         self.metrics
             .queue_depth
             .set(self.store.queue_depth().await?);
         if let Some(doc) = self.store.claim_document(now_ms(), LEASE_MS).await? {
-            self.ingest(doc).await?;
+            self.ingest(doc, shutdown).await?;
             return Ok(true);
         }
         self.reembed_some().await
     }
 
-    async fn ingest(&self, doc: DocumentRow) -> Result<(), sqlx::Error> {
+    async fn ingest(
+        &self,
+        doc: DocumentRow,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), sqlx::Error> {
         tracing::info!(document = %doc.id, file = %doc.filename, attempt = doc.attempts, "ingesting");
         if doc.attempts > MAX_ATTEMPTS {
             let why = format!("ingestion was interrupted {MAX_ATTEMPTS} times; retry it");
             self.metrics.ingest_failures.inc();
             return self.store.fail_document(&doc.id, &why, now_ms()).await;
         }
-        match self.run(&doc).await {
+        // Deleting the document (on any instance) or stopping the server stops the job at its
+        // next checkpoint, rather than after minutes of work nobody wants.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _watch = AbortOnDrop(self.watch_for_cancel(&doc.id, shutdown, cancel.clone()));
+        match self.run(&doc, &cancel).await {
             Ok(()) => Ok(()),
             Err(Stop::Lost) => Ok(()),
             Err(Stop::Fail(why)) => {
@@ -117,7 +126,29 @@ impl Ingestor {
         }
     }
 
-    async fn run(&self, doc: &DocumentRow) -> Result<(), Stop> {
+    /// Sets `cancel` when the server begins to stop or the document is gone.
+    fn watch_for_cancel(
+        &self,
+        id: &str,
+        shutdown: &watch::Receiver<bool>,
+        cancel: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (store, id, mut shutdown) = (self.store.clone(), id.to_string(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                }
+                if matches!(store.document(&id).await, Ok(None)) {
+                    break;
+                }
+            }
+            cancel.store(true, Ordering::Relaxed);
+        })
+    }
+
+    async fn run(&self, doc: &DocumentRow, cancel: &Arc<AtomicBool>) -> Result<(), Stop> {
         let kind = Kind::from_media_type(&doc.media_type)
             .ok_or_else(|| Stop::Fail(format!("unknown media type {}", doc.media_type)))?;
         let bytes = match self.store.document_file(&doc.id).await {
@@ -131,10 +162,22 @@ impl Ingestor {
 
         let text = {
             let _t = self.metrics.stage("extract");
-            tokio::task::spawn_blocking(move || extract::extract(kind, &bytes))
-                .await
-                .map_err(|_| Stop::Fail("text extraction crashed".into()))?
-                .map_err(|r| Stop::Fail(r.to_string()))?
+            let budget = self.settings.extract.clone();
+            let checkpoint = budget.start(cancel.clone());
+            let work = tokio::task::spawn_blocking(move || {
+                extract::extract(kind, &bytes, &budget, &checkpoint)
+            });
+            // Parsing a PDF's structure has no checkpoint inside: on cancel, stop waiting for it
+            // (the thread ends at its first checkpoint; a stopping runtime abandons it).
+            let done = tokio::select! {
+                done = work => done,
+                () = cancelled(cancel) => return Err(Stop::Lost),
+            };
+            done.map_err(|_| Stop::Fail("text extraction crashed".into()))?
+                .map_err(|r| match r {
+                    Rejection::Cancelled => Stop::Lost,
+                    other => Stop::Fail(other.to_string()),
+                })?
         };
         let (size, overlap) = (self.settings.chunk_size, self.settings.chunk_overlap);
         let (text, chunks) = {
@@ -151,6 +194,9 @@ impl Ingestor {
         if let Some(embedder) = &self.retriever.embedder {
             let mut all = Vec::with_capacity(chunks.len());
             for batch in chunks.chunks(EMBED_BATCH) {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Stop::Lost);
+                }
                 let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
                 let embedded = {
                     let _t = self.metrics.stage("embed");
@@ -256,5 +302,21 @@ impl Ingestor {
         );
         self.retriever.changed(&collections).await;
         Ok(true)
+    }
+}
+
+/// Resolves once `cancel` is set.
+async fn cancelled(cancel: &AtomicBool) {
+    while !cancel.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -25,7 +25,11 @@ pub fn run(settings: Settings) -> Result<(), BootError> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(settings))
+    let result = runtime.block_on(serve(settings));
+    // Blocking work still running (an extraction between checkpoints) is abandoned, not waited
+    // for: a stopped server exits within its shutdown timeout whatever ingestion was doing.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn serve(settings: Settings) -> Result<(), BootError> {
@@ -136,8 +140,9 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
             "in-flight requests did not finish in time; stopping anyway"
         ),
     }
-    // The worker stops between steps; an unfinished document is resumed at the next start.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), worker).await;
+    // The worker stops at its next checkpoint; an unfinished document is resumed at the next
+    // start. Within the shutdown timeout, whatever it was doing.
+    let _ = tokio::time::timeout(settings.shutdown_timeout, worker).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

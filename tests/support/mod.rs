@@ -2,6 +2,7 @@
 //! data directory, read its JSON logs, stop it with a signal.
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod files;
 pub mod llm;
 pub mod metrics;
 pub mod pg;

@@ -3,6 +3,8 @@
 
 use std::io::Read;
 
+use super::budget::{Budget, Checkpoint, MAX_ZIP_ENTRIES, MAX_ZIP_RATIO};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Text,
@@ -49,6 +51,12 @@ pub enum Rejection {
     Malformed(String),
     #[error("no text could be extracted: {0}")]
     NoText(String),
+    /// Over one of the document's limits (size, pages, characters, time); the message names it.
+    #[error("{0}")]
+    OverBudget(String),
+    /// Stopped because the document was deleted or the server is stopping.
+    #[error("extraction was stopped")]
+    Cancelled,
 }
 
 impl Rejection {
@@ -59,6 +67,8 @@ impl Rejection {
             Rejection::Encrypted => "encrypted",
             Rejection::Malformed(_) => "malformed",
             Rejection::NoText(_) => "no_text",
+            Rejection::OverBudget(_) => "over_budget",
+            Rejection::Cancelled => "cancelled",
         }
     }
 }
@@ -123,19 +133,71 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Extracts normalised text from the whole file.
-pub fn extract(kind: Kind, bytes: &[u8]) -> Result<String, Rejection> {
+/// The bounded look at a whole upload, before it is stored: what can be told without
+/// extracting (valid UTF-8; a PDF that parses, is not encrypted and is within the page limit;
+/// a DOCX whose archive is sane and whose declared sizes are within the budget). Extraction
+/// itself happens in the ingestion worker, so an upload request never does it.
+pub fn sniff(kind: Kind, bytes: &[u8], budget: &Budget) -> Result<(), Rejection> {
+    match kind {
+        Kind::Text | Kind::Markdown | Kind::Html => {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                Rejection::Malformed(if kind == Kind::Html {
+                    "the HTML is not valid UTF-8".into()
+                } else {
+                    "the text is not valid UTF-8".into()
+                })
+            })?;
+            if text.trim().is_empty() {
+                return Err(Rejection::Empty);
+            }
+            Ok(())
+        }
+        // Not parsed here: parsing a PDF's structure costs seconds for thousands of pages.
+        // The markers every PDF ends with, and no encryption, are what the upload can check.
+        Kind::Pdf => {
+            if contains(bytes, b"/Encrypt") {
+                return Err(Rejection::Encrypted);
+            }
+            let tail = &bytes[bytes.len().saturating_sub(2048)..];
+            if !contains(tail, b"startxref") || !contains(tail, b"%%EOF") {
+                return Err(Rejection::Malformed(
+                    "the PDF is incomplete or damaged (it has no cross-reference table at its \
+                     end); export it again"
+                        .into(),
+                ));
+            }
+            Ok(())
+        }
+        Kind::Docx => {
+            let mut archive = docx_archive(bytes)?;
+            docx_xml(&mut archive, budget).map(drop)
+        }
+    }
+}
+
+/// Extracts normalised text from the whole file, within `budget`, checking in at `checkpoint`.
+pub fn extract(
+    kind: Kind,
+    bytes: &[u8],
+    budget: &Budget,
+    checkpoint: &Checkpoint,
+) -> Result<String, Rejection> {
     let raw = match kind {
         Kind::Text | Kind::Markdown => String::from_utf8(bytes.to_vec())
             .map_err(|_| Rejection::Malformed("the text is not valid UTF-8".into()))?,
         Kind::Html => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| Rejection::Malformed("the HTML is not valid UTF-8".into()))?;
-            html_to_text(text)
+            html_to_text(text, checkpoint)?
         }
-        Kind::Pdf => pdf_text(bytes)?,
-        Kind::Docx => docx_text(bytes)?,
+        Kind::Pdf => pdf_text(bytes, budget, checkpoint)?,
+        Kind::Docx => docx_text(bytes, budget, checkpoint)?,
     };
+    checkpoint.check()?;
+    // Bytes bound characters from above: count only when it could matter.
+    if raw.len() > budget.max_chars && raw.chars().count() > budget.max_chars {
+        return Err(budget.over_chars());
+    }
     let text = normalise(&raw);
     if text.trim().is_empty() {
         return Err(match kind {
@@ -148,14 +210,47 @@ pub fn extract(kind: Kind, bytes: &[u8]) -> Result<String, Rejection> {
     Ok(text)
 }
 
-fn pdf_text(bytes: &[u8]) -> Result<String, Rejection> {
+/// The PDF parsed (its structure, not its text), refused when encrypted or over the page limit.
+fn pdf_document(bytes: &[u8], budget: &Budget) -> Result<pdf_extract::Document, Rejection> {
     if contains(bytes, b"/Encrypt") {
         return Err(Rejection::Encrypted);
     }
     // The PDF parser panics on some malformed input; a bad upload must not take a worker down.
-    let owned = bytes.to_vec();
-    match std::panic::catch_unwind(move || pdf_extract::extract_text_from_mem(&owned)) {
-        Ok(Ok(text)) => Ok(text),
+    let doc = match std::panic::catch_unwind(|| pdf_extract::Document::load_mem(bytes)) {
+        Ok(Ok(doc)) => doc,
+        Ok(Err(e)) => {
+            return Err(Rejection::Malformed(format!(
+                "the PDF cannot be read ({e})"
+            )))
+        }
+        Err(_) => return Err(Rejection::Malformed("the PDF cannot be read".into())),
+    };
+    let pages = doc.get_pages().len();
+    if pages > budget.max_pages {
+        return Err(budget.over_pages(pages));
+    }
+    Ok(doc)
+}
+
+fn pdf_text(bytes: &[u8], budget: &Budget, checkpoint: &Checkpoint) -> Result<String, Rejection> {
+    let doc = pdf_document(bytes, budget)?;
+    let mut text = String::new();
+    let mut stopped = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut out = Guarded {
+            inner: pdf_extract::PlainTextOutput::new(&mut text),
+            checkpoint,
+            budget,
+            chars: 0,
+            stopped: &mut stopped,
+        };
+        pdf_extract::output_doc(&doc, &mut out)
+    }));
+    if let Some(why) = stopped {
+        return Err(why);
+    }
+    match result {
+        Ok(Ok(())) => Ok(text),
         Ok(Err(e)) => Err(Rejection::Malformed(format!(
             "the PDF cannot be read ({e})"
         ))),
@@ -163,33 +258,148 @@ fn pdf_text(bytes: &[u8]) -> Result<String, Rejection> {
     }
 }
 
-fn docx_text(bytes: &[u8]) -> Result<String, Rejection> {
-    let malformed = |why: String| Rejection::Malformed(format!("the DOCX cannot be read ({why})"));
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| malformed(e.to_string()))?;
-    let mut xml = String::new();
-    archive
+/// pdf-extract's text output, stopped at the budget: the parser calls it for every page and
+/// character, and an error from it ends the extraction there.
+struct Guarded<'a, O> {
+    inner: O,
+    checkpoint: &'a Checkpoint,
+    budget: &'a Budget,
+    chars: usize,
+    stopped: &'a mut Option<Rejection>,
+}
+
+impl<O> Guarded<'_, O> {
+    fn stop(&mut self, why: Rejection) -> pdf_extract::OutputError {
+        *self.stopped = Some(why);
+        pdf_extract::OutputError::IoError(std::io::Error::other("stopped by the budget"))
+    }
+}
+
+impl<O: pdf_extract::OutputDev> pdf_extract::OutputDev for Guarded<'_, O> {
+    fn begin_page(
+        &mut self,
+        page_num: u32,
+        media_box: &pdf_extract::MediaBox,
+        art_box: Option<(f64, f64, f64, f64)>,
+    ) -> Result<(), pdf_extract::OutputError> {
+        if let Err(why) = self.checkpoint.check() {
+            return Err(self.stop(why));
+        }
+        self.inner.begin_page(page_num, media_box, art_box)
+    }
+    fn end_page(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.inner.end_page()
+    }
+    fn output_character(
+        &mut self,
+        trm: &pdf_extract::Transform,
+        width: f64,
+        spacing: f64,
+        font_size: f64,
+        char: &str,
+    ) -> Result<(), pdf_extract::OutputError> {
+        self.chars += 1;
+        if self.chars > self.budget.max_chars {
+            let why = self.budget.over_chars();
+            return Err(self.stop(why));
+        }
+        if self.chars.is_multiple_of(4096) {
+            if let Err(why) = self.checkpoint.check() {
+                return Err(self.stop(why));
+            }
+        }
+        self.inner
+            .output_character(trm, width, spacing, font_size, char)
+    }
+    fn begin_word(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.inner.begin_word()
+    }
+    fn end_word(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.inner.end_word()
+    }
+    fn end_line(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.inner.end_line()
+    }
+}
+
+fn docx_malformed(why: String) -> Rejection {
+    Rejection::Malformed(format!("the DOCX cannot be read ({why})"))
+}
+
+type Archive<'a> = zip::ZipArchive<std::io::Cursor<&'a [u8]>>;
+
+fn docx_archive(bytes: &[u8]) -> Result<Archive<'_>, Rejection> {
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| docx_malformed(e.to_string()))?;
+    if archive.len() > MAX_ZIP_ENTRIES {
+        return Err(Rejection::OverBudget(format!(
+            "the DOCX holds {} files, more than a Word document has (at most {MAX_ZIP_ENTRIES})",
+            archive.len()
+        )));
+    }
+    Ok(archive)
+}
+
+/// word/document.xml, refused from its declared sizes when it would inflate past the budget or
+/// by more than a document compresses. The sizes can lie: the reader stops at the budget anyway.
+fn docx_xml<'a, 'b>(
+    archive: &'b mut Archive<'a>,
+    budget: &Budget,
+) -> Result<zip::read::ZipFile<'b, std::io::Cursor<&'a [u8]>>, Rejection> {
+    let entry = archive
         .by_name("word/document.xml")
-        .map_err(|_| malformed("no word/document.xml inside".into()))?
-        .take(200 << 20)
-        .read_to_string(&mut xml)
-        .map_err(|e| malformed(e.to_string()))?;
-    let mut reader = quick_xml::Reader::from_str(&xml);
+        .map_err(|_| docx_malformed("no word/document.xml inside".into()))?;
+    let (size, packed) = (entry.size(), entry.compressed_size().max(1));
+    if size > budget.max_inflated() || size / packed > MAX_ZIP_RATIO {
+        return Err(Rejection::OverBudget(format!(
+            "the DOCX's text would inflate from {} KiB to {} MiB, beyond what a document holds              (setting extract_max_chars bounds it)",
+            packed >> 10,
+            size >> 20
+        )));
+    }
+    Ok(entry)
+}
+
+fn docx_text(bytes: &[u8], budget: &Budget, checkpoint: &Checkpoint) -> Result<String, Rejection> {
+    let mut archive = docx_archive(bytes)?;
+    let entry = docx_xml(&mut archive, budget)?;
+    let limit = budget.max_inflated();
+    // Streamed: the XML is never held whole, and never read past the budget.
+    let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(entry.take(limit + 1)));
+    let mut buf = Vec::new();
     let mut out = String::new();
+    let mut chars = 0usize;
     let mut in_text = false;
-    loop {
+    for event in 0u64.. {
         use quick_xml::events::Event;
-        match reader.read_event() {
+        if event.is_multiple_of(1024) {
+            checkpoint.check()?;
+        }
+        if reader.buffer_position() > limit {
+            return Err(budget.over_chars());
+        }
+        buf.clear();
+        match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) if e.name().as_ref() == b"w:t" => in_text = true,
             Ok(Event::End(e)) if e.name().as_ref() == b"w:t" => in_text = false,
             Ok(Event::End(e)) if e.name().as_ref() == b"w:p" => out.push_str("\n\n"),
             Ok(Event::Empty(e)) if matches!(e.name().as_ref(), b"w:tab") => out.push('\t'),
             Ok(Event::Empty(e)) if matches!(e.name().as_ref(), b"w:br" | b"w:cr") => out.push('\n'),
             Ok(Event::Text(t)) if in_text => {
-                out.push_str(&t.unescape().map_err(|e| malformed(e.to_string()))?)
+                let text = t.unescape().map_err(|e| docx_malformed(e.to_string()))?;
+                chars += text.chars().count();
+                if chars > budget.max_chars {
+                    return Err(budget.over_chars());
+                }
+                out.push_str(&text);
             }
             Ok(Event::Eof) => break,
-            Err(e) => return Err(malformed(e.to_string())),
+            Err(e) => {
+                if reader.buffer_position() > limit {
+                    return Err(budget.over_chars());
+                }
+                return Err(docx_malformed(e.to_string()));
+            }
             _ => {}
         }
     }
@@ -198,10 +408,15 @@ fn docx_text(bytes: &[u8]) -> Result<String, Rejection> {
 
 /// HTML to text: drops scripts, styles and tags, breaks lines at block elements, decodes
 /// entities. Enough for retrieval; layout is not the point.
-fn html_to_text(html: &str) -> String {
+fn html_to_text(html: &str, checkpoint: &Checkpoint) -> Result<String, Rejection> {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
+    let mut tags = 0u64;
     while let Some(lt) = rest.find('<') {
+        tags += 1;
+        if tags.is_multiple_of(1024) {
+            checkpoint.check()?;
+        }
         out.push_str(&html_escape::decode_html_entities(&rest[..lt]));
         rest = &rest[lt..];
         let Some(gt) = rest.find('>') else { break };
@@ -214,7 +429,9 @@ fn html_to_text(html: &str) -> String {
         if matches!(name.as_str(), "script" | "style" | "noscript" | "template") && !rest.is_empty()
         {
             let close = format!("</{name}");
-            match rest.to_ascii_lowercase().find(&close) {
+            // Case-insensitive without lowercasing the rest of the page at every script tag
+            // (quadratic on a page of many scripts).
+            match find_ignoring_case(rest, &close) {
                 Some(end) => {
                     rest = &rest[end..];
                     if let Some(gt) = rest.find('>') {
@@ -252,7 +469,15 @@ fn html_to_text(html: &str) -> String {
         }
     }
     out.push_str(&html_escape::decode_html_entities(rest));
-    out
+    Ok(out)
+}
+
+/// Byte offset of the first ASCII-case-insensitive match of `needle` (ASCII) in `hay`.
+fn find_ignoring_case(hay: &str, needle: &str) -> Option<usize> {
+    let needle = needle.as_bytes();
+    hay.as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Line endings to `\n`, control characters out, runs of spaces and blank lines collapsed.
@@ -315,7 +540,7 @@ mod tests {
 
     #[test]
     fn html_loses_tags_scripts_and_entities() {
-        let t = extract(
+        let t = extract_all(
             Kind::Html,
             b"<html><head><style>p{}</style><script>alert(1)</script></head>\
               <body><h1>Title</h1><p>Fish &amp; chips</p></body></html>",
@@ -332,16 +557,79 @@ mod tests {
     #[test]
     fn malformed_and_encrypted_pdfs_are_refused_by_reason() {
         assert!(matches!(
-            extract(Kind::Pdf, b"%PDF-1.4 garbage"),
+            extract_all(Kind::Pdf, b"%PDF-1.4 garbage"),
             Err(Rejection::Malformed(_))
         ));
         assert_eq!(
-            extract(Kind::Pdf, b"%PDF-1.4\ntrailer << /Encrypt 5 0 R >>"),
+            extract_all(Kind::Pdf, b"%PDF-1.4\ntrailer << /Encrypt 5 0 R >>"),
             Err(Rejection::Encrypted)
         );
         assert!(matches!(
-            extract(Kind::Docx, b"PK\x03\x04nonsense"),
+            extract_all(Kind::Docx, b"PK\x03\x04nonsense"),
             Err(Rejection::Malformed(_))
         ));
+    }
+
+    fn extract_all(kind: Kind, bytes: &[u8]) -> Result<String, Rejection> {
+        let budget = Budget::default();
+        extract(kind, bytes, &budget, &Checkpoint::unbounded(&budget))
+    }
+
+    /// A DOCX whose document.xml is `xml`, deflated.
+    fn docx(xml: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("word/document.xml", deflated).unwrap();
+        zip.write_all(xml).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_docx_that_inflates_past_the_budget_is_refused_from_its_sizes() {
+        // 64 MiB of one repeated paragraph: deflates over 1000:1.
+        let paragraph = b"<w:p><w:r><w:t>aaaaaaaaaaaaaaaa</w:t></w:r></w:p>";
+        let xml: Vec<u8> = paragraph.iter().copied().cycle().take(64 << 20).collect();
+        let bomb = docx(&xml);
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let budget = Budget::default();
+        let refused = sniff(Kind::Docx, &bomb, &budget).unwrap_err();
+        assert_eq!(refused.code(), "over_budget", "{refused}");
+        assert!(refused.to_string().contains("inflate"), "{refused}");
+    }
+
+    #[test]
+    fn text_past_the_character_limit_stops_the_extraction() {
+        let xml = "<w:p><w:r><w:t>0123456789</w:t></w:r></w:p>".repeat(2_000);
+        let budget = Budget {
+            max_chars: 5_000,
+            ..Budget::default()
+        };
+        let checkpoint = Checkpoint::unbounded(&budget);
+        let refused = extract(Kind::Docx, &docx(xml.as_bytes()), &budget, &checkpoint);
+        let refused = refused.unwrap_err();
+        assert!(
+            refused.to_string().contains("extract_max_chars"),
+            "{refused}"
+        );
+        let text = "word ".repeat(2_000);
+        let refused = extract(Kind::Text, text.as_bytes(), &budget, &checkpoint).unwrap_err();
+        assert_eq!(refused.code(), "over_budget");
+    }
+
+    #[test]
+    fn a_cancelled_extraction_stops_at_its_next_checkpoint() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let cancel = std::sync::Arc::new(AtomicBool::new(false));
+        let budget = Budget::default();
+        let checkpoint = budget.start(cancel.clone());
+        let html = "<p>x</p>".repeat(10_000);
+        assert!(extract(Kind::Html, html.as_bytes(), &budget, &checkpoint).is_ok());
+        cancel.store(true, Ordering::Relaxed);
+        assert_eq!(
+            extract(Kind::Html, html.as_bytes(), &budget, &checkpoint),
+            Err(Rejection::Cancelled)
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Documents: what an upload is (detected from its bytes), its text, and its chunks.
 
+pub mod budget;
 pub mod chunk;
 pub mod extract;
 
-pub use extract::{detect, extract, Kind, Rejection};
+pub use budget::{Budget, Checkpoint};
+pub use extract::{detect, extract, sniff, Kind, Rejection};

@@ -17,7 +17,7 @@ use super::collections::readable;
 use super::AppState;
 use crate::accounts::{now_ms, rfc3339};
 use crate::auth::CurrentUser;
-use crate::documents::{detect, extract, Rejection};
+use crate::documents::{detect, sniff, Rejection};
 use crate::error::{ApiError, ErrorBody};
 use crate::ingest::Ingestor;
 use crate::store::DocumentRow;
@@ -83,7 +83,7 @@ async fn refuse_declared_oversize(
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
         Some(n) if n > limit => ApiError::PayloadTooLarge(format!(
-            "the upload declares {n} bytes; the largest accepted is {} MiB (setting max_upload_bytes)",
+            "the upload declares {n} bytes; the largest accepted is {} MiB (setting max_upload_mb)",
             (limit - (1 << 20)) >> 20
         ))
         .into_response(),
@@ -148,7 +148,7 @@ fn rejected(r: Rejection) -> ApiError {
         (status = 409, description = "The same content is already in this collection", body = ErrorBody),
         (status = 413, description = "Too large", body = ErrorBody),
         (status = 415, description = "Not a supported type", body = ErrorBody),
-        (status = 422, description = "Empty, encrypted or malformed", body = ErrorBody),
+        (status = 422, description = "Empty, encrypted, malformed or over an extraction limit", body = ErrorBody),
         (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn upload(
@@ -204,11 +204,13 @@ pub async fn upload(
         }
         out.sync_all().await.map_err(ApiError::from)?;
         let kind = detect(&head, &filename).map_err(rejected)?;
-        // Extract once now, so a file that will never yield text is refused at once, with why.
+        // A bounded look now (no extraction: that is the worker's, under its budget), so a
+        // file that can never be read is refused at once, with why.
         let bytes = tokio::fs::read(&tmp).await.map_err(ApiError::from)?;
-        tokio::task::spawn_blocking(move || extract(kind, &bytes))
+        let budget = state.rag.extract.clone();
+        tokio::task::spawn_blocking(move || sniff(kind, &bytes, &budget))
             .await
-            .map_err(|_| ApiError::Internal(anyhow::anyhow!("extraction task failed")))?
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("checking the upload failed")))?
             .map_err(rejected)?;
         let hash: String = hasher
             .finalize()

@@ -1,0 +1,140 @@
+//! Black-box tests of what hostile input may cost the server: a decompression bomb, a long
+//! ingest that is deleted or interrupted by SIGTERM. Each reads the server's memory and CPU
+//! from /proc, and bounds what the acceptance names (seconds, megabytes), not how fast it is.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::files::{cpu_ticks, docx_inflating_to, pdf_of_contents, status_kib};
+use support::{create_admin, json, Berth, Browser};
+
+const PW: &str = "Adm1n!chosen-well";
+
+async fn signed_in(berth: &Berth) -> (Browser, String) {
+    create_admin(&berth.data_dir, "root", PW);
+    let mut me = Browser::new(berth);
+    assert_eq!(me.sign_in("root", PW).await, StatusCode::OK);
+    let c = json(me.post("/collections", json!({"name": "c"})).await).await;
+    (me, c["id"].as_str().unwrap().to_string())
+}
+
+async fn upload(b: &Browser, collection: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+    );
+    let resp = b
+        .http
+        .post(format!("{}/collections/{collection}/documents", b.base))
+        .header("x-csrf-token", b.csrf.clone().unwrap_or_default())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A PDF whose text extraction takes tens of seconds: few objects (its structure parses fast),
+/// pages dense with text operators.
+fn slow_pdf() -> Vec<u8> {
+    let ops = "(revenue costs outlook) Tj 0 -1 Td ".repeat(1_500);
+    let pages: Vec<String> = (0..150)
+        .map(|i| format!("BT /F1 18 Tf 72 700 Td (Page {i}) Tj {ops} ET"))
+        .collect();
+    pdf_of_contents(&pages)
+}
+
+/// Uploads the slow PDF and waits until the worker is busy extracting it, proving it with the
+/// server's CPU use (a fixture that finished already would test nothing).
+async fn busy_ingesting(berth: &Berth, me: &Browser, collection: &str) -> String {
+    let (status, doc) = upload(me, collection, "report.pdf", slow_pdf()).await;
+    assert_eq!(status, 202, "{doc}");
+    let id = doc["id"].as_str().unwrap().to_string();
+    let start = Instant::now();
+    loop {
+        let doc = json(me.get(&format!("/documents/{id}")).await).await;
+        assert_ne!(
+            doc["status"], "ready",
+            "the fixture is too small to be interrupted"
+        );
+        if doc["status"] == "processing" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never processed: {doc}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let used = cpu_over(berth.pid(), Duration::from_millis(500)).await;
+    assert!(
+        used >= 20,
+        "extraction is not running ({used} ticks in 0.5 s)"
+    );
+    id
+}
+
+/// Clock ticks (1/100 s) of CPU the process used during `window`.
+async fn cpu_over(pid: u32, window: Duration) -> u64 {
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(window).await;
+    cpu_ticks(pid) - before
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_docx_inflating_to_a_gigabyte_is_refused_within_seconds_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start(dir.path());
+    let (me, collection) = signed_in(&berth).await;
+    let bomb = docx_inflating_to("<w:p><w:r><w:t>aaaaaaaaaaaaaaaa</w:t></w:r></w:p>", 1 << 30);
+    assert!(bomb.len() < 4 << 20, "a 1 GiB bomb of {} bytes", bomb.len());
+    let rss_before = status_kib(berth.pid(), "VmRSS");
+    let sent = Instant::now();
+    let (status, body) = upload(&me, &collection, "bomb.docx", bomb).await;
+    let took = sent.elapsed();
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], "over_budget", "{body}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let peak = status_kib(berth.pid(), "VmHWM");
+    assert!(
+        peak.saturating_sub(rss_before) < 100 << 10,
+        "RSS grew from {rss_before} KiB to a peak of {peak} KiB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_document_mid_ingest_stops_its_work_within_two_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start(dir.path());
+    let (me, collection) = signed_in(&berth).await;
+    let id = busy_ingesting(&berth, &me, &collection).await;
+    let resp = me
+        .send(Method::DELETE, &format!("/documents/{id}"), json!({}))
+        .await;
+    assert_eq!(resp.status(), 204);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_over(berth.pid(), Duration::from_secs(1)).await;
+    assert!(
+        used <= 10,
+        "still working 2 s after the delete: {used} ticks in 1 s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_long_ingest_exits_within_the_shutdown_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut berth = Berth::start_with(dir.path(), &["--shutdown-timeout", "2"], &[]);
+    let (me, collection) = signed_in(&berth).await;
+    busy_ingesting(&berth, &me, &collection).await;
+    let signalled = Instant::now();
+    berth.signal("TERM");
+    let status = berth.wait(Duration::from_secs(15));
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status}");
+    // The timeout, plus a second to abandon blocking work, plus slack for a busy machine.
+    assert!(took < Duration::from_secs(5), "exited after {took:?}");
+}
