@@ -138,3 +138,94 @@ async fn sigterm_during_a_long_ingest_exits_within_the_shutdown_timeout() {
     // The timeout, plus a second to abandon blocking work, plus slack for a busy machine.
     assert!(took < Duration::from_secs(5), "exited after {took:?}");
 }
+
+/// Reads what the server sends until it closes the connection or `within` passes: (the bytes,
+/// whether it closed).
+fn read_until_closed(conn: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
+    use std::io::Read;
+    conn.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), true)
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start_with(dir.path(), &["--header-read-timeout", "1"], &[]);
+    let addr = berth.base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/auth/sign-in HTTP/1.1\r\nHost: {addr}\r\nX-Slow: "
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let (_, closed) = read_until_closed(&mut conn, Duration::from_secs(5));
+    assert!(closed, "still open after {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+#[test]
+fn a_body_that_stalls_ends_its_request() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start_with(dir.path(), &["--body-read-timeout", "1"], &[]);
+    let addr = berth.base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/auth/register HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"username\":"
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let (response, _) = read_until_closed(&mut conn, Duration::from_secs(5));
+    assert!(
+        sent.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("body_read_timeout"), "{response}");
+}
+
+#[test]
+fn connections_past_the_per_address_limit_are_closed_at_once() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start_with(dir.path(), &["--max-connections-per-address", "2"], &[]);
+    let addr = berth.base.trim_start_matches("http://").to_string();
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    let _ = write!(third, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (response, closed) = read_until_closed(&mut third, Duration::from_secs(3));
+    assert!(closed && response.is_empty(), "{response}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        again,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let (response, _) = read_until_closed(&mut again, Duration::from_secs(3));
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}

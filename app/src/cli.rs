@@ -111,6 +111,30 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
     pub shutdown_timeout: Option<String>,
 
+    /// Seconds a client may take to send a request's headers before the connection is closed.
+    /// [default: 10]
+    #[arg(long, env = "BERTH_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<String>,
+
+    /// Seconds a request body may stall (no bytes arriving) before the request is refused.
+    /// [default: 30]
+    #[arg(long, env = "BERTH_BODY_READ_TIMEOUT", value_name = "SECONDS")]
+    pub body_read_timeout: Option<String>,
+
+    /// Seconds a request may take in all, except streamed answers and uploads (bounded by the
+    /// body timeout instead). [default: 60]
+    #[arg(long, env = "BERTH_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    pub request_timeout: Option<String>,
+
+    /// Open connections at most; more are closed at once. [default: 1024]
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<String>,
+
+    /// Open connections from one client address at most (behind a reverse proxy, every
+    /// connection comes from the proxy: raise it there). [default: 256]
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<String>,
+
     /// Password rules: `composition` (8+ characters with upper, lower, digit and symbol) or
     /// `length` (OWASP ASVS style: length only). Both refuse the commonest passwords.
     /// [default: composition]

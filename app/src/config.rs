@@ -24,8 +24,32 @@ pub struct Settings {
     pub database_connect_timeout: Duration,
     pub log: LogSettings,
     pub shutdown_timeout: Duration,
+    pub limits: ConnectionLimits,
     pub auth: AuthSettings,
     pub rag: RagSettings,
+}
+
+/// What one client may hold of the server: time to send headers and bodies, time per request,
+/// connections.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_connections_per_address: 256,
+        }
+    }
 }
 
 /// Which HTTP API an LLM or embedding server speaks.
@@ -373,6 +397,43 @@ impl Settings {
             },
         )?;
 
+        let limits = ConnectionLimits {
+            header_read_timeout: layers.get(
+                "header_read_timeout",
+                args.header_read_timeout.as_ref(),
+                "10",
+                "seconds, at most 3600",
+                seconds(3600),
+            )?,
+            body_read_timeout: layers.get(
+                "body_read_timeout",
+                args.body_read_timeout.as_ref(),
+                "30",
+                "seconds, at most 3600",
+                seconds(3600),
+            )?,
+            request_timeout: layers.get(
+                "request_timeout",
+                args.request_timeout.as_ref(),
+                "60",
+                "seconds, at most 3600",
+                seconds(3600),
+            )?,
+            max_connections: layers.get(
+                "max_connections",
+                args.max_connections.as_ref(),
+                "1024",
+                "a count of connections",
+                |s| count(s).map(|n| n as usize),
+            )?,
+            max_connections_per_address: layers.get(
+                "max_connections_per_address",
+                args.max_connections_per_address.as_ref(),
+                "256",
+                "a count of connections",
+                |s| count(s).map(|n| n as usize),
+            )?,
+        };
         let auth = load_auth(args, &layers)?;
         let rag = load_rag(args, &layers)?;
         Ok(Settings {
@@ -382,6 +443,7 @@ impl Settings {
             database_connect_timeout,
             log: LogSettings { filter, format },
             shutdown_timeout,
+            limits,
             auth,
             rag,
         })

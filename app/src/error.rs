@@ -82,6 +82,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The request ran past its deadline.
+    #[error("{0}")]
+    TimedOut(String),
     /// The disk holding the data directory or the database is full.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -114,6 +117,7 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::InsufficientStorage(_) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
@@ -272,7 +276,16 @@ pub async fn envelope_rejections(
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let (code, message) = rejection_words(status, &method, text.trim());
+    let (status, code, message) = if text.contains(BODY_TIMED_OUT) {
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            BODY_STALLED.to_string(),
+        )
+    } else {
+        let (code, message) = rejection_words(status, &method, text.trim());
+        (status, code, message)
+    };
     let body = ErrorBody {
         error: ErrorDetail {
             code,
@@ -288,6 +301,11 @@ pub async fn envelope_rejections(
     }
     out
 }
+
+/// tower-http's words when a request body stops arriving (the body timeout).
+pub const BODY_TIMED_OUT: &str = "not received within the designated timeout";
+pub const BODY_STALLED: &str = "the request body stopped arriving for longer than the body \
+    timeout (setting body_read_timeout); send it again";
 
 /// The envelope's code and message for a framework rejection: axum's text, its Rust-isms
 /// translated, behind a sentence that says what to change.

@@ -19,6 +19,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod retrieval;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,6 @@
 //! Start and stop: open the store, bind, serve, and on SIGTERM/SIGINT stop accepting, let
 //! in-flight requests finish within the configured time, then close the database.
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -105,7 +104,7 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
              (in a checkout: `cargo xtask admin create --username NAME`)"
         );
     }
-    let app = routes::router(state);
+    let app = routes::router(state, &settings.limits);
     tracing::info!(
         %address,
         backend = store.backend(),
@@ -113,12 +112,6 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
         "Berth is listening on http://{address}/"
     );
 
-    let graceful = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
     let deadline = {
         let mut rx = stop_rx.clone();
         let timeout = settings.shutdown_timeout;
@@ -127,14 +120,9 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
             tokio::time::sleep(timeout).await;
         }
     };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .into_future();
+    let server = crate::server::serve(listener, app, settings.limits.clone(), stop_rx.clone());
     tokio::select! {
-        result = server => result.context("serving HTTP")?,
+        () = server => {}
         () = deadline => tracing::warn!(
             timeout_secs = settings.shutdown_timeout.as_secs(),
             "in-flight requests did not finish in time; stopping anyway"

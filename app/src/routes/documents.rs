@@ -161,6 +161,11 @@ pub async fn upload(
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large(state.rag.max_upload_bytes)
+        } else if format!("{e:#}").contains(crate::error::BODY_TIMED_OUT)
+            || std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains(crate::error::BODY_TIMED_OUT))
+        {
+            ApiError::TimedOut(crate::error::BODY_STALLED.into())
         } else {
             ApiError::BadRequest(format!("the upload is not valid multipart data: {e}"))
         }

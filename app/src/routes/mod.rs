@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -29,7 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::audit::Audit;
-use crate::config::{AuthSettings, RagSettings};
+use crate::config::{AuthSettings, ConnectionLimits, RagSettings};
 use crate::error::ApiError;
 use crate::llm;
 use crate::metrics::{self, Metrics};
@@ -96,7 +97,7 @@ pub fn api(max_upload: u64) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, limits: &ConnectionLimits) -> Router {
     let metrics_state = state.metrics.clone();
     let (api, doc) = api(state.rag.max_upload_bytes);
     let doc = Arc::new(doc);
@@ -104,11 +105,15 @@ pub fn router(state: AppState) -> Router {
         // API answers carry accounts, tokens and documents: no cache (browser or proxy) keeps them.
         .nest(
             "/api/v1",
-            api.layer(middleware::from_fn(crate::error::envelope_rejections))
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-store"),
-                )),
+            api.layer(middleware::from_fn_with_state(
+                limits.request_timeout,
+                deadline,
+            ))
+            .layer(middleware::from_fn(crate::error::envelope_rejections))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            )),
         )
         .route(
             "/api/openapi.json",
@@ -148,6 +153,8 @@ pub fn router(state: AppState) -> Router {
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // A body that stops arriving ends its request (the reading handler gets an error).
+                .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
                 // Browsers take every body as the type it is labelled, never as what it looks like.
                 .layer(SetResponseHeaderLayer::overriding(
                     header::X_CONTENT_TYPE_OPTIONS,
@@ -157,6 +164,30 @@ pub fn router(state: AppState) -> Router {
                 // images and tiny bodies alone.
                 .layer(tower_http::compression::CompressionLayer::new()),
         )
+}
+
+/// Every API request but the streamed ones (an answer, an upload: bounded by the body timeout
+/// and the client instead) finishes within `request_timeout`, or is answered 408.
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path();
+    let streamed = req.method() == axum::http::Method::POST
+        && (path.ends_with("/messages") || path.ends_with("/documents"));
+    if streamed {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TimedOut(format!(
+            "the request took longer than {} s (setting request_timeout); try again, or narrow it",
+            limit.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
