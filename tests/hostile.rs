@@ -229,3 +229,47 @@ fn connections_past_the_per_address_limit_are_closed_at_once() {
     let (response, _) = read_until_closed(&mut again, Duration::from_secs(3));
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_rejected_large_bodies_leave_memory_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start(dir.path());
+    let http = reqwest::Client::new();
+    let url = berth.url("/api/v1/auth/register");
+    let body = format!(r#"{{"username":"{}"}}"#, "x".repeat((2 << 20) + 1024));
+    let send = |n: usize| {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        async move {
+            for _ in 0..n {
+                // Chunked, with no Content-Length to refuse it by: the server reads up to its
+                // limit before it can say no.
+                let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body
+                    .as_bytes()
+                    .chunks(64 << 10)
+                    .map(|c| Ok(c.to_vec()))
+                    .collect();
+                let resp = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                        chunks,
+                    )))
+                    .send()
+                    .await;
+                if let Ok(resp) = resp {
+                    assert_eq!(resp.status(), 413);
+                }
+            }
+        }
+    };
+    // Warm up: the allocator's arenas and the runtime's buffers reach their working size.
+    futures_util::future::join_all((0..4).map(|_| send(25))).await;
+    let before = status_kib(berth.pid(), "VmRSS");
+    futures_util::future::join_all((0..4).map(|_| send(250))).await;
+    let after = status_kib(berth.pid(), "VmRSS");
+    eprintln!("RSS {before} KiB → {after} KiB after 1,000 rejected 2 MiB bodies");
+    assert!(
+        after.saturating_sub(before) < 20 << 10,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+}
