@@ -531,6 +531,72 @@ async fn a_store_failure_fails_the_question_instead_of_narrowing_its_scope() {
     );
 }
 
+async fn delete(b: &Browser, id: &str) -> reqwest::Response {
+    b.send(Method::DELETE, &format!("/documents/{id}"), json!({}))
+        .await
+}
+
+/// In a shared collection the owner deletes anything; a member only what they uploaded.
+#[tokio::test]
+async fn in_a_shared_collection_members_delete_only_their_own_uploads() {
+    let f = fixture(&[]).await;
+    let shared = json(
+        f.me.post("/collections", json!({"name": "team", "shared": true}))
+            .await,
+    )
+    .await;
+    let sid = shared["id"].as_str().unwrap().to_string();
+    let eve = approved_user(&f, "eve").await;
+    let members = format!("/collections/{sid}/members");
+    let added = f.me.post(&members, json!({"username": "eve"})).await;
+    assert_eq!(added.status(), 204);
+    let owners = ingest(&f.me, &sid, "plan.txt", "The owner's plan.").await;
+    let eves = ingest(&eve, &sid, "notes.txt", "Eve's notes.").await;
+    let eves_second = ingest(&eve, &sid, "more.txt", "More of Eve's notes.").await;
+    let refused = delete(&eve, &owners).await;
+    assert_eq!(refused.status(), 403);
+    let message = json(refused).await["error"]["message"].to_string();
+    assert!(message.contains("owner"), "{message}");
+    assert_eq!(delete(&eve, &eves).await.status(), 204, "her own upload");
+    assert_eq!(
+        delete(&f.me, &eves_second).await.status(),
+        204,
+        "the owner's right"
+    );
+    let left = json(f.me.get(&format!("/collections/{sid}/documents")).await).await;
+    let names: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["plan.txt"]);
+}
+
+/// Adding a member reveals nothing about accounts that cannot be added: no such user and a
+/// pending one get the same answer.
+#[tokio::test]
+async fn adding_a_member_answers_the_same_for_missing_and_inactive_accounts() {
+    let f = fixture(&[]).await;
+    let shared = json(
+        f.me.post("/collections", json!({"name": "team", "shared": true}))
+            .await,
+    )
+    .await;
+    let members = format!("/collections/{}/members", shared["id"].as_str().unwrap());
+    Browser::new(&f.berth)
+        .register("pending", "Pend!ng-for-now1")
+        .await;
+    let missing = f.me.post(&members, json!({"username": "nobody"})).await;
+    let (missing_status, missing) = (missing.status(), json(missing).await);
+    let pending = f.me.post(&members, json!({"username": "pending"})).await;
+    let (pending_status, pending) = (pending.status(), json(pending).await);
+    assert_eq!(missing_status, 404);
+    assert_eq!(pending_status, missing_status);
+    let without_name = |v: &Value| v.to_string().replace("nobody", "X").replace("pending", "X");
+    assert_eq!(without_name(&pending), without_name(&missing));
+}
+
 #[tokio::test]
 async fn nothing_leaks_across_users() {
     let model = ModelServer::start();

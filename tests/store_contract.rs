@@ -125,6 +125,7 @@ fn doc(id: &str, collection: &str, hash: &str, at: i64) -> DocumentRow {
         attempts: 0,
         created_at: at,
         updated_at: at,
+        uploaded_by: None,
     }
 }
 

@@ -894,6 +894,7 @@ async fn search(
                 attempts: 0,
                 created_at: d as i64,
                 updated_at: 0,
+                uploaded_by: None,
             };
             store.insert_document(&doc).await?;
             store.claim_document(i64::MAX / 2, 1).await?;

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::collections::readable;
+use super::collections::{readable, Access};
 use super::AppState;
 use crate::accounts::{now_ms, rfc3339};
 use crate::auth::CurrentUser;
@@ -247,6 +247,7 @@ pub async fn upload(
         attempts: 0,
         created_at: now,
         updated_at: now,
+        uploaded_by: Some(current.user.id.clone()),
     };
     // The bytes go into the database with the row (one transaction), so any instance's worker
     // can ingest it and replicas share no disk.
@@ -306,13 +307,22 @@ pub async fn remove(state: &AppState, id: &str) -> Result<(), ApiError> {
 
 /// Deletes a document with its chunks, vectors and stored file.
 #[utoipa::path(delete, path = "/documents/{id}", tag = "documents",
-    params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path)), responses((status = 204),
+        (status = 403, description = "A member deleting what someone else uploaded", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    readable_document(&state, &current, &id).await?;
+    let doc = readable_document(&state, &current, &id).await?;
+    // In a shared collection the owner deletes anything; a member only what they uploaded.
+    let (_, access) = readable(&state, &current.user.id, &doc.collection_id).await?;
+    if access != Access::Owner && doc.uploaded_by.as_deref() != Some(current.user.id.as_str()) {
+        return Err(ApiError::forbidden(
+            "only the collection's owner, or whoever uploaded the document, may delete it",
+        ));
+    }
     remove(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -32,10 +32,12 @@ pub struct DocumentRow {
     pub attempts: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The user who uploaded it; None for documents from before that was recorded.
+    pub uploaded_by: Option<String>,
 }
 
 const DOC_COLUMNS: &str = "id, collection_id, filename, media_type, size, content_hash, status, \
-     progress, error, chunk_count, attempts, created_at, updated_at";
+     progress, error, chunk_count, attempts, created_at, updated_at, uploaded_by";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ChunkRow {
@@ -211,8 +213,8 @@ impl Store {
     /// content in that collection instead.
     pub async fn insert_document(&self, d: &DocumentRow) -> Result<Option<String>> {
         let sql = "INSERT INTO documents (id, collection_id, filename, media_type, size, \
-                   content_hash, status, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7) \
+                   content_hash, status, created_at, updated_at, uploaded_by) \
+                   VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8) \
                    ON CONFLICT (collection_id, content_hash) DO NOTHING";
         let n = on_pool!(self, |pool| sqlx::query(sql)
             .bind(&d.id)
@@ -222,6 +224,7 @@ impl Store {
             .bind(d.size)
             .bind(&d.content_hash)
             .bind(d.created_at)
+            .bind(&d.uploaded_by)
             .execute(pool)
             .await?
             .rows_affected());
@@ -244,8 +247,8 @@ impl Store {
         bytes: &[u8],
     ) -> Result<Option<String>> {
         let insert = "INSERT INTO documents (id, collection_id, filename, media_type, size, \
-                      content_hash, status, created_at, updated_at) \
-                      VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7) \
+                      content_hash, status, created_at, updated_at, uploaded_by) \
+                      VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8) \
                       ON CONFLICT (collection_id, content_hash) DO NOTHING";
         let existing = "SELECT id FROM documents WHERE collection_id = $1 AND content_hash = $2";
         on_pool!(self, |pool| {
@@ -258,6 +261,7 @@ impl Store {
                 .bind(d.size)
                 .bind(&d.content_hash)
                 .bind(d.created_at)
+                .bind(&d.uploaded_by)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
