@@ -161,6 +161,14 @@ async fn framework_rejections_answer_in_the_error_envelope() {
             "unsupported_type",
         ),
         (
+            "an array for an object",
+            raw(r#"["ann","Pw!1234567"]"#, "application/json")
+                .await
+                .unwrap(),
+            422,
+            "validation_failed",
+        ),
+        (
             "non-numeric id",
             admin.get("/chunks/abc").await,
             400,

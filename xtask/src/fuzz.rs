@@ -7,9 +7,11 @@
 //!   before are kept to mutate further, a cheap stand-in for coverage feedback. (`cargo fuzz`
 //!   would add real coverage guidance, but needs a nightly toolchain; this runs on stable.)
 //! - `api`: the HTTP API from its OpenAPI document, with schemathesis (PyPI, installed into a
-//!   virtualenv under target/fuzz), against `berth serve` on a fresh data directory, signed in
-//!   as an administrator so requests get past 401. Any 5xx, or a panic in the server's log, is a
-//!   failure.
+//!   virtualenv under target/fuzz), against `berth serve` on a fresh data directory, with every
+//!   schemathesis check (statuses and bodies as documented, invalid input refused, valid input
+//!   accepted, no 5xx), half the time signed in as an administrator and half as anyone
+//!   (tests/fuzz/api.py, tests/fuzz/schemathesis.toml). A failed check, or a panic in the
+//!   server's log, is a failure.
 //!
 //! Both are bounded in time. Failing inputs are written under target/fuzz/.
 
@@ -35,13 +37,14 @@ pub enum Target {
 
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Fuzz the stack-file parser and the HTTP API (bounded in time); no panic, no 5xx",
+    about = "Fuzz the stack-file parser and the HTTP API (bounded in time); no panic, every API check",
     long_about = "Generates bad input in bulk against the two parsers users feed:\n\n\
                   stack: deploy/stack.toml mutated (bytes, lines, TOML tokens, values of the wrong \
                   type), then parsed, checked and generated from; a panic is a failure.\n\n\
                   api: the HTTP API from /api/openapi.json with schemathesis (installed into \
                   target/fuzz/venv from PyPI when missing) against `berth serve` on a fresh data \
-                  directory, signed in as an administrator; a 5xx or a panic is a failure.\n\n\
+                  directory with every schemathesis check (--checks all), signed in as an \
+                  administrator and not; a failed check or a panic is a failure.\n\n\
                   Prints how many inputs were tried and how many failed; failing inputs are \
                   written under target/fuzz/. Coverage-guided fuzzing (cargo fuzz) needs a \
                   nightly toolchain; this runs on stable.",

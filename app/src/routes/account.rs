@@ -118,7 +118,8 @@ pub async fn list_tokens(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewToken {
-    /// What the token is for, e.g. "backup script".
+    /// What the token is for, e.g. "backup script": 1 to 100 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
     pub name: String,
 }
 

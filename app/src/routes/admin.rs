@@ -237,17 +237,20 @@ pub async fn set_role(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AuditQuery {
-    /// Only this event, e.g. `auth.sign_in`.
+    /// Only this event, e.g. `auth.sign_in` (the document lists them all).
     pub event: Option<String>,
     /// Only entries where this user (id or name) is the actor or the target.
     pub user: Option<String>,
     /// Entries at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Entries before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Page backwards: entries with an id below this (the previous page's `next_before`).
     pub before: Option<i64>,
     /// Page size, 1–500. [default: 100]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 

@@ -115,6 +115,8 @@ pub async fn list(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewCollection {
+    /// 1 to 100 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
     pub name: String,
     /// Shared collections can have members; private ones are yours alone.
     #[serde(default)]
@@ -192,6 +194,8 @@ pub async fn members(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewMember {
+    /// A user name: 3 to 64 of `A-Z a-z 0-9 . _ -`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{3,64}$")]
     pub username: String,
 }
 

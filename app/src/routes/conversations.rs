@@ -176,6 +176,8 @@ pub async fn delete(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Question {
+    /// 1 to 8000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 8000, pattern = r"[^\s\u0085]")]
     pub content: String,
 }
 

@@ -85,7 +85,7 @@ struct ApiDoc;
 /// The API routes and their OpenAPI document, built from the same handler annotations so the
 /// document cannot drift from the code.
 pub fn api(max_upload: u64) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
@@ -94,7 +94,112 @@ pub fn api(max_upload: u64) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(search::router())
         .merge(conversations::router())
         .merge(status::router())
-        .split_for_parts()
+        .split_for_parts();
+    document_common_statuses(&mut doc);
+    document_audit_events(&mut doc);
+    (router, doc)
+}
+
+/// The audit log's `event` filter takes the names the server knows, listed from the same
+/// constant the handler checks against.
+fn document_audit_events(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let Some(op) = doc
+        .paths
+        .paths
+        .get_mut("/admin/audit")
+        .and_then(|item| item.get.as_mut())
+    else {
+        return;
+    };
+    for param in op.parameters.iter_mut().flatten() {
+        if param.name == "event" {
+            param.schema = Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(crate::audit::event::ALL.iter().copied()))
+                    .into(),
+            );
+        }
+    }
+}
+
+/// Routes anyone may call without signing in.
+const PUBLIC: &[&str] = &["/auth/register", "/auth/sign-in", "/auth/password-policy"];
+
+/// Adds to every operation the statuses it can answer that its handler does not name: those of
+/// the layers in front of every route (a malformed or oversized request, the request deadline,
+/// the database away, an internal error), of sign-in (401) and CSRF (403 on changes), of a path
+/// id that names nothing (404) and of a JSON body (413, 415, 422). Done here, once, so the
+/// document cannot forget them on a new route.
+fn document_common_statuses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let public = PUBLIC.contains(&path.as_str());
+        let operations = [
+            (false, &mut item.get),
+            (true, &mut item.post),
+            (true, &mut item.put),
+            (true, &mut item.patch),
+            (true, &mut item.delete),
+        ];
+        for (changes, op) in operations {
+            let Some(op) = op else { continue };
+            let has_body = op.request_body.is_some();
+            let responses = &mut op.responses.responses;
+            let mut add = |code: &str, description: &str| {
+                responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| error(description));
+            };
+            add("400", "The request is malformed: its URL, query or body");
+            add(
+                "408",
+                "The request took too long, or its body stopped arriving",
+            );
+            add("500", "An internal error; the server log has the details");
+            add("503", "The database is unavailable; try again shortly");
+            if !public {
+                add(
+                    "401",
+                    "Not signed in, or the API token is unknown or revoked",
+                );
+            }
+            if (changes && !public) || path.starts_with("/admin") {
+                add(
+                    "403",
+                    "Not allowed: the CSRF token is missing or wrong, or a right is lacking",
+                );
+            }
+            if path.contains('{') {
+                add("404", "Nothing of that id that you may see");
+            }
+            if has_body {
+                add(
+                    "413",
+                    "The request body is larger than this endpoint accepts",
+                );
+                add("415", "The body is not of a type this endpoint takes");
+                add(
+                    "422",
+                    "The body does not fit this endpoint; the message says what to change",
+                );
+            }
+        }
+    }
 }
 
 pub fn router(state: AppState, limits: &ConnectionLimits) -> Router {
@@ -109,6 +214,7 @@ pub fn router(state: AppState, limits: &ConnectionLimits) -> Router {
                 limits.request_timeout,
                 deadline,
             ))
+            .layer(middleware::from_fn(json_bodies_are_objects))
             .layer(middleware::from_fn(crate::error::envelope_rejections))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,
@@ -164,6 +270,55 @@ pub fn router(state: AppState, limits: &ConnectionLimits) -> Router {
                 // images and tiny bodies alone.
                 .layer(tower_http::compression::CompressionLayer::new()),
         )
+}
+
+/// Every JSON body this API takes is an object. serde reads a struct from an array too
+/// (`["alice", "pw"]` as a sign-in), which no client means and the document does not allow.
+async fn json_bodies_are_objects(
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !is_json {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    // The JSON extractors' own limit (axum's default, 2 MiB): larger is refused there anyway.
+    let bytes = match axum::body::to_bytes(body, 2 << 20).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let text = format!("{e:#}");
+            return if text.contains(crate::error::BODY_TIMED_OUT)
+                || std::error::Error::source(&e)
+                    .is_some_and(|s| s.to_string().contains(crate::error::BODY_TIMED_OUT))
+            {
+                ApiError::TimedOut(crate::error::BODY_STALLED.into()).into_response()
+            } else {
+                ApiError::PayloadTooLarge(
+                    "the request body is larger than this endpoint accepts".into(),
+                )
+                .into_response()
+            };
+        }
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return ApiError::Invalid {
+            message: "the body must be a JSON object, e.g. {\"name\": \"...\"}".into(),
+            details: None,
+        }
+        .into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// Every API request but the streamed ones (an answer, an upload: bounded by the body timeout

@@ -19,11 +19,28 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SearchRequest {
+    /// 1 to 2000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"[^\s\u0085]")]
     pub query: String,
     /// Only these collections (each must be readable); all readable ones when absent.
     pub collection_ids: Option<Vec<String>>,
     /// How many passages, 1–50. [default: the retrieval_k setting]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 50)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub k: Option<usize>,
+}
+
+/// A count written as JSON writes numbers: `5` or `5.0` (JSON Schema's integers include both).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || !(0.0..=u32::MAX as f64).contains(&n) {
+        return Err(serde::de::Error::custom(format!(
+            "{n} is not a whole number of passages"
+        )));
+    }
+    Ok(Some(n as usize))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,7 +81,8 @@ pub async fn scope(
 
 /// Hybrid search over your documents.
 #[utoipa::path(post, path = "/search", tag = "documents", request_body = SearchRequest,
-    responses((status = 200, body = SearchResults), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = SearchResults), (status = 404, description = "A collection of `collection_ids` that you may not read", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
     current: CurrentUser,
