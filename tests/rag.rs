@@ -571,6 +571,23 @@ async fn in_a_shared_collection_members_delete_only_their_own_uploads() {
         .map(|d| d["filename"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["plan.txt"]);
+
+    // Unless the owner lets members delete any document.
+    let open = json(
+        f.me.post(
+            "/collections",
+            json!({"name": "open", "shared": true, "members_delete_any": true}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(open["members_delete_any"], true, "{open}");
+    let oid = open["id"].as_str().unwrap().to_string();
+    let members = format!("/collections/{oid}/members");
+    let added = f.me.post(&members, json!({"username": "eve"})).await;
+    assert_eq!(added.status(), 204);
+    let owners = ingest(&f.me, &oid, "plan.txt", "The owner's other plan.").await;
+    assert_eq!(delete(&eve, &owners).await.status(), 204);
 }
 
 /// Adding a member reveals nothing about accounts that cannot be added: no such user and a

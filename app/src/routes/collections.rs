@@ -41,6 +41,8 @@ pub struct Collection {
     pub id: String,
     pub name: String,
     pub shared: bool,
+    /// Members may delete any document; otherwise only what they uploaded (the owner, always).
+    pub members_delete_any: bool,
     pub owner: Owner,
     pub role: Access,
     pub document_count: i64,
@@ -61,6 +63,7 @@ fn view(c: CollectionRow, user_id: &str) -> Collection {
         id: c.id,
         name: c.name,
         shared: c.shared != 0,
+        members_delete_any: c.members_delete_any != 0,
         document_count: c.document_count,
         created_at: rfc3339(c.created_at),
     }
@@ -121,6 +124,9 @@ pub struct NewCollection {
     /// Shared collections can have members; private ones are yours alone.
     #[serde(default)]
     pub shared: bool,
+    /// Members may delete any document, not only what they uploaded. [default: false]
+    #[serde(default)]
+    pub members_delete_any: bool,
 }
 
 /// Creates a collection you own.
@@ -143,6 +149,9 @@ pub async fn create(
         .store
         .insert_collection(&id, name, &current.user.id, body.shared, now_ms())
         .await?;
+    if body.members_delete_any {
+        state.store.set_members_delete_any(&id, true).await?;
+    }
     let row = state.store.collection(&id).await?.expect("just inserted");
     Ok((StatusCode::CREATED, Json(view(row, &current.user.id))))
 }

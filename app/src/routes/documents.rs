@@ -316,9 +316,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let doc = readable_document(&state, &current, &id).await?;
-    // In a shared collection the owner deletes anything; a member only what they uploaded.
-    let (_, access) = readable(&state, &current.user.id, &doc.collection_id).await?;
-    if access != Access::Owner && doc.uploaded_by.as_deref() != Some(current.user.id.as_str()) {
+    // In a shared collection the owner deletes anything; a member only what they uploaded,
+    // unless the owner lets members delete any document.
+    let (collection, access) = readable(&state, &current.user.id, &doc.collection_id).await?;
+    let uploader = doc.uploaded_by.as_deref() == Some(current.user.id.as_str());
+    if access != Access::Owner && !uploader && collection.members_delete_any == 0 {
         return Err(ApiError::forbidden(
             "only the collection's owner, or whoever uploaded the document, may delete it",
         ));

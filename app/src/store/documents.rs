@@ -13,6 +13,8 @@ pub struct CollectionRow {
     pub owner_id: String,
     pub owner_name: String,
     pub shared: i64,
+    /// Members may delete any document, not only their own uploads.
+    pub members_delete_any: i64,
     pub created_at: i64,
     pub document_count: i64,
 }
@@ -129,7 +131,7 @@ impl Store {
     /// Collections the user owns or is a member of.
     pub async fn collections_for(&self, user_id: &str) -> Result<Vec<CollectionRow>> {
         let sql = "SELECT c.id, c.name, c.owner_id, u.username AS owner_name, c.shared, \
-                   c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id) \
+                   c.members_delete_any, c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id) \
                    AS document_count FROM collections c JOIN users u ON u.id = c.owner_id \
                    WHERE c.owner_id = $1 OR (c.shared = 1 AND EXISTS (SELECT 1 FROM \
                    collection_members m WHERE m.collection_id = c.id AND m.user_id = $1)) \
@@ -142,13 +144,25 @@ impl Store {
 
     pub async fn collection(&self, id: &str) -> Result<Option<CollectionRow>> {
         let sql = "SELECT c.id, c.name, c.owner_id, u.username AS owner_name, c.shared, \
-                   c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id) \
+                   c.members_delete_any, c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id) \
                    AS document_count FROM collections c JOIN users u ON u.id = c.owner_id \
                    WHERE c.id = $1";
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(pool)
             .await)
+    }
+
+    /// Lets members delete any document of the collection, or only their own uploads.
+    pub async fn set_members_delete_any(&self, id: &str, any: bool) -> Result<()> {
+        let sql = "UPDATE collections SET members_delete_any = $2 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(any as i64)
+            .execute(pool)
+            .await
+            .map(drop)?);
+        Ok(())
     }
 
     pub async fn is_member(&self, collection_id: &str, user_id: &str) -> Result<bool> {
