@@ -22,18 +22,7 @@ async fn signed_in(berth: &Berth) -> (Browser, String) {
 }
 
 async fn upload(b: &Browser, collection: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-    );
-    let resp = b
-        .http
-        .post(format!("{}/collections/{collection}/documents", b.base))
-        .header("x-csrf-token", b.csrf.clone().unwrap_or_default())
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = b.upload(collection, name, bytes).await;
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }

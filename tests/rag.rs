@@ -55,18 +55,7 @@ async fn fixture(env: &[(String, String)]) -> Fixture {
 }
 
 async fn upload(b: &Browser, collection: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-    );
-    let mut req = b
-        .http
-        .post(format!("{}/collections/{collection}/documents", b.base))
-        .multipart(form);
-    if let Some(csrf) = &b.csrf {
-        req = req.header("x-csrf-token", csrf);
-    }
-    req.send().await.unwrap()
+    b.upload(collection, name, bytes).await
 }
 
 /// Uploads and waits until the document is ready; returns its id.
@@ -135,6 +124,16 @@ async fn approved_user(f: &Fixture, name: &str) -> Browser {
         .await;
     b.sign_in(name, password).await;
     b
+}
+
+/// A collection the fixture's admin creates from `body`, with `member` added; its id.
+async fn shared_with(f: &Fixture, body: Value, member: &str) -> String {
+    let c = json(f.me.post("/collections", body).await).await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let members = format!("/collections/{id}/members");
+    let added = f.me.post(&members, json!({"username": member})).await;
+    assert_eq!(added.status(), 204, "{}", added.text().await.unwrap());
+    id
 }
 
 async fn new_conversation(b: &Browser) -> String {
@@ -494,17 +493,9 @@ async fn uploads_are_checked_by_content_and_deduplicated() {
 #[tokio::test]
 async fn a_store_failure_fails_the_question_instead_of_narrowing_its_scope() {
     let f = fixture(&[]).await;
-    let shared = json(
-        f.me.post("/collections", json!({"name": "team", "shared": true}))
-            .await,
-    )
-    .await;
-    let sid = shared["id"].as_str().unwrap().to_string();
-    ingest(&f.me, &sid, "team.txt", "The team offsite is in Lisbon.").await;
     let eve = approved_user(&f, "eve").await;
-    let members = format!("/collections/{sid}/members");
-    let added = f.me.post(&members, json!({"username": "eve"})).await;
-    assert_eq!(added.status(), 204);
+    let sid = shared_with(&f, json!({"name": "team", "shared": true}), "eve").await;
+    ingest(&f.me, &sid, "team.txt", "The team offsite is in Lisbon.").await;
     let conv = json(
         eve.post("/conversations", json!({"collection_ids": [sid]}))
             .await,
@@ -540,16 +531,8 @@ async fn delete(b: &Browser, id: &str) -> reqwest::Response {
 #[tokio::test]
 async fn in_a_shared_collection_members_delete_only_their_own_uploads() {
     let f = fixture(&[]).await;
-    let shared = json(
-        f.me.post("/collections", json!({"name": "team", "shared": true}))
-            .await,
-    )
-    .await;
-    let sid = shared["id"].as_str().unwrap().to_string();
     let eve = approved_user(&f, "eve").await;
-    let members = format!("/collections/{sid}/members");
-    let added = f.me.post(&members, json!({"username": "eve"})).await;
-    assert_eq!(added.status(), 204);
+    let sid = shared_with(&f, json!({"name": "team", "shared": true}), "eve").await;
     let owners = ingest(&f.me, &sid, "plan.txt", "The owner's plan.").await;
     let eves = ingest(&eve, &sid, "notes.txt", "Eve's notes.").await;
     let eves_second = ingest(&eve, &sid, "more.txt", "More of Eve's notes.").await;
@@ -573,19 +556,15 @@ async fn in_a_shared_collection_members_delete_only_their_own_uploads() {
     assert_eq!(names, ["plan.txt"]);
 
     // Unless the owner lets members delete any document.
-    let open = json(
-        f.me.post(
-            "/collections",
-            json!({"name": "open", "shared": true, "members_delete_any": true}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(open["members_delete_any"], true, "{open}");
-    let oid = open["id"].as_str().unwrap().to_string();
-    let members = format!("/collections/{oid}/members");
-    let added = f.me.post(&members, json!({"username": "eve"})).await;
-    assert_eq!(added.status(), 204);
+    let open = json!({"name": "open", "shared": true, "members_delete_any": true});
+    let oid = shared_with(&f, open, "eve").await;
+    let listed = json(f.me.get("/collections").await).await;
+    let open = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == oid.as_str());
+    assert_eq!(open.unwrap()["members_delete_any"], true, "{listed}");
     let owners = ingest(&f.me, &oid, "plan.txt", "The owner's other plan.").await;
     assert_eq!(delete(&eve, &owners).await.status(), 204);
 }
@@ -1008,40 +987,7 @@ async fn retrieval_quality_on_a_known_corpus() {
 
 /// A one-page PDF with a real text layer (Helvetica), with a correct cross-reference table.
 fn pdf_with_text(text: &str) -> Vec<u8> {
-    let content = format!("BT /F1 18 Tf 72 700 Td ({text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-         /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_string(),
-        format!(
-            "<< /Length {} >>\nstream\n{content}\nendstream",
-            content.len()
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    support::files::pdf(&[text.to_string()])
 }
 
 /// A minimal Word document: the parts a DOCX reader needs, zipped.

@@ -321,6 +321,22 @@ impl Browser {
         req.send().await.unwrap()
     }
 
+    /// Uploads `bytes` as the file `name` into a collection (multipart, as the web UI does).
+    pub async fn upload(&self, collection: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        let mut req = self
+            .http
+            .post(format!("{}/collections/{collection}/documents", self.base))
+            .multipart(form);
+        if let Some(csrf) = &self.csrf {
+            req = req.header("x-csrf-token", csrf);
+        }
+        req.send().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.send(reqwest::Method::POST, path, body).await
     }
