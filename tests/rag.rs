@@ -567,6 +567,17 @@ async fn in_a_shared_collection_members_delete_only_their_own_uploads() {
     assert_eq!(open.unwrap()["members_delete_any"], true, "{listed}");
     let owners = ingest(&f.me, &oid, "plan.txt", "The owner's other plan.").await;
     assert_eq!(delete(&eve, &owners).await.status(), 204);
+
+    // Removing a member is idempotent; afterwards the collection is gone from her view.
+    let members = json(f.me.get(&format!("/collections/{oid}/members")).await).await;
+    let eve_id = members[0]["id"].as_str().unwrap().to_string();
+    let remove = format!("/collections/{oid}/members/{eve_id}");
+    for _ in 0..2 {
+        let resp = f.me.send(Method::DELETE, &remove, json!({})).await;
+        assert_eq!(resp.status(), 204);
+    }
+    let hers = eve.get(&format!("/collections/{oid}/documents")).await;
+    assert_eq!(hers.status(), 404);
 }
 
 /// Adding a member reveals nothing about accounts that cannot be added: no such user and a
@@ -587,7 +598,7 @@ async fn adding_a_member_answers_the_same_for_missing_and_inactive_accounts() {
     let (missing_status, missing) = (missing.status(), json(missing).await);
     let pending = f.me.post(&members, json!({"username": "pending"})).await;
     let (pending_status, pending) = (pending.status(), json(pending).await);
-    assert_eq!(missing_status, 404);
+    assert_eq!(missing_status, 422);
     assert_eq!(pending_status, missing_status);
     let without_name = |v: &Value| v.to_string().replace("nobody", "X").replace("pending", "X");
     assert_eq!(without_name(&pending), without_name(&missing));

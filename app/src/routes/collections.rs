@@ -211,7 +211,9 @@ pub struct NewMember {
 /// Adds an active user to a shared collection you own.
 #[utoipa::path(post, path = "/collections/{id}/members", tag = "documents",
     params(("id" = String, Path)), request_body = NewMember,
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204), (status = 404, description = "No collection of yours", body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 422, description = "No active user of that name", body = ErrorBody)))]
 pub async fn add_member(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -233,7 +235,12 @@ pub async fn add_member(
         .user_by_name(name.as_str())
         .await?
         .filter(|u| u.state() == AccountState::Active)
-        .ok_or_else(|| ApiError::NotFound(format!("no active user named {name}")))?;
+        // 422, not 404: the collection exists; it is the body's name that names no one who can
+        // be added. The same answer whether the account is missing or not active.
+        .ok_or_else(|| ApiError::Invalid {
+            message: format!("no active user named {name}; check the user name"),
+            details: None,
+        })?;
     state.store.add_member(&id, &user.id, now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -253,8 +260,8 @@ pub async fn remove_member(
             "only the owner can remove other members",
         ));
     }
-    if !state.store.remove_member(&id, &user_id).await? {
-        return Err(ApiError::NotFound("no such member".into()));
-    }
+    // Idempotent, as a DELETE is: removing someone who is not (or no longer) a member leaves
+    // the collection as asked, and says nothing about whether that account exists.
+    state.store.remove_member(&id, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
