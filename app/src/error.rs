@@ -307,6 +307,19 @@ pub const BODY_TIMED_OUT: &str = "not received within the designated timeout";
 pub const BODY_STALLED: &str = "the request body stopped arriving for longer than the body \
     timeout (setting body_read_timeout); send it again";
 
+/// Whether `err` (or what caused it) is the body timeout: tower-http's error reaches handlers
+/// wrapped by axum's body, JSON and multipart errors, so it is told by its words.
+pub fn body_timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.to_string().contains(BODY_TIMED_OUT) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// The envelope's code and message for a framework rejection: axum's text, its Rust-isms
 /// translated, behind a sentence that says what to change.
 fn rejection_words(

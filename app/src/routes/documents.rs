@@ -82,11 +82,8 @@ async fn refuse_declared_oversize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > limit => ApiError::PayloadTooLarge(format!(
-            "the upload declares {n} bytes; the largest accepted is {} MiB (setting max_upload_mb)",
-            (limit - (1 << 20)) >> 20
-        ))
-        .into_response(),
+        // `limit` is the upload limit plus the multipart allowance.
+        Some(n) if n > limit => too_large(limit - (1 << 20)).into_response(),
         _ => next.run(req).await,
     }
 }
@@ -161,10 +158,7 @@ pub async fn upload(
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large(state.rag.max_upload_bytes)
-        } else if format!("{e:#}").contains(crate::error::BODY_TIMED_OUT)
-            || std::error::Error::source(&e)
-                .is_some_and(|s| s.to_string().contains(crate::error::BODY_TIMED_OUT))
-        {
+        } else if crate::error::body_timed_out(&e) {
             ApiError::TimedOut(crate::error::BODY_STALLED.into())
         } else {
             ApiError::BadRequest(format!("the upload is not valid multipart data: {e}"))

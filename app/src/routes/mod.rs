@@ -292,11 +292,7 @@ async fn json_bodies_are_objects(
     let bytes = match axum::body::to_bytes(body, 2 << 20).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            let text = format!("{e:#}");
-            return if text.contains(crate::error::BODY_TIMED_OUT)
-                || std::error::Error::source(&e)
-                    .is_some_and(|s| s.to_string().contains(crate::error::BODY_TIMED_OUT))
-            {
+            return if crate::error::body_timed_out(&e) {
                 ApiError::TimedOut(crate::error::BODY_STALLED.into()).into_response()
             } else {
                 ApiError::PayloadTooLarge(
