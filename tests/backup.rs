@@ -35,6 +35,15 @@ fn berth_with_stdin(args: &[&str], data_dir: &Path, stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `berth backup list`: it takes the archives' directory and nothing of the data.
+fn list_archives(dir: impl AsRef<Path>) -> Output {
+    Command::new(BIN)
+        .args(["backup", "list", "--dir"])
+        .arg(dir.as_ref())
+        .output()
+        .expect("run berth backup list")
+}
+
 fn spawn_berth(args: &[&str], data_dir: &Path, stdin: Stdio) -> std::process::Child {
     Command::new(BIN)
         .args(args)
@@ -312,10 +321,7 @@ async fn a_restore_brings_back_data_files_and_audit_log_exactly() {
         members.contains(&format!("files/{legacy}").as_str()),
         "{members:?}"
     );
-    let out = berth(
-        &["backup", "list", "--dir", site.backups().to_str().unwrap()],
-        &site.data(),
-    );
+    let out = list_archives(site.backups());
     let listed = text(&out);
     let level = format!("level {}", m["migration_level"]);
     assert!(out.status.success() && listed.contains(&level), "{listed}");
@@ -623,10 +629,7 @@ async fn a_backup_killed_midway_leaves_no_archive_behind() {
         "killed before writing: {partial}"
     );
     assert!(archives(&dir).is_empty(), "{:?}", archives(&dir));
-    let out = berth(
-        &["backup", "list", "--dir", dir.to_str().unwrap()],
-        &site.data(),
-    );
+    let out = list_archives(&dir);
     assert!(text(&out).contains("no archives"), "{}", text(&out));
     // The next backup works and lists.
     backup(&site.data(), &dir, &[]);
@@ -678,10 +681,7 @@ async fn a_backup_taken_while_requests_write_is_consistent() {
     let m = manifest(&archive);
     assert_eq!(m["missing_files"], json!([]), "{m}");
     assert!(m["row_counts"]["documents"].as_i64().unwrap() >= 2, "{m}");
-    let listed = text(&berth(
-        &["backup", "list", "--dir", site.backups().to_str().unwrap()],
-        &site.data(),
-    ));
+    let listed = text(&list_archives(site.backups()));
     assert!(!listed.contains("UNREADABLE"), "{listed}");
 }
 
@@ -1061,10 +1061,7 @@ fn data_archive_listing_and_rotation_leave_secrets_files_alone() {
     assert!(sealed.exists(), "rotation deleted the secrets file");
     let archives = archives(&site.backups());
     assert_eq!(archives.len(), 2, "{archives:?}");
-    let out = berth(
-        &["backup", "list", "--dir", backups.to_str().unwrap()],
-        &site.data(),
-    );
+    let out = list_archives(&backups);
     let listed = text(&out);
     assert!(out.status.success(), "{listed}");
     assert!(!listed.contains(".tar.age"), "{listed}");

@@ -693,7 +693,7 @@ contract! {
         let zeta: Vec<i64> = vec![ids[0], ids[700], ids[1400]];
         let retriever = berth::retrieval::Retriever::open(
             store.clone(),
-            &berth::config::RagSettings::default(),
+            &berth::config::Settings::defaults().rag,
             berth::metrics::Metrics::new(),
         )
         .await

@@ -5,49 +5,21 @@ mod healthcheck;
 use std::process::ExitCode;
 
 use berth::cli::{AdminCommand, Cli, Command};
-use clap::{CommandFactory, FromArgMatches};
+use berth::config::Settings;
+use clap::Parser;
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
-    let result = match cli.command {
+    let result = match Cli::parse().command {
         Command::Healthcheck(args) => return healthcheck::run(&args),
-        Command::Serve(args) => {
-            let sub = matches
-                .subcommand_matches("serve")
-                .expect("clap matched serve");
-            berth::config::Settings::load(&args, sub).and_then(berth::startup::run)
-        }
+        Command::Serve(args) => Settings::load(&args.settings).and_then(berth::startup::run),
         Command::Admin(command) => {
-            let admin = matches
-                .subcommand_matches("admin")
-                .expect("clap matched admin");
-            let (name, args) = match &command {
-                AdminCommand::Create(a) => ("create", a),
-                AdminCommand::ResetPassword(a) => ("reset-password", a),
+            let settings = match &command {
+                AdminCommand::Create(a) | AdminCommand::ResetPassword(a) => &a.settings,
             };
-            let sub = admin
-                .subcommand_matches(name)
-                .expect("clap matched the action");
-            berth::config::Settings::load(&args.settings, sub)
-                .and_then(|settings| berth::admin_cli::run(&command, &settings))
+            Settings::load(settings).and_then(|settings| berth::admin_cli::run(&command, &settings))
         }
-        Command::Backup(command) => {
-            let backup = matches
-                .subcommand_matches("backup")
-                .expect("clap matched backup");
-            let (_, sub) = backup.subcommand().expect("clap matched the action");
-            berth::maintenance::run_backup(&command, sub)
-        }
-        Command::Restore(args) => {
-            let sub = matches
-                .subcommand_matches("restore")
-                .expect("clap matched restore");
-            berth::maintenance::run_restore(&args, sub)
-        }
+        Command::Backup(command) => berth::maintenance::run_backup(&command),
+        Command::Restore(args) => berth::maintenance::run_restore(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -146,7 +146,7 @@ mod tests {
         let limits = ConnectionLimits {
             max_connections: 3,
             max_connections_per_address: 2,
-            ..ConnectionLimits::default()
+            ..crate::config::Settings::defaults().limits
         };
         let open = Arc::new(Mutex::new(Open::default()));
         let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());

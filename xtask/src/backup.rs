@@ -279,7 +279,11 @@ impl Runner {
         match self {
             Runner::Local { bin, data_dir, .. } => {
                 let mut c = Command::new(bin);
-                c.args(args).arg("--data-dir").arg(data_dir);
+                c.args(args);
+                // `backup list` reads only the archives' directory.
+                if args.get(1).is_none_or(|action| action != "list") {
+                    c.arg("--data-dir").arg(data_dir);
+                }
                 c.envs(env.iter().map(|(k, v)| (k, v)));
                 c
             }

@@ -25,15 +25,6 @@ pub struct PasswordPolicy {
     pub min_length: usize,
 }
 
-impl Default for PasswordPolicy {
-    fn default() -> Self {
-        PasswordPolicy {
-            kind: PolicyKind::Composition,
-            min_length: 8,
-        }
-    }
-}
-
 /// One rule a password breaks, with a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RuleViolation {
@@ -120,9 +111,15 @@ mod tests {
         policy.violations(pw).into_iter().map(|v| v.rule).collect()
     }
 
+    /// The default policy (the defaults themselves live in `config::declared`).
+    const COMPOSITION: PasswordPolicy = PasswordPolicy {
+        kind: PolicyKind::Composition,
+        min_length: 8,
+    };
+
     #[test]
     fn every_broken_rule_is_reported_at_once() {
-        let p = PasswordPolicy::default();
+        let p = COMPOSITION;
         assert_eq!(
             rules(&p, "abc"),
             ["min_length", "uppercase", "digit", "symbol"]
@@ -132,7 +129,7 @@ mod tests {
 
     #[test]
     fn long_passwords_are_accepted_whole() {
-        let p = PasswordPolicy::default();
+        let p = COMPOSITION;
         let long = format!("Aa1!{}", "x".repeat(60));
         assert_eq!(long.len(), 64);
         assert!(rules(&p, &long).is_empty());
@@ -140,7 +137,7 @@ mod tests {
 
     #[test]
     fn common_passwords_are_refused_in_both_modes() {
-        let p = PasswordPolicy::default();
+        let p = COMPOSITION;
         assert!(
             rules(&p, "P@ssw0rd").contains(&"common"),
             "leet variants listed"

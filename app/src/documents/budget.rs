@@ -20,17 +20,6 @@ pub struct Budget {
     pub timeout: Duration,
 }
 
-impl Default for Budget {
-    fn default() -> Self {
-        Budget {
-            // About 5,000 pages of prose: a long book fits, a bomb's output does not.
-            max_chars: 10_000_000,
-            max_pages: 5_000,
-            timeout: Duration::from_secs(120),
-        }
-    }
-}
-
 /// A ZIP with more entries than this is not a Word document someone wrote.
 pub const MAX_ZIP_ENTRIES: usize = 10_000;
 /// Word's XML compresses about 10:1; 200:1 is a bomb, not a document.

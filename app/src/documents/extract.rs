@@ -521,6 +521,10 @@ pub fn normalise(raw: &str) -> String {
 mod tests {
     use super::*;
 
+    fn default_budget() -> Budget {
+        crate::config::Settings::defaults().rag.extract
+    }
+
     #[test]
     fn detection_trusts_content_over_names() {
         assert_eq!(detect(b"%PDF-1.7 ...", "notes.txt"), Ok(Kind::Pdf));
@@ -571,7 +575,7 @@ mod tests {
     }
 
     fn extract_all(kind: Kind, bytes: &[u8]) -> Result<String, Rejection> {
-        let budget = Budget::default();
+        let budget = default_budget();
         extract(kind, bytes, &budget, &Checkpoint::unbounded(&budget))
     }
 
@@ -593,7 +597,7 @@ mod tests {
         let xml: Vec<u8> = paragraph.iter().copied().cycle().take(64 << 20).collect();
         let bomb = docx(&xml);
         assert!(bomb.len() < 1 << 20, "{}", bomb.len());
-        let budget = Budget::default();
+        let budget = default_budget();
         let refused = sniff(Kind::Docx, &bomb, &budget).unwrap_err();
         assert_eq!(refused.code(), "over_budget", "{refused}");
         assert!(refused.to_string().contains("inflate"), "{refused}");
@@ -604,7 +608,7 @@ mod tests {
         let xml = "<w:p><w:r><w:t>0123456789</w:t></w:r></w:p>".repeat(2_000);
         let budget = Budget {
             max_chars: 5_000,
-            ..Budget::default()
+            ..default_budget()
         };
         let checkpoint = Checkpoint::unbounded(&budget);
         let refused = extract(Kind::Docx, &docx(xml.as_bytes()), &budget, &checkpoint);
@@ -622,7 +626,7 @@ mod tests {
     fn a_cancelled_extraction_stops_at_its_next_checkpoint() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let cancel = std::sync::Arc::new(AtomicBool::new(false));
-        let budget = Budget::default();
+        let budget = default_budget();
         let checkpoint = budget.start(cancel.clone());
         let html = "<p>x</p>".repeat(10_000);
         assert!(extract(Kind::Html, html.as_bytes(), &budget, &checkpoint).is_ok());

@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use base64::Engine as _;
-use clap::{ArgMatches, Args};
+use clap::Args;
 use serde_json::{json, Value};
 
 use super::{archive, refused, runtime, snapshot, BackupDir, TempDir, ToolArgs};
 use crate::accounts::Username;
-use crate::cli::ServeArgs;
-use crate::config::{Api, DatabaseLocation, Settings};
+use crate::config::{Api, DatabaseLocation, ForDrill, Given, Settings};
 use crate::error::BootError;
 use crate::store::{on_pool, Store};
 
@@ -45,7 +44,7 @@ pub struct DrillArgs {
     /// settings are used by the restored server, so that the search embeds the query as
     /// production does.
     #[command(flatten)]
-    pub settings: ServeArgs,
+    pub settings: Given<ForDrill>,
 }
 
 /// What a drill found.
@@ -56,13 +55,13 @@ struct Summary {
     mode: String,
 }
 
-pub fn run(args: &DrillArgs, matches: &ArgMatches) -> Result<(), BootError> {
+pub fn run(args: &DrillArgs) -> Result<(), BootError> {
     let started = Instant::now();
     let archive = match &args.archive {
         Some(path) => path.clone(),
         None => newest(&args.dir.path, args.stage.as_deref())?,
     };
-    let settings = Settings::load(&args.settings, matches)?;
+    let settings = Settings::load(&args.settings)?;
     let drill = Drill {
         archive: archive.clone(),
         settings,

@@ -14,10 +14,9 @@ use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use clap::{ArgMatches, Args, Subcommand};
+use clap::{Args, Subcommand};
 
-use crate::cli::ServeArgs;
-use crate::config::{DatabaseLocation, Settings};
+use crate::config::{DatabaseLocation, ForData, Given, Settings};
 use crate::error::BootError;
 use crate::store::{PgStore, SqliteStore};
 use archive::{Manifest, Member, Refused};
@@ -75,16 +74,13 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub tools: ToolArgs,
     #[command(flatten)]
-    pub settings: ServeArgs,
+    pub settings: Given<ForData>,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
     pub dir: BackupDir,
-    /// Accepted (and unused) so that every backup command takes the same settings.
-    #[command(flatten)]
-    pub settings: ServeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +94,7 @@ pub struct VerifyArgs {
     pub tools: ToolArgs,
     /// For a PostgreSQL archive: the server to create the scratch database on.
     #[command(flatten)]
-    pub settings: ServeArgs,
+    pub settings: Given<ForData>,
 }
 
 #[derive(Debug, Args)]
@@ -119,7 +115,7 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub tools: ToolArgs,
     #[command(flatten)]
-    pub settings: ServeArgs,
+    pub settings: Given<ForData>,
 }
 
 #[derive(Debug, Args)]
@@ -145,15 +141,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn settings_of(args: &ServeArgs, matches: &ArgMatches) -> Result<Settings, BootError> {
-    Settings::load(args, matches)
-}
-
-/// `berth backup …`; `matches` are the action's own (for the settings' sources).
-pub fn run_backup(command: &BackupCommand, matches: &ArgMatches) -> Result<(), BootError> {
+/// `berth backup …`.
+pub fn run_backup(command: &BackupCommand) -> Result<(), BootError> {
     match command {
         BackupCommand::Create(args) => {
-            let settings = settings_of(&args.settings, matches)?;
+            let settings = Settings::load(&args.settings)?;
             let made = runtime()?.block_on(create(
                 &settings,
                 &args.tools.tools(),
@@ -172,7 +164,7 @@ pub fn run_backup(command: &BackupCommand, matches: &ArgMatches) -> Result<(), B
             Ok(())
         }
         BackupCommand::List(args) => list(&args.dir.path),
-        BackupCommand::Drill(args) => drill::run(args, matches),
+        BackupCommand::Drill(args) => drill::run(args),
         BackupCommand::Secrets(command) => secrets::run(command),
         BackupCommand::Verify(args) => {
             let manifest = archive::verify(&args.archive).map_err(refused)?;
@@ -184,7 +176,7 @@ pub fn run_backup(command: &BackupCommand, matches: &ArgMatches) -> Result<(), B
             if args.checksums_only {
                 return Ok(());
             }
-            let settings = settings_of(&args.settings, matches)?;
+            let settings = Settings::load(&args.settings)?;
             runtime()?.block_on(verify_by_restoring(
                 &args.archive,
                 &manifest,
@@ -485,8 +477,8 @@ async fn verify_by_restoring(
 }
 
 /// `berth restore ARCHIVE`.
-pub fn run_restore(args: &RestoreArgs, matches: &ArgMatches) -> Result<(), BootError> {
-    let settings = settings_of(&args.settings, matches)?;
+pub fn run_restore(args: &RestoreArgs) -> Result<(), BootError> {
+    let settings = Settings::load(&args.settings)?;
     let tools = args.tools.tools();
     // Everything about the archive is checked before anything else happens.
     eprintln!("restore: checking {}", args.archive.display());

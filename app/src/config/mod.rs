@@ -1,0 +1,449 @@
+//! Settings: parsed once at start from flags, `BERTH_*` variables and an optional TOML file, in that
+//! order of precedence. Each setting is declared once ([`declared`]); here the values are put
+//! together into what the rest of the program reads, and rules that involve several settings
+//! are checked. An invalid value stops the start with a message naming the setting, where it
+//! came from, and the expected form.
+
+pub mod declared;
+mod layers;
+pub mod parse;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::accounts::policy::{PasswordPolicy, PolicyKind};
+use crate::error::BootError;
+use declared as d;
+pub use layers::{ForAdmin, ForData, ForDrill, ForServe, Given, Uses};
+use layers::Layers;
+pub use parse::is_local_host;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseLocation,
+    /// How long start-up waits for an unreachable database before giving up.
+    pub database_connect_timeout: Duration,
+    pub log: LogSettings,
+    pub shutdown_timeout: Duration,
+    pub limits: ConnectionLimits,
+    pub auth: AuthSettings,
+    pub rag: RagSettings,
+}
+
+/// What one client may hold of the server: time to send headers and bodies, time per request,
+/// connections.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+}
+
+/// Which HTTP API an LLM or embedding server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Ollama,
+    OpenAi,
+}
+
+/// A model on a server.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub api: Api,
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RagSettings {
+    pub llm: Option<Endpoint>,
+    pub embed: Option<Endpoint>,
+    pub llm_timeout: Duration,
+    pub max_upload_bytes: u64,
+    /// What extracting one document may cost.
+    pub extract: crate::documents::Budget,
+    pub chunk_size: usize,
+    pub chunk_overlap: usize,
+    pub retrieval_k: usize,
+    pub lexical_weight: f64,
+    pub vector_weight: f64,
+    /// Redis for the query cache (a validated redis:// URL; may hold a password, so never
+    /// logged); None: no cache.
+    pub redis_url: Option<String>,
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub password_policy: PasswordPolicy,
+    pub session_idle_timeout: Duration,
+    pub session_absolute_timeout: Duration,
+    pub login_max_failures: i64,
+    pub login_max_failures_per_address: i64,
+    pub login_lockout: Duration,
+    pub register_max_per_address: i64,
+    pub trust_forwarded_for: bool,
+    pub cookie_secure: CookieSecure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecure {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatabaseLocation {
+    /// The embedded default: a SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (kept out of logs: it may hold a password).
+    Postgres(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+    Auto,
+}
+
+impl Settings {
+    /// The settings a command was given (the ones outside its scope keep their defaults).
+    pub fn load<U: Uses>(given: &Given<U>) -> Result<Settings, BootError> {
+        Self::from_layers(&Layers::read(given)?)
+    }
+
+    /// Every setting at its default, as `berth serve` with nothing set.
+    pub fn defaults() -> Settings {
+        Self::from_layers(&Layers::defaults()).expect("every default parses (tested)")
+    }
+
+    fn from_layers(l: &Layers<'_>) -> Result<Settings, BootError> {
+        let data_dir = l.get(&d::DATA_DIR)?;
+        let database = l
+            .get(&d::DATABASE_URL)?
+            .unwrap_or_else(|| DatabaseLocation::Sqlite(data_dir.join("berth.db")));
+        Ok(Settings {
+            listen: l.get(&d::LISTEN)?,
+            database,
+            data_dir,
+            database_connect_timeout: l.get(&d::DATABASE_CONNECT_TIMEOUT)?,
+            log: LogSettings {
+                filter: l.get(&d::LOG_LEVEL)?,
+                format: l.get(&d::LOG_FORMAT)?,
+            },
+            shutdown_timeout: l.get(&d::SHUTDOWN_TIMEOUT)?,
+            limits: ConnectionLimits {
+                header_read_timeout: l.get(&d::HEADER_READ_TIMEOUT)?,
+                body_read_timeout: l.get(&d::BODY_READ_TIMEOUT)?,
+                request_timeout: l.get(&d::REQUEST_TIMEOUT)?,
+                max_connections: l.get(&d::MAX_CONNECTIONS)?,
+                max_connections_per_address: l.get(&d::MAX_CONNECTIONS_PER_ADDRESS)?,
+            },
+            auth: auth(l)?,
+            rag: rag(l)?,
+        })
+    }
+}
+
+fn auth(l: &Layers<'_>) -> Result<AuthSettings, BootError> {
+    let kind = l.get(&d::PASSWORD_POLICY)?;
+    let min_length = l
+        .get(&d::PASSWORD_MIN_LENGTH)?
+        .unwrap_or(match kind {
+            PolicyKind::Length => 12,
+            PolicyKind::Composition => 8,
+        });
+    Ok(AuthSettings {
+        password_policy: PasswordPolicy { kind, min_length },
+        session_idle_timeout: l.get(&d::SESSION_IDLE_TIMEOUT)?,
+        session_absolute_timeout: l.get(&d::SESSION_ABSOLUTE_TIMEOUT)?,
+        login_max_failures: l.get(&d::LOGIN_MAX_FAILURES)?,
+        login_max_failures_per_address: l.get(&d::LOGIN_MAX_FAILURES_PER_ADDRESS)?,
+        login_lockout: l.get(&d::LOGIN_LOCKOUT)?,
+        register_max_per_address: l.get(&d::REGISTER_MAX_PER_ADDRESS)?,
+        trust_forwarded_for: l.get(&d::TRUST_FORWARDED_FOR)?,
+        cookie_secure: l.get(&d::COOKIE_SECURE)?,
+    })
+}
+
+/// The settings of one model server.
+struct EndpointSettings {
+    url: &'static d::Setting<Option<String>>,
+    api: &'static d::Setting<Api>,
+    model: &'static d::Setting<Option<String>>,
+    api_key: &'static d::Setting<Option<String>>,
+}
+
+const LLM: EndpointSettings = EndpointSettings {
+    url: &d::LLM_URL,
+    api: &d::LLM_API,
+    model: &d::LLM_MODEL,
+    api_key: &d::LLM_API_KEY,
+};
+
+const EMBED: EndpointSettings = EndpointSettings {
+    url: &d::EMBED_URL,
+    api: &d::EMBED_API,
+    model: &d::EMBED_MODEL,
+    api_key: &d::EMBED_API_KEY,
+};
+
+/// Refuses a host outside this network unless `allow_remote_llm` says so.
+fn local_only<T>(
+    l: &Layers<'_>,
+    setting: &d::Setting<T>,
+    url: &str,
+    allow_remote: bool,
+    what_leaves: &str,
+) -> Result<(), BootError> {
+    let host = parse::host_of(url);
+    if allow_remote || is_local_host(&host) {
+        return Ok(());
+    }
+    Err(l.refuse(
+        setting,
+        format!(
+            "{host} is outside this machine and its private network, so {what_leaves} \
+             would leave it; set allow_remote_llm = true to allow that"
+        ),
+    ))
+}
+
+fn endpoint(
+    l: &Layers<'_>,
+    of: &EndpointSettings,
+    allow_remote: bool,
+) -> Result<Option<Endpoint>, BootError> {
+    let Some(url) = l.get(of.url)? else {
+        return Ok(None);
+    };
+    local_only(l, of.url, &url, allow_remote, "documents")?;
+    Ok(Some(Endpoint {
+        api: l.get(of.api)?,
+        url,
+        model: l
+            .get(of.model)?
+            .ok_or_else(|| l.refuse(of.model, "no model is set"))?,
+        api_key: l.get(of.api_key)?,
+    }))
+}
+
+fn rag(l: &Layers<'_>) -> Result<RagSettings, BootError> {
+    let allow_remote = l.get(&d::ALLOW_REMOTE_LLM)?;
+    let chunk_size = l.get(&d::CHUNK_SIZE)?;
+    let chunk_overlap = l.get(&d::CHUNK_OVERLAP)?;
+    if chunk_overlap >= chunk_size / 2 {
+        return Err(l.refuse(
+            &d::CHUNK_OVERLAP,
+            format!("{chunk_overlap} is not below half of chunk_size ({chunk_size})"),
+        ));
+    }
+    let redis_url = l.get(&d::REDIS_URL)?;
+    if let Some(url) = &redis_url {
+        local_only(l, &d::REDIS_URL, url, allow_remote, "cached queries")?;
+    }
+    Ok(RagSettings {
+        llm: endpoint(l, &LLM, allow_remote)?,
+        embed: endpoint(l, &EMBED, allow_remote)?,
+        llm_timeout: l.get(&d::LLM_TIMEOUT)?,
+        max_upload_bytes: l.get(&d::MAX_UPLOAD_MB)?,
+        extract: crate::documents::Budget {
+            max_chars: l.get(&d::EXTRACT_MAX_CHARS)?,
+            max_pages: l.get(&d::EXTRACT_MAX_PAGES)?,
+            timeout: l.get(&d::EXTRACT_TIMEOUT)?,
+        },
+        chunk_size,
+        chunk_overlap,
+        retrieval_k: l.get(&d::RETRIEVAL_K)?,
+        lexical_weight: l.get(&d::RETRIEVAL_LEXICAL_WEIGHT)?,
+        vector_weight: l.get(&d::RETRIEVAL_VECTOR_WEIGHT)?,
+        redis_url,
+        cache_ttl: l.get(&d::CACHE_TTL)?,
+    })
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn load(argv: &[&str]) -> Result<Settings, BootError> {
+        let mut all = vec!["berth", "serve"];
+        all.extend_from_slice(argv);
+        let Command::Serve(args) = Cli::try_parse_from(all).unwrap().command else {
+            unreachable!("parsed as serve")
+        };
+        Settings::load(&args.settings)
+    }
+
+    #[test]
+    fn defaults_are_embedded_and_local() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            s.database,
+            DatabaseLocation::Sqlite(PathBuf::from("data/berth.db"))
+        );
+    }
+
+    #[test]
+    fn invalid_listen_names_setting_origin_and_form() {
+        let err = load(&["--listen", "nowhere"]).unwrap_err().to_string();
+        assert!(err.contains("`listen`"), "{err}");
+        assert!(err.contains("flag --listen"), "{err}");
+        assert!(err.contains("HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn file_values_apply_below_flags_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nshutdown_timeout = 5\n").unwrap();
+        let p = path.to_str().unwrap();
+        let s = load(&["--config", p]).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(5));
+        let s = load(&["--config", p, "--listen", "127.0.0.1:9001"]).unwrap();
+        assert_eq!(s.listen.port(), 9001);
+
+        std::fs::write(&path, "# comment\nlistne = \"x\"\n").unwrap();
+        let err = load(&["--config", p]).unwrap_err().to_string();
+        assert!(err.contains(":2: unknown setting `listne`"), "{err}");
+    }
+
+    #[test]
+    fn database_connect_timeout_defaults_to_30s_and_is_bounded() {
+        assert_eq!(
+            load(&[]).unwrap().database_connect_timeout,
+            Duration::from_secs(30)
+        );
+        let s = load(&["--database-connect-timeout", "0"]).unwrap();
+        assert_eq!(s.database_connect_timeout, Duration::ZERO);
+        let err = load(&["--database-connect-timeout", "forever"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`database_connect_timeout`"), "{err}");
+    }
+
+    #[test]
+    fn redis_url_is_optional_local_and_checked_without_echoing_it() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.rag.redis_url, None);
+        assert_eq!(s.rag.cache_ttl, Duration::from_secs(300));
+        let s = load(&[
+            "--redis-url",
+            "redis://:pw@redis:6379/1",
+            "--cache-ttl",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(s.rag.redis_url.as_deref(), Some("redis://:pw@redis:6379/1"));
+        assert_eq!(s.rag.cache_ttl, Duration::from_secs(60));
+        for bad in [
+            "http://:secret@127.0.0.1:6379",
+            "rediss://:secret@127.0.0.1:6379",
+            "redis://:secret@cache.example.com:6379",
+            "redis://:secret@127.0.0.1:6379/notanumber",
+        ] {
+            let err = load(&["--redis-url", bad]).unwrap_err().to_string();
+            assert!(err.contains("`redis_url`"), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+        let s = load(&[
+            "--redis-url",
+            "redis://cache.example.com",
+            "--allow-remote-llm",
+            "true",
+        ])
+        .unwrap();
+        assert!(s.rag.redis_url.is_some());
+        assert!(load(&["--cache-ttl", "0"]).is_err());
+    }
+
+    #[test]
+    fn nothing_set_is_the_defaults() {
+        let (loaded, defaults) = (load(&[]).unwrap(), Settings::defaults());
+        assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
+        assert_eq!(defaults.auth.password_policy.min_length, 8);
+        let s = load(&["--password-policy", "length"]).unwrap();
+        assert_eq!(s.auth.password_policy.min_length, 12, "length policy's default");
+    }
+
+    #[test]
+    fn rules_across_settings_name_the_setting_and_origin() {
+        let err = load(&["--chunk-size", "400", "--chunk-overlap", "200"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`chunk_overlap` (flag --chunk-overlap)"), "{err}");
+        assert!(err.contains("below half of chunk_size (400)"), "{err}");
+        let err = load(&["--embed-url", "http://127.0.0.1:11434"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`embed_model` (default): no model is set"), "{err}");
+    }
+
+    #[test]
+    fn commands_take_only_the_settings_they_use() {
+        let admin = Cli::try_parse_from([
+            "berth", "admin", "create", "--username", "a", "--password-policy", "length",
+        ])
+        .unwrap();
+        let Command::Admin(crate::cli::AdminCommand::Create(args)) = admin.command else {
+            unreachable!("parsed as admin create")
+        };
+        let s = Settings::load(&args.settings).unwrap();
+        assert_eq!(s.auth.password_policy.kind, PolicyKind::Length);
+
+        for argv in [
+            &["berth", "admin", "create", "--username", "a", "--listen", "x"][..],
+            &["berth", "backup", "create", "--llm-url", "http://x"],
+            &["berth", "backup", "list", "--data-dir", "d"],
+            &["berth", "restore", "a.tar.gz", "--chunk-size", "500"],
+        ] {
+            let err = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_may_hold_settings_a_command_does_not_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        // The server's file, with a value the backup command would have no use for.
+        std::fs::write(&path, "data_dir = \"/srv/berth\"\nchunk_size = 5\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "berth", "backup", "create", "--config", path.to_str().unwrap(),
+        ])
+        .unwrap();
+        let Command::Backup(crate::maintenance::BackupCommand::Create(args)) = cli.command else {
+            unreachable!("parsed as backup create")
+        };
+        let s = Settings::load(&args.settings).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/berth"));
+        assert!(load(&["--config", path.to_str().unwrap()]).is_err(), "serve reads chunk_size");
+    }
+
+    #[test]
+    fn database_url_scheme_is_checked_without_echoing_it() {
+        let err = load(&["--database-url", "mysql://u:secret@h/db"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database_url"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+}
