@@ -3,7 +3,7 @@
 //! the release binary and writes the report. Figures, not asserts: nothing here passes or fails.
 
 #[allow(dead_code, clippy::all)]
-#[path = "../../tests/support/llm.rs"]
+#[path = "../../tests/it/support/llm.rs"]
 mod llm;
 
 use std::path::{Path, PathBuf};

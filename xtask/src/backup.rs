@@ -851,10 +851,13 @@ mod tests {
             dir: None,
         })
         .unwrap();
-        let shown = show(&runner.command(&["backup".into(), "list".into()]));
+        let shown = show(&runner.command(&["backup".into(), "create".into()]));
         assert!(shown.ends_with(&format!(
-            "berth backup list --data-dir {}",
+            "berth backup create --data-dir {}",
             dev_data_dir().display()
         )));
+        // Listing reads the archives only: it takes no data directory.
+        let shown = show(&runner.command(&["backup".into(), "list".into()]));
+        assert!(shown.ends_with("berth backup list"), "{shown}");
     }
 }

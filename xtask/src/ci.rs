@@ -112,6 +112,7 @@ pub fn steps() -> Vec<Step> {
         // failing test (as every step runs after one fails). Every test step selects the whole
         // workspace (`--workspace --test NAME`, not `-p berth`): the same features for the
         // shared dependencies, so the later steps reuse this step's build instead of redoing it.
+        // The server's black-box tests are one binary (`it`); a step picks its modules by filter.
         Step {
             name: "test",
             description: "every test in the workspace passes",
@@ -128,12 +129,12 @@ pub fn steps() -> Vec<Step> {
             description:
                 "the black-box account, server, RAG and backup tests pass on PostgreSQL too",
             command: "BERTH_TEST_BACKEND=postgres cargo test --locked --no-fail-fast --workspace \
-                      --test accounts --test http --test rag --test scale_out --test backup",
+                      --test it -- accounts:: http:: rag:: scale_out:: backup::",
             needs: &[Tool::Cargo, Tool::DockerEngine],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked --no-fail-fast --workspace --test accounts --test http --test rag --test scale_out --test backup"
+                    "cargo test --locked --no-fail-fast --workspace --test it -- accounts:: http:: rag:: scale_out:: backup::"
                 )
                 .env("BERTH_TEST_BACKEND", "postgres")
                 .quiet()
@@ -158,7 +159,7 @@ pub fn steps() -> Vec<Step> {
             name: "faults",
             description: "outages under load: PostgreSQL killed, Redis and the model server down, \
                           SIGTERM, a full disk; a short soak",
-            command: "cargo test --locked --workspace --test faults -- --ignored --nocapture \
+            command: "cargo test --locked --workspace --test it -- --ignored faults:: --nocapture \
                       --test-threads=2",
             needs: &[Tool::Cargo, Tool::DockerEngine],
             run: |_| crate::faults::run_ci(),
@@ -175,12 +176,13 @@ pub fn steps() -> Vec<Step> {
         Step {
             name: "containers",
             description: "the app image builds; the cpu stack is healthy and serves register → ask",
-            command: "cargo test --locked --workspace --test containers -- --ignored --nocapture",
+            command:
+                "cargo test --locked --workspace --test it -- --ignored containers:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked --workspace --test containers -- --ignored --nocapture"
+                    "cargo test --locked --workspace --test it -- --ignored containers:: --nocapture"
                 )
                 .quiet()
                 .run()?)
@@ -190,12 +192,13 @@ pub fn steps() -> Vec<Step> {
             name: "deploy",
             description: "cargo xtask deploy to a real server (sshd + its own Docker): no failed \
                           request across the switch, automatic rollback, lock, clear errors",
-            command: "cargo test --locked --workspace --test deploy -- --ignored --nocapture",
+            command:
+                "cargo test --locked --workspace --test tasks -- --ignored deploy:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked --workspace --test deploy -- --ignored --nocapture"
+                    "cargo test --locked --workspace --test tasks -- --ignored deploy:: --nocapture"
                 )
                 .quiet()
                 .run()?)
@@ -205,12 +208,13 @@ pub fn steps() -> Vec<Step> {
             name: "release",
             description: "cargo xtask release to a local registry: pushed, pulled back by \
                           digest, healthy; a second release of the commit gives the same digest",
-            command: "cargo test --locked --workspace --test release -- --ignored --nocapture",
+            command:
+                "cargo test --locked --workspace --test tasks -- --ignored release:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
             run: |sh| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked --workspace --test release -- --ignored --nocapture"
+                    "cargo test --locked --workspace --test tasks -- --ignored release:: --nocapture"
                 )
                 .quiet()
                 .run()?)

@@ -1,4 +1,4 @@
-//! The `faults` step of `cargo xtask ci`: runs the fault-injection suite (tests/faults.rs, whose
+//! The `faults` step of `cargo xtask ci`: runs the fault-injection suite (tests/it/faults.rs, whose
 //! tests are #[ignore]d in the plain `test` step) and counts its scenarios for the summary.
 
 use std::io::{BufRead, BufReader};
@@ -63,9 +63,10 @@ pub fn run_ci() -> Result<()> {
             "--locked",
             "--workspace",
             "--test",
-            "faults",
+            "it",
             "--",
             "--ignored",
+            "faults::",
             "--nocapture",
             "--test-threads=2",
         ],

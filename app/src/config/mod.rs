@@ -15,8 +15,8 @@ use std::time::Duration;
 use crate::accounts::policy::{PasswordPolicy, PolicyKind};
 use crate::error::BootError;
 use declared as d;
-pub use layers::{ForAdmin, ForData, ForDrill, ForServe, Given, Uses};
 use layers::Layers;
+pub use layers::{ForAdmin, ForData, ForDrill, ForServe, Given, Uses};
 pub use parse::is_local_host;
 
 #[derive(Debug, Clone)]
@@ -162,12 +162,10 @@ impl Settings {
 
 fn auth(l: &Layers<'_>) -> Result<AuthSettings, BootError> {
     let kind = l.get(&d::PASSWORD_POLICY)?;
-    let min_length = l
-        .get(&d::PASSWORD_MIN_LENGTH)?
-        .unwrap_or(match kind {
-            PolicyKind::Length => 12,
-            PolicyKind::Composition => 8,
-        });
+    let min_length = l.get(&d::PASSWORD_MIN_LENGTH)?.unwrap_or(match kind {
+        PolicyKind::Length => 12,
+        PolicyKind::Composition => 8,
+    });
     Ok(AuthSettings {
         password_policy: PasswordPolicy { kind, min_length },
         session_idle_timeout: l.get(&d::SESSION_IDLE_TIMEOUT)?,
@@ -381,7 +379,10 @@ mod tests {
         assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
         assert_eq!(defaults.auth.password_policy.min_length, 8);
         let s = load(&["--password-policy", "length"]).unwrap();
-        assert_eq!(s.auth.password_policy.min_length, 12, "length policy's default");
+        assert_eq!(
+            s.auth.password_policy.min_length, 12,
+            "length policy's default"
+        );
     }
 
     #[test]
@@ -389,18 +390,30 @@ mod tests {
         let err = load(&["--chunk-size", "400", "--chunk-overlap", "200"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`chunk_overlap` (flag --chunk-overlap)"), "{err}");
+        assert!(
+            err.contains("`chunk_overlap` (flag --chunk-overlap)"),
+            "{err}"
+        );
         assert!(err.contains("below half of chunk_size (400)"), "{err}");
         let err = load(&["--embed-url", "http://127.0.0.1:11434"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`embed_model` (default): no model is set"), "{err}");
+        assert!(
+            err.contains("`embed_model` (default): no model is set"),
+            "{err}"
+        );
     }
 
     #[test]
     fn commands_take_only_the_settings_they_use() {
         let admin = Cli::try_parse_from([
-            "berth", "admin", "create", "--username", "a", "--password-policy", "length",
+            "berth",
+            "admin",
+            "create",
+            "--username",
+            "a",
+            "--password-policy",
+            "length",
         ])
         .unwrap();
         let Command::Admin(crate::cli::AdminCommand::Create(args)) = admin.command else {
@@ -410,13 +423,25 @@ mod tests {
         assert_eq!(s.auth.password_policy.kind, PolicyKind::Length);
 
         for argv in [
-            &["berth", "admin", "create", "--username", "a", "--listen", "x"][..],
+            &[
+                "berth",
+                "admin",
+                "create",
+                "--username",
+                "a",
+                "--listen",
+                "x",
+            ][..],
             &["berth", "backup", "create", "--llm-url", "http://x"],
             &["berth", "backup", "list", "--data-dir", "d"],
             &["berth", "restore", "a.tar.gz", "--chunk-size", "500"],
         ] {
             let err = Cli::try_parse_from(argv).unwrap_err();
-            assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument, "{argv:?}");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{argv:?}"
+            );
         }
     }
 
@@ -427,7 +452,11 @@ mod tests {
         // The server's file, with a value the backup command would have no use for.
         std::fs::write(&path, "data_dir = \"/srv/berth\"\nchunk_size = 5\n").unwrap();
         let cli = Cli::try_parse_from([
-            "berth", "backup", "create", "--config", path.to_str().unwrap(),
+            "berth",
+            "backup",
+            "create",
+            "--config",
+            path.to_str().unwrap(),
         ])
         .unwrap();
         let Command::Backup(crate::maintenance::BackupCommand::Create(args)) = cli.command else {
@@ -435,7 +464,10 @@ mod tests {
         };
         let s = Settings::load(&args.settings).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/srv/berth"));
-        assert!(load(&["--config", path.to_str().unwrap()]).is_err(), "serve reads chunk_size");
+        assert!(
+            load(&["--config", path.to_str().unwrap()]).is_err(),
+            "serve reads chunk_size"
+        );
     }
 
     #[test]

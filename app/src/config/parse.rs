@@ -162,9 +162,11 @@ pub fn redis_url(s: &str) -> Result<Option<String>, String> {
     match parsed.scheme() {
         "redis" => {}
         "rediss" => {
-            return Err("rediss:// (TLS) is not supported by this build; reach Redis over \
+            return Err(
+                "rediss:// (TLS) is not supported by this build; reach Redis over \
                         redis:// on a private network"
-                .into())
+                    .into(),
+            )
         }
         _ => return Err("the URL scheme is not redis://".into()),
     }

@@ -2,7 +2,7 @@
 //! (SQLite by default; with `postgres`, pg_dump/pg_restore/psql run in the pgvector image with
 //! `docker run`, as operators without a host client do).
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -209,38 +209,6 @@ impl Site {
     }
 }
 
-async fn upload(b: &Browser, collection: &str, name: &str, bytes: Vec<u8>) -> String {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-    );
-    let resp = b
-        .http
-        .post(format!("{}/collections/{collection}/documents", b.base))
-        .header("x-csrf-token", b.csrf.clone().unwrap())
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    json(resp).await["id"].as_str().unwrap().to_string()
-}
-
-async fn wait_ready(b: &Browser, id: &str) {
-    let start = Instant::now();
-    loop {
-        let doc = json(b.get(&format!("/documents/{id}")).await).await;
-        if doc["status"] == "ready" {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "not ready: {doc}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A site with an admin, a collection, two ingested documents and a conversation; stopped.
 /// Moves one document's upload out of the database onto disk, as Berth kept it before
 /// migration 4 (or leaves it there, before that migration); returns the document's id.
@@ -279,8 +247,7 @@ async fn populated() -> (Site, String) {
             "Trains stop at platforms; sleepers have berths too.",
         ),
     ] {
-        let id = upload(&me, &collection, name, body.as_bytes().to_vec()).await;
-        wait_ready(&me, &id).await;
+        me.ingest(&collection, name, body.as_bytes()).await;
     }
     me.post("/conversations", json!({})).await;
     berth.stop();
@@ -347,13 +314,8 @@ async fn a_restore_brings_back_data_files_and_audit_log_exactly() {
         json!({}),
     )
     .await;
-    upload(
-        &me,
-        &collection,
-        "new.txt",
-        b"written after the backup".to_vec(),
-    )
-    .await;
+    me.uploaded(&collection, "new.txt", b"written after the backup".to_vec())
+        .await;
     berth_again.stop();
     assert_ne!(state(&site.data()).await, before);
 
@@ -656,7 +618,8 @@ async fn a_backup_taken_while_requests_write_is_consistent() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 me.register(&format!("user{n}"), "Us3r!password").await;
                 let body = format!("Document number {n} about harbours and berths.");
-                upload(&me, &collection, &format!("d{n}.txt"), body.into_bytes()).await;
+                me.uploaded(&collection, &format!("d{n}.txt"), body.into_bytes())
+                    .await;
                 n += 1;
             }
             n

@@ -1,6 +1,5 @@
 //! Test support for black-box tests: start the real `berth` binary on a free port with its own
 //! data directory, read its JSON logs, stop it with a signal.
-#![allow(dead_code)] // each test binary uses a different part of this
 
 pub mod files;
 pub mod llm;
@@ -243,13 +242,37 @@ pub fn client() -> reqwest::Client {
 
 /// Runs `berth admin create` for the data dir, password on stdin.
 pub fn create_admin(data_dir: &Path, username: &str, password: &str) {
-    let (code, out) = admin_cli(data_dir, "create", username, password);
+    create_admin_on(data_dir, None, username, password)
+}
+
+/// [`create_admin`] on an explicit database (`None`: the test backend's for `data_dir`).
+pub fn create_admin_on(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    username: &str,
+    password: &str,
+) {
+    let (code, out) = admin_cli_on(data_dir, database_url, "create", username, password);
     assert_eq!(code, 0, "berth admin create failed: {out}");
 }
 
 /// Runs `berth admin ACTION --username NAME --password-stdin`: (exit code, stdout + stderr).
 pub fn admin_cli(data_dir: &Path, action: &str, username: &str, password: &str) -> (i32, String) {
+    admin_cli_on(data_dir, None, action, username, password)
+}
+
+fn admin_cli_on(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    action: &str,
+    username: &str,
+    password: &str,
+) -> (i32, String) {
     use std::io::Write;
+    let database = match database_url {
+        Some(url) => vec!["--database-url".to_string(), url.to_string()],
+        None => database_args(data_dir),
+    };
     let mut child = Command::new(BIN)
         .args([
             "admin",
@@ -260,7 +283,7 @@ pub fn admin_cli(data_dir: &Path, action: &str, username: &str, password: &str) 
             "--data-dir",
         ])
         .arg(data_dir)
-        .args(database_args(data_dir))
+        .args(database)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -357,6 +380,69 @@ impl Browser {
         status
     }
 
+    /// Uploads a document and checks it was accepted (202): its id.
+    pub async fn uploaded(&self, collection: &str, name: &str, bytes: impl AsRef<[u8]>) -> String {
+        let resp = self.upload(collection, name, bytes.as_ref().to_vec()).await;
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert_eq!(
+            status,
+            reqwest::StatusCode::ACCEPTED,
+            "upload of {name}: {body}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+        body["id"].as_str().expect("the document's id").to_string()
+    }
+
+    /// Waits until a document has `status` (failing after `timeout`): the document.
+    pub async fn wait_status(
+        &self,
+        id: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let doc = json(self.get(&format!("/documents/{id}")).await).await;
+            if doc["status"] == status {
+                return doc;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "document never became {status}: {doc}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Uploads a document and waits until it is ready (30 s at most): its id.
+    pub async fn ingest(&self, collection: &str, name: &str, bytes: impl AsRef<[u8]>) -> String {
+        let id = self.uploaded(collection, name, bytes).await;
+        self.wait_status(&id, "ready", Duration::from_secs(30))
+            .await;
+        id
+    }
+
+    /// Signs in and creates a collection: the collection's id.
+    pub async fn sign_in_with_collection(
+        &mut self,
+        username: &str,
+        password: &str,
+        name: &str,
+    ) -> String {
+        assert_eq!(
+            self.sign_in(username, password).await,
+            reqwest::StatusCode::OK,
+            "sign-in of {username}"
+        );
+        let c = json(
+            self.post("/collections", serde_json::json!({ "name": name }))
+                .await,
+        )
+        .await;
+        c["id"].as_str().expect("the collection's id").to_string()
+    }
+
     pub async fn register(&self, username: &str, password: &str) -> reqwest::Response {
         self.post(
             "/auth/register",
@@ -364,6 +450,20 @@ impl Browser {
         )
         .await
     }
+}
+
+/// Signs in as an existing user and creates a collection: (the browser, the collection's id).
+pub async fn signed_in(
+    berth: &Berth,
+    username: &str,
+    password: &str,
+    collection: &str,
+) -> (Browser, String) {
+    let mut me = Browser::new(berth);
+    let id = me
+        .sign_in_with_collection(username, password, collection)
+        .await;
+    (me, id)
 }
 
 pub async fn json(resp: reqwest::Response) -> serde_json::Value {

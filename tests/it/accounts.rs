@@ -1,7 +1,7 @@
 //! Black-box tests of accounts: approval, password policy, throttling, sessions, CSRF, tokens,
 //! the last-admin guard and the audit log, through the HTTP API of the real binary.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! document or show a deleted one, and Redis dying, freezing or coming back only ever costs the
 //! cache. Without `redis-server` installed these tests skip loudly; under CI they fail.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -134,36 +134,6 @@ async fn new_collection(me: &Browser, name: &str) -> String {
     c["id"].as_str().unwrap().to_string()
 }
 
-/// Uploads a text file and waits until it is ready; returns its id.
-async fn ingest(b: &Browser, collection: &str, name: &str, text: &str) -> String {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
-    );
-    let mut req = b
-        .http
-        .post(format!("{}/collections/{collection}/documents", b.base))
-        .multipart(form);
-    if let Some(csrf) = &b.csrf {
-        req = req.header("x-csrf-token", csrf);
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let id = json(resp).await["id"].as_str().unwrap().to_string();
-    let start = Instant::now();
-    loop {
-        let doc = json(b.get(&format!("/documents/{id}")).await).await;
-        if doc["status"] == "ready" {
-            return id;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "never ready: {doc}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn documents(results: &[(String, i64, f64)]) -> Vec<&str> {
     results.iter().map(|r| r.0.as_str()).collect()
 }
@@ -177,8 +147,8 @@ async fn cached_results_are_used_but_never_hide_new_or_show_deleted_documents() 
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["checks"]["cache"]["ok"], true, "{ready}");
     assert_eq!(ready["checks"]["cache"]["configured"], true, "{ready}");
-    let holidays = ingest(&f.me, &f.collection, "holidays.md", HOLIDAYS).await;
-    ingest(&f.me, &f.collection, "travel.md", TRAVEL).await;
+    let holidays = f.me.ingest(&f.collection, "holidays.md", HOLIDAYS).await;
+    f.me.ingest(&f.collection, "travel.md", TRAVEL).await;
 
     // The first search embeds the query; the same search again comes from the cache whole.
     let (first, embeds) = f.search_counting(None).await;
@@ -214,7 +184,9 @@ async fn cached_results_are_used_but_never_hide_new_or_show_deleted_documents() 
     );
 
     // A document that becomes ready shows in the very next search, cache or not.
-    let sabbatical = ingest(&f.me, &f.collection, "sabbatical.md", SABBATICAL).await;
+    let sabbatical =
+        f.me.ingest(&f.collection, "sabbatical.md", SABBATICAL)
+            .await;
     let (with_new, embeds) = f.search_counting(None).await;
     assert!(
         documents(&with_new).contains(&sabbatical.as_str()),
@@ -249,7 +221,7 @@ async fn cached_results_are_used_but_never_hide_new_or_show_deleted_documents() 
     // Results are per collection set: a second collection with a matching document does not
     // leak into a search of the first alone, cached or not, and the union has both.
     let other = new_collection(&f.me, "other").await;
-    let elsewhere = ingest(&f.me, &other, "sabbatical.md", SABBATICAL).await;
+    let elsewhere = f.me.ingest(&other, "sabbatical.md", SABBATICAL).await;
     for _ in 0..2 {
         let only_first = f.search(Some(&f.collection)).await;
         assert!(!documents(&only_first).contains(&elsewhere.as_str()));
@@ -264,8 +236,8 @@ async fn cached_results_are_used_but_never_hide_new_or_show_deleted_documents() 
 #[tokio::test]
 async fn redis_dying_costs_only_the_cache_and_its_return_is_noticed() {
     let Some(mut f) = fixture().await else { return };
-    ingest(&f.me, &f.collection, "holidays.md", HOLIDAYS).await;
-    ingest(&f.me, &f.collection, "travel.md", TRAVEL).await;
+    f.me.ingest(&f.collection, "holidays.md", HOLIDAYS).await;
+    f.me.ingest(&f.collection, "travel.md", TRAVEL).await;
     let (expected, _) = f.search_counting(None).await;
     assert_eq!(f.search_counting(None).await, (expected.clone(), 0));
 
@@ -318,7 +290,7 @@ async fn redis_dying_costs_only_the_cache_and_its_return_is_noticed() {
 #[tokio::test]
 async fn a_frozen_redis_neither_stalls_searches_nor_hides_documents_added_meanwhile() {
     let Some(f) = fixture().await else { return };
-    ingest(&f.me, &f.collection, "holidays.md", HOLIDAYS).await;
+    f.me.ingest(&f.collection, "holidays.md", HOLIDAYS).await;
     let (before, _) = f.search_counting(None).await;
     assert_eq!(f.search_counting(None).await, (before.clone(), 0));
 
@@ -333,7 +305,9 @@ async fn a_frozen_redis_neither_stalls_searches_nor_hides_documents_added_meanwh
     );
     // A document becomes ready meanwhile: its collection's cached results cannot be
     // invalidated now, and Redis still holds them.
-    let sabbatical = ingest(&f.me, &f.collection, "sabbatical.md", SABBATICAL).await;
+    let sabbatical =
+        f.me.ingest(&f.collection, "sabbatical.md", SABBATICAL)
+            .await;
     assert!(documents(&f.search(None).await).contains(&sabbatical.as_str()));
     f.redis.thaw();
 

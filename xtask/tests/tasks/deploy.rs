@@ -12,9 +12,9 @@
 //!
 //! Needs Docker and the images berth:latest (`cargo xtask build`), the stand-ins and the target
 //! (`cargo xtask fixtures`); `cargo test` skips it (#[ignore]), `cargo xtask ci` runs it (step
-//! `deploy`), or: cargo test -p berth --test deploy -- --ignored --nocapture
+//! `deploy`), or: cargo test -p xtask --test tasks -- --ignored deploy:: --nocapture
 
-use std::net::TcpListener;
+use crate::support::{free_port, root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -72,13 +72,6 @@ fn xtask_command(args: &[&str]) -> Command {
     command
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().expect("docker")
 }
@@ -91,14 +84,6 @@ fn docker_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The throwaway server, its key and its stack file; removed on drop (also on failure).

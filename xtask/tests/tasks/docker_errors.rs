@@ -2,21 +2,13 @@
 //! non-zero exit. Docker is replaced by a script on PATH that fails the way the real one does
 //! (no engine needed to run these).
 
+use crate::support::{root, XTASK};
 use std::{
     fs,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::Command,
 };
-
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// A PATH of one folder holding, if given, a fake `docker` script (a `#!/bin/sh` script using
 /// only builtins, so it needs nothing else on PATH).

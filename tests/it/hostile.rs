@@ -2,7 +2,7 @@
 //! ingest that is deleted or interrupted by SIGTERM. Each reads the server's memory and CPU
 //! from /proc, and bounds what the acceptance names (seconds, megabytes), not how fast it is.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! once), ingest together (every document indexed exactly once) and share sessions. Runs on the
 //! test PostgreSQL whatever `BERTH_TEST_BACKEND` says (skips without Docker, fails under CI).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sqlx::Connection;
 use support::llm::ModelServer;
-use support::{json, pg, Berth, Browser, BIN};
+use support::{json, pg, Berth, Browser};
 
 const PW: &str = "Adm1n!chosen-well";
 
@@ -26,34 +26,6 @@ fn env(model: &ModelServer) -> Vec<(&'static str, String)> {
 fn start(dir: &std::path::Path, url: &str, env: &[(&'static str, String)]) -> Berth {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Berth::start_with(dir, &["--database-url", url], &env)
-}
-
-fn create_admin(dir: &std::path::Path, url: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(BIN)
-        .args([
-            "admin",
-            "create",
-            "--username",
-            "root",
-            "--password-stdin",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .args(["--database-url", url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PW}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Ten documents of several chunks each, every one distinct.
@@ -72,23 +44,6 @@ fn documents() -> Vec<(String, String)> {
             (format!("report-{d}.txt"), text)
         })
         .collect()
-}
-
-async fn upload(b: &Browser, collection: &str, name: &str, text: &str) -> String {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
-    );
-    let resp = b
-        .http
-        .post(format!("{}/collections/{collection}/documents", b.base))
-        .header("x-csrf-token", b.csrf.clone().unwrap())
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
-    json(resp).await["id"].as_str().unwrap().to_string()
 }
 
 /// Waits until every document is ready: filename → chunk count.
@@ -123,13 +78,6 @@ async fn wait_all_ready(b: &Browser, collection: &str, n: usize) -> BTreeMap<Str
     }
 }
 
-async fn signed_in(berth: &Berth) -> (Browser, String) {
-    let mut me = Browser::new(berth);
-    assert_eq!(me.sign_in("root", PW).await, 200);
-    let c = json(me.post("/collections", json!({"name": "reports"})).await).await;
-    (me, c["id"].as_str().unwrap().to_string())
-}
-
 async fn scalar(url: &str, sql: &str) -> i64 {
     let mut db = sqlx::PgConnection::connect(url).await.unwrap();
     let n = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
@@ -150,10 +98,10 @@ async fn two_instances_share_one_database() {
     // The reference: one instance alone.
     let single_dir = tempfile::tempdir().unwrap();
     let single = start(single_dir.path(), &single_db.url, &env);
-    create_admin(single_dir.path(), &single_db.url);
-    let (me, collection) = signed_in(&single).await;
+    support::create_admin_on(single_dir.path(), Some(&single_db.url), "root", PW);
+    let (me, collection) = support::signed_in(&single, "root", PW, "reports").await;
     for (name, text) in &docs {
-        upload(&me, &collection, name, text).await;
+        me.uploaded(&collection, name, text).await;
     }
     let expected = wait_all_ready(&me, &collection, docs.len()).await;
     assert!(expected.values().all(|&n| n > 1), "{expected:?}");
@@ -188,8 +136,8 @@ async fn two_instances_share_one_database() {
     );
 
     // A session made on A is accepted by B (same cookie, same CSRF token).
-    create_admin(shared.path(), &db.url);
-    let (on_a, collection) = signed_in(&a).await;
+    support::create_admin_on(shared.path(), Some(&db.url), "root", PW);
+    let (on_a, collection) = support::signed_in(&a, "root", PW, "reports").await;
     let mut on_b = Browser::new(&b);
     on_b.http = on_a.http.clone();
     on_b.csrf = on_a.csrf.clone();
@@ -200,7 +148,7 @@ async fn two_instances_share_one_database() {
     // Uploads alternate between the instances; both workers run.
     for (i, (name, text)) in docs.iter().enumerate() {
         let via = if i % 2 == 0 { &on_a } else { &on_b };
-        upload(via, &collection, name, text).await;
+        via.uploaded(&collection, name, text).await;
     }
     let got = wait_all_ready(&on_b, &collection, docs.len()).await;
     assert_eq!(got, expected, "chunk counts as with one instance");

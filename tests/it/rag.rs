@@ -1,12 +1,12 @@
 //! Black-box tests of documents, retrieval and chat: the real binary, its real HTTP clients,
 //! and an in-test model server speaking Ollama's (and OpenAI's) documented API.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{json, Value};
 use support::llm::ModelServer;
 use support::{create_admin, db_strings, json, Berth, Browser};
@@ -51,39 +51,6 @@ async fn fixture(env: &[(String, String)]) -> Fixture {
         me,
         collection: c["id"].as_str().unwrap().to_string(),
         _dir: dir,
-    }
-}
-
-async fn upload(b: &Browser, collection: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    b.upload(collection, name, bytes).await
-}
-
-/// Uploads and waits until the document is ready; returns its id.
-async fn ingest(b: &Browser, collection: &str, name: &str, text: &str) -> String {
-    let resp = upload(b, collection, name, text.as_bytes().to_vec()).await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::ACCEPTED,
-        "{}",
-        resp.text().await.unwrap()
-    );
-    let id = json(resp).await["id"].as_str().unwrap().to_string();
-    wait_status(b, &id, "ready", Duration::from_secs(30)).await;
-    id
-}
-
-async fn wait_status(b: &Browser, id: &str, status: &str, timeout: Duration) -> Value {
-    let start = Instant::now();
-    loop {
-        let doc = json(b.get(&format!("/documents/{id}")).await).await;
-        if doc["status"] == status {
-            return doc;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "document never became {status}: {doc}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -160,7 +127,7 @@ async fn an_answer_streams_from_ollama_with_structured_citations() {
     env.push(("BERTH_CHUNK_SIZE".into(), "100".into()));
     env.push(("BERTH_CHUNK_OVERLAP".into(), "10".into()));
     let f = fixture(&env).await;
-    let doc = ingest(&f.me, &f.collection, "handbook.md", HANDBOOK).await;
+    let doc = f.me.ingest(&f.collection, "handbook.md", HANDBOOK).await;
     let conv = new_conversation(&f.me).await;
 
     let resp = ask(&f.me, &conv, "How many vacation days do employees get?").await;
@@ -256,7 +223,7 @@ async fn an_answer_streams_from_ollama_with_structured_citations() {
 async fn the_openai_compatible_api_works_the_same() {
     let model = ModelServer::start();
     let f = fixture(&model_env(&model, "openai")).await;
-    ingest(&f.me, &f.collection, "handbook.txt", HANDBOOK).await;
+    f.me.ingest(&f.collection, "handbook.txt", HANDBOOK).await;
     assert_eq!(search(&f.me, "vacation").await["mode"], "hybrid");
     let conv = new_conversation(&f.me).await;
     let events = events(ask(&f.me, &conv, "When does the office open?").await).await;
@@ -271,7 +238,7 @@ async fn the_openai_compatible_api_works_the_same() {
 #[tokio::test]
 async fn without_an_llm_the_answer_is_extractive_and_labelled() {
     let f = fixture(&[]).await;
-    ingest(&f.me, &f.collection, "handbook.txt", HANDBOOK).await;
+    f.me.ingest(&f.collection, "handbook.txt", HANDBOOK).await;
     let status = json(f.me.get("/status").await).await;
     assert_eq!(status["retrieval"], "lexical");
     assert!(status["llm"]["model"].is_null());
@@ -288,7 +255,7 @@ async fn without_an_llm_the_answer_is_extractive_and_labelled() {
 async fn llm_failures_are_reported_not_hidden() {
     let model = ModelServer::start();
     let f = fixture(&model_env(&model, "ollama")).await;
-    ingest(&f.me, &f.collection, "handbook.txt", HANDBOOK).await;
+    f.me.ingest(&f.collection, "handbook.txt", HANDBOOK).await;
     let conv = new_conversation(&f.me).await;
 
     // An {"error": ...} record mid-stream becomes an `error` event; nothing half is stored.
@@ -366,7 +333,7 @@ async fn an_unknown_model_is_refused_with_the_servers_reason() {
 async fn a_client_that_disconnects_cancels_generation() {
     let model = ModelServer::start();
     let f = fixture(&model_env(&model, "ollama")).await;
-    ingest(&f.me, &f.collection, "handbook.txt", HANDBOOK).await;
+    f.me.ingest(&f.collection, "handbook.txt", HANDBOOK).await;
     let conv = new_conversation(&f.me).await;
     model.set(|b| b.token_delay = Duration::from_millis(300));
     let mut resp = ask(&f.me, &conv, "How many vacation days?").await;
@@ -424,7 +391,7 @@ async fn uploads_are_checked_by_content_and_deduplicated() {
         ("huge.txt", vec![b'a'; (1 << 20) + 10], 413, "too_large"),
     ];
     for (name, bytes, status, code) in cases {
-        let resp = upload(&me, &c, name, bytes).await;
+        let resp = me.upload(&c, name, bytes).await;
         assert_eq!(resp.status().as_u16(), status, "{name}");
         let body = json(resp).await;
         let got = body["error"]["details"]["reason"]
@@ -442,19 +409,19 @@ async fn uploads_are_checked_by_content_and_deduplicated() {
 
     // Type from content: HTML named .txt is read as HTML.
     let html = b"<!DOCTYPE html><html><body><h1>Menu</h1><p>Soup &amp; bread</p><script>x()</script></body></html>";
-    let resp = upload(&me, &c, "menu.txt", html.to_vec()).await;
+    let resp = me.upload(&c, "menu.txt", html.to_vec()).await;
     assert_eq!(resp.status(), 202);
     let doc = json(resp).await;
     assert_eq!(doc["media_type"], "text/html");
     let id = doc["id"].as_str().unwrap();
-    wait_status(&me, id, "ready", Duration::from_secs(10)).await;
+    me.wait_status(id, "ready", Duration::from_secs(10)).await;
     assert_eq!(
         search(&me, "soup").await["results"][0]["text"],
         "Menu\n\nSoup & bread"
     );
 
     // The same content again: reported, not re-indexed.
-    let resp = upload(&me, &c, "menu-copy.html", html.to_vec()).await;
+    let resp = me.upload(&c, "menu-copy.html", html.to_vec()).await;
     assert_eq!(resp.status(), 409);
     let body = json(resp).await;
     assert_eq!(body["error"]["code"], "duplicate");
@@ -495,7 +462,8 @@ async fn a_store_failure_fails_the_question_instead_of_narrowing_its_scope() {
     let f = fixture(&[]).await;
     let eve = approved_user(&f, "eve").await;
     let sid = shared_with(&f, json!({"name": "team", "shared": true}), "eve").await;
-    ingest(&f.me, &sid, "team.txt", "The team offsite is in Lisbon.").await;
+    f.me.ingest(&sid, "team.txt", "The team offsite is in Lisbon.")
+        .await;
     let conv = json(
         eve.post("/conversations", json!({"collection_ids": [sid]}))
             .await,
@@ -533,9 +501,9 @@ async fn in_a_shared_collection_members_delete_only_their_own_uploads() {
     let f = fixture(&[]).await;
     let eve = approved_user(&f, "eve").await;
     let sid = shared_with(&f, json!({"name": "team", "shared": true}), "eve").await;
-    let owners = ingest(&f.me, &sid, "plan.txt", "The owner's plan.").await;
-    let eves = ingest(&eve, &sid, "notes.txt", "Eve's notes.").await;
-    let eves_second = ingest(&eve, &sid, "more.txt", "More of Eve's notes.").await;
+    let owners = f.me.ingest(&sid, "plan.txt", "The owner's plan.").await;
+    let eves = eve.ingest(&sid, "notes.txt", "Eve's notes.").await;
+    let eves_second = eve.ingest(&sid, "more.txt", "More of Eve's notes.").await;
     let refused = delete(&eve, &owners).await;
     assert_eq!(refused.status(), 403);
     let message = json(refused).await["error"]["message"].to_string();
@@ -565,7 +533,9 @@ async fn in_a_shared_collection_members_delete_only_their_own_uploads() {
         .iter()
         .find(|c| c["id"] == oid.as_str());
     assert_eq!(open.unwrap()["members_delete_any"], true, "{listed}");
-    let owners = ingest(&f.me, &oid, "plan.txt", "The owner's other plan.").await;
+    let owners =
+        f.me.ingest(&oid, "plan.txt", "The owner's other plan.")
+            .await;
     assert_eq!(delete(&eve, &owners).await.status(), 204);
 
     // Removing a member is idempotent; afterwards the collection is gone from her view.
@@ -608,13 +578,13 @@ async fn adding_a_member_answers_the_same_for_missing_and_inactive_accounts() {
 async fn nothing_leaks_across_users() {
     let model = ModelServer::start();
     let f = fixture(&model_env(&model, "ollama")).await;
-    let secret = ingest(
-        &f.me,
-        &f.collection,
-        "salaries.txt",
-        "The secret project codename is Bluebird.",
-    )
-    .await;
+    let secret =
+        f.me.ingest(
+            &f.collection,
+            "salaries.txt",
+            "The secret project codename is Bluebird.",
+        )
+        .await;
     let conv = new_conversation(&f.me).await;
 
     // Another approved user.
@@ -675,7 +645,7 @@ async fn nothing_leaks_across_users() {
         "leaked into eve's prompt"
     );
     assert!(
-        upload(&eve, &f.collection, "x.txt", b"x".to_vec())
+        eve.upload(&f.collection, "x.txt", b"x".to_vec())
             .await
             .status()
             == 404
@@ -688,7 +658,8 @@ async fn nothing_leaks_across_users() {
     )
     .await;
     let sid = shared["id"].as_str().unwrap();
-    ingest(&f.me, sid, "team.txt", "The team offsite is in Lisbon.").await;
+    f.me.ingest(sid, "team.txt", "The team offsite is in Lisbon.")
+        .await;
     assert_eq!(
         f.me.post(
             &format!("/collections/{sid}/members"),
@@ -718,13 +689,13 @@ async fn ingestion_waits_for_the_embedding_server_and_failed_jobs_can_be_retried
 
     // Down (HTTP 503): the document waits in the queue, then completes once the server is back.
     model.set(|b| b.embed_fail_status = Some(503));
-    let resp = upload(
-        &f.me,
-        &f.collection,
-        "a.txt",
-        b"Alpha document about rockets.".to_vec(),
-    )
-    .await;
+    let resp =
+        f.me.upload(
+            &f.collection,
+            "a.txt",
+            b"Alpha document about rockets.".to_vec(),
+        )
+        .await;
     let id = json(resp).await["id"].as_str().unwrap().to_string();
     let start = Instant::now();
     loop {
@@ -740,19 +711,22 @@ async fn ingestion_waits_for_the_embedding_server_and_failed_jobs_can_be_retried
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     model.set(|b| b.embed_fail_status = None);
-    wait_status(&f.me, &id, "ready", Duration::from_secs(20)).await;
+    f.me.wait_status(&id, "ready", Duration::from_secs(20))
+        .await;
 
     // Refused (HTTP 400): the document fails with the reason, and a retry succeeds.
     model.set(|b| b.embed_fail_status = Some(400));
-    let resp = upload(
-        &f.me,
-        &f.collection,
-        "b.txt",
-        b"Beta document about boats.".to_vec(),
-    )
-    .await;
+    let resp =
+        f.me.upload(
+            &f.collection,
+            "b.txt",
+            b"Beta document about boats.".to_vec(),
+        )
+        .await;
     let id = json(resp).await["id"].as_str().unwrap().to_string();
-    let doc = wait_status(&f.me, &id, "failed", Duration::from_secs(15)).await;
+    let doc =
+        f.me.wait_status(&id, "failed", Duration::from_secs(15))
+            .await;
     assert!(
         doc["error"].as_str().unwrap().contains("embedding"),
         "{doc}"
@@ -769,7 +743,8 @@ async fn ingestion_waits_for_the_embedding_server_and_failed_jobs_can_be_retried
         f.me.post(&format!("/documents/{id}/retry"), json!({}))
             .await;
     assert_eq!(resp.status(), 202);
-    wait_status(&f.me, &id, "ready", Duration::from_secs(15)).await;
+    f.me.wait_status(&id, "ready", Duration::from_secs(15))
+        .await;
     assert_eq!(
         search(&f.me, "boats").await["results"][0]["document_id"],
         id.as_str()
@@ -788,7 +763,9 @@ async fn sigkill_mid_ingest_never_exposes_a_partial_document() {
     let text: String = (0..400)
         .map(|i| format!("Paragraph {i} describes the zebra number {i} in careful detail.\n\n"))
         .collect();
-    let resp = upload(&f.me, &f.collection, "zebras.txt", text.into_bytes()).await;
+    let resp =
+        f.me.upload(&f.collection, "zebras.txt", text.into_bytes())
+            .await;
     let id = json(resp).await["id"].as_str().unwrap().to_string();
     let start = Instant::now();
     loop {
@@ -857,7 +834,7 @@ async fn a_new_embedding_model_re_embeds_without_mixing() {
     let model = ModelServer::start();
     let env = model_env(&model, "ollama");
     let f = fixture(&env).await;
-    ingest(&f.me, &f.collection, "handbook.txt", HANDBOOK).await;
+    f.me.ingest(&f.collection, "handbook.txt", HANDBOOK).await;
     let dir = f._dir.path().to_path_buf();
     drop(f.berth);
     let mut env2 = env.clone();
@@ -968,7 +945,7 @@ async fn retrieval_quality_on_a_known_corpus() {
         };
         let f = fixture(&env).await;
         for (name, text) in corpus {
-            ingest(&f.me, &f.collection, name, text).await;
+            f.me.ingest(&f.collection, name, text).await;
         }
         let mut found = 0;
         for (q, want) in questions {
@@ -1025,18 +1002,17 @@ fn docx_with_paragraphs(paragraphs: &[&str]) -> Vec<u8> {
 #[tokio::test]
 async fn pdf_and_docx_text_is_extracted_and_searchable() {
     let f = fixture(&[]).await;
-    let resp = upload(
-        &f.me,
-        &f.collection,
-        "report.pdf",
-        pdf_with_text("Quarterly revenue grew by twelve percent"),
-    )
-    .await;
+    let resp =
+        f.me.upload(
+            &f.collection,
+            "report.pdf",
+            pdf_with_text("Quarterly revenue grew by twelve percent"),
+        )
+        .await;
     assert_eq!(resp.status(), 202);
     let pdf = json(resp).await;
     assert_eq!(pdf["media_type"], "application/pdf");
-    wait_status(
-        &f.me,
+    f.me.wait_status(
         pdf["id"].as_str().unwrap(),
         "ready",
         Duration::from_secs(20),
@@ -1053,15 +1029,14 @@ async fn pdf_and_docx_text_is_extracted_and_searchable() {
         "Onboarding checklist",
         "Collect the badge from reception &amp; sign the register.",
     ]);
-    let resp = upload(&f.me, &f.collection, "onboarding.docx", docx).await;
+    let resp = f.me.upload(&f.collection, "onboarding.docx", docx).await;
     assert_eq!(resp.status(), 202);
     let doc = json(resp).await;
     assert!(doc["media_type"]
         .as_str()
         .unwrap()
         .contains("wordprocessingml"));
-    wait_status(
-        &f.me,
+    f.me.wait_status(
         doc["id"].as_str().unwrap(),
         "ready",
         Duration::from_secs(20),

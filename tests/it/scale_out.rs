@@ -10,7 +10,7 @@
 //! Runs on the test PostgreSQL whatever `BERTH_TEST_BACKEND` says (skips without Docker, fails
 //! under CI).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sqlx::Connection;
 use support::llm::ModelServer;
-use support::{pg, Berth, BIN};
+use support::{pg, Berth};
 use tokio::net::{TcpListener, TcpStream};
 
 const PW: &str = "Adm1n!chosen-well";
@@ -195,34 +195,6 @@ fn start(dir: &std::path::Path, url: &str, embed: &str) -> Berth {
     Berth::start_with(dir, &["--database-url", url], &env)
 }
 
-fn create_admin(dir: &std::path::Path, url: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(BIN)
-        .args([
-            "admin",
-            "create",
-            "--username",
-            "root",
-            "--password-stdin",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .args(["--database-url", url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PW}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A browser session against `base` that opens a new connection per request, so that each
 /// request through the proxy may reach another instance.
 struct Session {
@@ -337,7 +309,7 @@ async fn three_instances_behind_one_port() {
         proxy.add(b);
     }
     proxy.wait_ready(3).await;
-    create_admin(dirs[0].path(), &db.url);
+    support::create_admin_on(dirs[0].path(), Some(&db.url), "root", PW);
 
     // 1. A session works whichever instance answers.
     let me = Session::sign_in(&proxy.url()).await;

@@ -15,14 +15,13 @@
 //! #[ignore]d (they need Docker and root, and take a minute or two); `cargo xtask ci` runs them
 //! in its `faults` step, which prints how many scenarios passed.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::llm::ModelServer;
 use support::redis::Redis;
@@ -56,36 +55,6 @@ fn start(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Berth {
     // The load runs register from one address, far past the per-address limit.
     env.push(("BERTH_REGISTER_MAX_PER_ADDRESS", "1000000"));
     Berth::start_with(dir, args, &env)
-}
-
-/// `berth admin create` against an explicit database (`None`: the data directory's SQLite).
-fn create_admin(dir: &Path, database_url: Option<&str>) {
-    use std::io::Write;
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["admin", "create", "--username", "root", "--password-stdin"])
-        .arg("--data-dir")
-        .arg(dir);
-    if let Some(url) = database_url {
-        cmd.args(["--database-url", url]);
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PW}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
-/// Signs in as root and makes a collection: (the signed-in browser, the collection id).
-async fn signed_in(berth: &Berth) -> (Browser, String) {
-    let mut me = Browser::new(berth);
-    assert_eq!(me.sign_in("root", PW).await, StatusCode::OK);
-    let c = json(me.post("/collections", json!({"name": "faults"})).await).await;
-    let id = c["id"].as_str().unwrap().to_string();
-    (me, id)
 }
 
 /// The parts of a signed-in browser that many tasks can share.
@@ -178,13 +147,13 @@ async fn postgres_killed_under_load_gives_503s_recovers_and_loses_no_acknowledge
     };
     let model = ModelServer::start();
     let dir = tempfile::tempdir().unwrap();
-    create_admin(dir.path(), Some(&pg.url()));
+    support::create_admin_on(dir.path(), Some(&pg.url()), "root", PW);
     let berth = start(
         dir.path(),
         &["--database-url", &pg.url()],
         &model_env(&model),
     );
-    let (me, collection) = signed_in(&berth).await;
+    let (me, collection) = support::signed_in(&berth, "root", PW, "faults").await;
     let session = Session::of(&me);
 
     // (what, status, when it was sent, document id when one was acknowledged)
@@ -305,12 +274,12 @@ async fn redis_killed_under_search_load_costs_only_the_cache() {
     };
     let model = ModelServer::start();
     let dir = tempfile::tempdir().unwrap();
-    create_admin(dir.path(), None);
+    support::create_admin(dir.path(), "root", PW);
     let mut env = model_env(&model);
     env.push(("BERTH_REDIS_URL", redis.url()));
     env.push(("BERTH_CACHE_TTL", "600".into()));
     let berth = start(dir.path(), &[], &env);
-    let (me, collection) = signed_in(&berth).await;
+    let (me, collection) = support::signed_in(&berth, "root", PW, "faults").await;
     let session = Session::of(&me);
     for i in 0..3 {
         let (status, body) = session
@@ -403,9 +372,9 @@ async fn event_names(resp: reqwest::Response) -> Vec<String> {
 async fn model_server_down_and_back_chat_503_then_answers_and_ingestion_resumes() {
     let model = ModelServer::start();
     let dir = tempfile::tempdir().unwrap();
-    create_admin(dir.path(), None);
+    support::create_admin(dir.path(), "root", PW);
     let berth = start(dir.path(), &[], &model_env(&model));
-    let (me, collection) = signed_in(&berth).await;
+    let (me, collection) = support::signed_in(&berth, "root", PW, "faults").await;
     let session = Session::of(&me);
     let (status, body) = session
         .upload(&collection, "before.txt", unique_text("before"))
@@ -459,9 +428,9 @@ async fn model_server_down_and_back_chat_503_then_answers_and_ingestion_resumes(
 async fn sigterm_under_load_lets_every_in_flight_request_finish() {
     let model = ModelServer::start();
     let dir = tempfile::tempdir().unwrap();
-    create_admin(dir.path(), None);
+    support::create_admin(dir.path(), "root", PW);
     let mut berth = start(dir.path(), &[], &model_env(&model));
-    let (me, collection) = signed_in(&berth).await;
+    let (me, collection) = support::signed_in(&berth, "root", PW, "faults").await;
     let session = Session::of(&me);
     let (status, body) = session
         .upload(&collection, "doc.txt", unique_text("doc"))
@@ -569,9 +538,9 @@ async fn a_full_data_volume_is_a_clear_error_corrupts_nothing_and_recovers() {
     let data = volume.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let model = ModelServer::start();
-    create_admin(&data, None);
+    support::create_admin(&data, "root", PW);
     let berth = start(&data, &[], &model_env(&model));
-    let (me, collection) = signed_in(&berth).await;
+    let (me, collection) = support::signed_in(&berth, "root", PW, "faults").await;
     let session = Session::of(&me);
     let (status, body) = session
         .upload(&collection, "kept.txt", unique_text("kept"))
@@ -672,9 +641,9 @@ async fn soak_at_modest_load_every_request_succeeds_and_rss_growth_is_reported()
         .unwrap_or(30);
     let model = ModelServer::start();
     let dir = tempfile::tempdir().unwrap();
-    create_admin(dir.path(), None);
+    support::create_admin(dir.path(), "root", PW);
     let berth = start(dir.path(), &[], &model_env(&model));
-    let (me, collection) = signed_in(&berth).await;
+    let (me, collection) = support::signed_in(&berth, "root", PW, "faults").await;
     let session = Session::of(&me);
     let pid = berth.pid();
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,13 +1,12 @@
 //! `cargo xtask setup --no-up`: secrets generated once, with safe modes, never printed; the
 //! second run changes nothing; `--rotate` replaces one secret and what derives from it.
 
+use crate::support::XTASK;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
-
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
 fn setup(secrets: &Path, extra: &[&str]) -> (bool, String) {
     let out = Command::new(XTASK)
@@ -45,7 +44,8 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (String, u32, SystemTime)> {
 
 #[test]
 fn setup_twice_changes_nothing_the_second_time() {
-    let tmp = tempfile_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path();
     let secrets = tmp.join("secrets");
     let (ok, said) = setup(&secrets, &[]);
     assert!(ok, "{said}");
@@ -89,18 +89,4 @@ fn setup_twice_changes_nothing_the_second_time() {
 
     let (ok, said) = setup(&secrets, &["--rotate", "nope"]);
     assert!(!ok && said.contains("no secret named"), "{said}");
-    let _ = std::fs::remove_dir_all(&tmp);
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "xtask-setup-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

@@ -40,8 +40,6 @@ const DB_COMMENT: &str = "berth test database, created at unix time ";
 pub struct Server {
     /// `postgres://user:password@host:port` with no database.
     base: reqwest::Url,
-    /// The container we started, if we did.
-    pub container: Option<String>,
 }
 
 impl Server {
@@ -198,10 +196,7 @@ fn start_server() -> Result<Server, String> {
     let port = published_port(&name)?;
     let base = reqwest::Url::parse(&format!("postgres://postgres:{password}@127.0.0.1:{port}"))
         .expect("a valid URL");
-    let server = Server {
-        base,
-        container: Some(name.clone()),
-    };
+    let server = Server { base };
     wait_until_ready(&server.url("postgres"), &name, Duration::from_secs(90))?;
     Ok(server)
 }
@@ -215,10 +210,7 @@ fn external_server(url: &str) -> Result<Server, String> {
         return Err(format!("{URL_VAR} is not a postgres:// URL"));
     }
     base.set_path("");
-    let server = Server {
-        base,
-        container: None,
-    };
+    let server = Server { base };
     let admin = server.url("postgres");
     let stale: Vec<String> = block_on(async move {
         let mut conn = PgConnection::connect(&admin).await?;

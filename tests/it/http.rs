@@ -1,7 +1,7 @@
 //! Black-box tests of the server process: health, readiness, metrics, logs, shutdown, start-up
 //! refusals. Each test starts the real binary with its own data directory.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

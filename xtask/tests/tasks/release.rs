@@ -10,26 +10,16 @@
 //!
 //! Slow (image builds, though the docker build cache of the `containers` step makes them quick),
 //! so `cargo test` skips it (#[ignore]); `cargo xtask ci` runs it as the `release` step:
-//!   cargo test --locked -p berth --test release -- --ignored --nocapture
+//!   cargo test --locked -p xtask --test tasks -- --ignored release:: --nocapture
 //! Without Docker or docker-registry it passes with a loud notice, except under CI, where it fails.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{free_port, root, under_ci};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
 
 fn skip(why: &str) {
     assert!(!under_ci(), "the release test cannot run under CI: {why}");
@@ -45,14 +35,6 @@ fn run(c: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The private registry, stopped when dropped.

@@ -8,6 +8,7 @@
 //! not wait for the `cargo test` that started it; `cargo test --workspace` builds the server with
 //! the dev-dependencies' features, a separately cached variant, so both stay up to date.)
 
+use crate::support::{free_port, XTASK};
 use std::{
     env,
     ffi::OsStr,
@@ -16,15 +17,11 @@ use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    sync::{
-        atomic::{AtomicU32, Ordering},
-        mpsc, Arc, Mutex, OnceLock,
-    },
+    sync::{mpsc, Arc, Mutex, OnceLock},
     thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 /// Startup runs migrations; `dev` itself gives the server 60 s.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// `dev` gives the server 10 s after SIGTERM before killing it.
@@ -96,44 +93,30 @@ fn xtask<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Command {
     command
 }
 
-/// A directory path of this test's own, removed at the end; not created.
-struct TempDir(PathBuf);
+/// A data directory that does not exist yet (the task must create it), in a temporary
+/// directory that is removed on drop.
+struct TempDir {
+    _root: tempfile::TempDir,
+    path: PathBuf,
+}
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        static COUNT: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        TempDir(env::temp_dir().join(format!(
-            "berth-xtask-test-{name}-{}-{}-{nanos}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::SeqCst)
-        )))
+        let root = tempfile::Builder::new()
+            .prefix(&format!("berth-xtask-test-{name}-"))
+            .tempdir()
+            .expect("a temporary directory");
+        let path = root.path().join("data");
+        TempDir { _root: root, path }
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 
     fn arg(&self) -> &str {
-        self.0.to_str().expect("temp dir path is UTF-8")
+        self.path.to_str().expect("temp dir path is UTF-8")
     }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Processes whose command line contains `needle`, as `pid: command line`.

@@ -11,11 +11,11 @@
 //!
 //! It takes minutes (image builds), so `cargo test` skips it (#[ignore]); `cargo xtask ci` runs
 //! it as the `containers` step:
-//!   cargo test --locked -p berth --test containers -- --ignored --nocapture
+//!   cargo test --locked -p berth --test it -- --ignored containers:: --nocapture
 //! Without a Docker engine it passes with a loud notice, except under CI (CI=true), where it
 //! fails: CI never skips it.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -410,35 +410,6 @@ fn browser(base: &str) -> Browser {
     }
 }
 
-async fn upload(b: &Browser, collection: &str, name: &str, text: &str) -> String {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
-    );
-    let mut req = b
-        .http
-        .post(format!("{}/collections/{collection}/documents", b.base))
-        .multipart(form);
-    if let Some(csrf) = &b.csrf {
-        req = req.header("x-csrf-token", csrf);
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let id = json(resp).await["id"].as_str().unwrap().to_string();
-    let start = Instant::now();
-    loop {
-        let doc = json(b.get(&format!("/documents/{id}")).await).await;
-        if doc["status"] == "ready" {
-            return id;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "document never became ready: {doc}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// The `done` event of a streamed answer.
 async fn ask(b: &Browser, conversation: &str, question: &str) -> Value {
     let resp = b
@@ -702,7 +673,10 @@ async fn the_cpu_stack_serves_berth_end_to_end() {
         .as_str()
         .unwrap()
         .to_string();
-    let doc = upload(&alice, &collection, "handbook.md", HANDBOOK).await;
+    let doc = alice.uploaded(&collection, "handbook.md", HANDBOOK).await;
+    alice
+        .wait_status(&doc, "ready", Duration::from_secs(60))
+        .await;
     let conversation = json(alice.post("/conversations", json!({})).await).await["id"]
         .as_str()
         .unwrap()

@@ -2,7 +2,7 @@
 //! case is written once inside `contract!`, which makes a `sqlite::NAME` test (a fresh SQLite file)
 //! and a `postgres::NAME` test (a fresh database on the test PostgreSQL, see `support::pg`).
 
-mod support;
+use crate::support;
 
 use berth::accounts::{AccountState, Role, UserRow};
 use berth::config::DatabaseLocation;
