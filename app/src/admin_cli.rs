@@ -5,12 +5,12 @@ use std::io::BufRead;
 
 use anyhow::Context as _;
 
-use crate::accounts::{now_ms, password, AccountState, Role, UserRow, Username};
-use crate::audit::{self, event, outcome, Audit};
-use crate::auth::throttle;
 use crate::cli::{AdminArgs, AdminCommand};
 use crate::config::Settings;
+use crate::domain::accounts::{now_ms, password, AccountState, Role, UserRow, Username};
 use crate::error::BootError;
+use crate::service::audit::{self, event, outcome, Audit};
+use crate::service::auth::throttle;
 use crate::store::Store;
 
 pub fn run(command: &AdminCommand, settings: &Settings) -> Result<(), BootError> {

@@ -1,25 +1,34 @@
 //! Berth: a self-hosted, private document assistant.
 //!
 //! The library holds everything the `berth` binary runs, so black-box tests and benchmarks can
-//! reuse the pieces (configuration, store) while the server stays one process.
+//! reuse the pieces (configuration, store) while the server stays one process. Its modules are
+//! layers, each importing only those below it (`docs/architecture.md`; the `tidy` test checks):
+//!
+//! 1. [`domain`]: plain types that parse (accounts, passwords, documents, settings values).
+//! 2. [`store`], [`llm`], [`cache`]: the outside systems (database, model servers, Redis).
+//! 3. [`service`]: the use cases (sign-in, throttling, audit, ingest, retrieval, answers).
+//! 4. [`http`]: the server (state, extractors, routes as thin adapters, errors as responses).
+//! 5. The composition root: [`cli`], [`config`], [`startup`], [`telemetry`], and the operator
+//!    commands [`admin_cli`] and [`maintenance`] (backups), which call the same services.
+//!
+//! [`error`] (start-up and command errors) and [`metrics`] (the Prometheus registry) import
+//! nothing of the crate and serve every layer.
 
-pub mod accounts;
-pub mod admin_cli;
-pub mod audit;
-pub mod auth;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+
 pub mod cache;
-pub mod chat;
+pub mod llm;
+pub mod store;
+
+pub mod service;
+
+pub mod http;
+
+pub mod admin_cli;
 pub mod cli;
 pub mod config;
-pub mod documents;
-pub mod error;
-pub mod ingest;
-pub mod llm;
 pub mod maintenance;
-pub mod metrics;
-pub mod retrieval;
-pub mod routes;
-pub mod server;
 pub mod startup;
-pub mod store;
 pub mod telemetry;

@@ -7,14 +7,14 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::audit::Audit;
 use crate::config::Settings;
 use crate::error::BootError;
-use crate::ingest::Ingestor;
+use crate::http::routes::{self, AppState};
 use crate::llm;
 use crate::metrics::Metrics;
-use crate::retrieval::Retriever;
-use crate::routes::{self, AppState};
+use crate::service::audit::Audit;
+use crate::service::ingest::Ingestor;
+use crate::service::retrieval::Retriever;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -120,7 +120,8 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
             tokio::time::sleep(timeout).await;
         }
     };
-    let server = crate::server::serve(listener, app, settings.limits.clone(), stop_rx.clone());
+    let server =
+        crate::http::server::serve(listener, app, settings.limits.clone(), stop_rx.clone());
     tokio::select! {
         () = server => {}
         () = deadline => tracing::warn!(

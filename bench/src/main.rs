@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use berth::accounts::{password, UserRow};
 use berth::config::DatabaseLocation;
-use berth::documents::Kind;
-use berth::retrieval::vector_index::VectorIndex;
+use berth::domain::accounts::{password, UserRow};
+use berth::domain::documents::Kind;
+use berth::service::retrieval::vector_index::VectorIndex;
 use berth::store::{DocumentRow, NewChunk, Store};
 use serde_json::{json, Value};
 

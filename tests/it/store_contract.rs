@@ -4,8 +4,8 @@
 
 use crate::support;
 
-use berth::accounts::{AccountState, Role, UserRow};
 use berth::config::DatabaseLocation;
+use berth::domain::accounts::{AccountState, Role, UserRow};
 use berth::store::{
     AuditFilter, ConversationRow, DocumentRow, NewAuditEntry, NewChunk, Store, TokenRow,
 };
@@ -691,7 +691,7 @@ contract! {
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let ids = ingest(&store, "a", &texts, None).await;
         let zeta: Vec<i64> = vec![ids[0], ids[700], ids[1400]];
-        let retriever = berth::retrieval::Retriever::open(
+        let retriever = berth::service::retrieval::Retriever::open(
             store.clone(),
             &berth::config::Settings::defaults().rag,
             berth::metrics::Metrics::new(),
@@ -699,7 +699,7 @@ contract! {
         .await
         .unwrap();
         let c1 = vec!["c1".to_string()];
-        let found = |hits: Vec<berth::retrieval::Hit>| {
+        let found = |hits: Vec<berth::service::retrieval::Hit>| {
             sorted(hits.into_iter().map(|h| h.chunk.id).collect::<Vec<_>>())
         };
         // "alpha" is left out beside the rarer "zeta": only zeta's chunks match, where an OR of

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::parse::{self, Parse};
 use super::{Api, CookieSecure, DatabaseLocation, LogFormat};
-use crate::accounts::policy::PolicyKind;
+use crate::domain::accounts::policy::PolicyKind;
 
 /// Which commands use a setting. `berth serve` uses them all; the others take only theirs, so
 /// that `berth backup create --help` shows what backing up depends on.

@@ -12,7 +12,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::accounts::policy::{PasswordPolicy, PolicyKind};
+use crate::domain::accounts::policy::{PasswordPolicy, PolicyKind};
+pub use crate::domain::settings::{
+    Api, AuthSettings, ConnectionLimits, CookieSecure, DatabaseLocation, Endpoint, RagSettings,
+};
 use crate::error::BootError;
 use declared as d;
 use layers::Layers;
@@ -31,81 +34,6 @@ pub struct Settings {
     pub limits: ConnectionLimits,
     pub auth: AuthSettings,
     pub rag: RagSettings,
-}
-
-/// What one client may hold of the server: time to send headers and bodies, time per request,
-/// connections.
-#[derive(Debug, Clone)]
-pub struct ConnectionLimits {
-    pub header_read_timeout: Duration,
-    pub body_read_timeout: Duration,
-    pub request_timeout: Duration,
-    pub max_connections: usize,
-    pub max_connections_per_address: usize,
-}
-
-/// Which HTTP API an LLM or embedding server speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    Ollama,
-    OpenAi,
-}
-
-/// A model on a server.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub api: Api,
-    /// Base URL without a trailing slash.
-    pub url: String,
-    pub model: String,
-    pub api_key: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct RagSettings {
-    pub llm: Option<Endpoint>,
-    pub embed: Option<Endpoint>,
-    pub llm_timeout: Duration,
-    pub max_upload_bytes: u64,
-    /// What extracting one document may cost.
-    pub extract: crate::documents::Budget,
-    pub chunk_size: usize,
-    pub chunk_overlap: usize,
-    pub retrieval_k: usize,
-    pub lexical_weight: f64,
-    pub vector_weight: f64,
-    /// Redis for the query cache (a validated redis:// URL; may hold a password, so never
-    /// logged); None: no cache.
-    pub redis_url: Option<String>,
-    pub cache_ttl: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct AuthSettings {
-    pub password_policy: PasswordPolicy,
-    pub session_idle_timeout: Duration,
-    pub session_absolute_timeout: Duration,
-    pub login_max_failures: i64,
-    pub login_max_failures_per_address: i64,
-    pub login_lockout: Duration,
-    pub register_max_per_address: i64,
-    pub trust_forwarded_for: bool,
-    pub cookie_secure: CookieSecure,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CookieSecure {
-    Auto,
-    Always,
-    Never,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum DatabaseLocation {
-    /// The embedded default: a SQLite file.
-    Sqlite(PathBuf),
-    /// A PostgreSQL connection URL (kept out of logs: it may hold a password).
-    Postgres(String),
 }
 
 #[derive(Debug, Clone)]
@@ -260,7 +188,7 @@ fn rag(l: &Layers<'_>) -> Result<RagSettings, BootError> {
         embed: endpoint(l, &EMBED, allow_remote)?,
         llm_timeout: l.get(&d::LLM_TIMEOUT)?,
         max_upload_bytes: l.get(&d::MAX_UPLOAD_MB)?,
-        extract: crate::documents::Budget {
+        extract: crate::domain::documents::Budget {
             max_chars: l.get(&d::EXTRACT_MAX_CHARS)?,
             max_pages: l.get(&d::EXTRACT_MAX_PAGES)?,
             timeout: l.get(&d::EXTRACT_TIMEOUT)?,

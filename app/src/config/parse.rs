@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Api, CookieSecure, DatabaseLocation, LogFormat};
-use crate::accounts::policy::PolicyKind;
+use crate::domain::accounts::policy::PolicyKind;
 
 /// How one setting's text becomes its value.
 pub type Parse<T> = fn(&str) -> Result<T, String>;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::{Api, Endpoint};
+use crate::domain::settings::{Api, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {

@@ -17,8 +17,8 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::{archive, refused, runtime, snapshot, BackupDir, TempDir, ToolArgs};
-use crate::accounts::Username;
 use crate::config::{Api, DatabaseLocation, ForDrill, Given, Settings};
+use crate::domain::accounts::Username;
 use crate::error::BootError;
 use crate::store::{on_pool, Store};
 
@@ -444,7 +444,7 @@ fn random_password() -> anyhow::Result<String> {
 }
 
 async fn share_everything_with(store: &Store, user_id: &str) -> anyhow::Result<()> {
-    let now = crate::accounts::now_ms();
+    let now = crate::domain::accounts::now_ms();
     on_pool!(store, |pool| {
         sqlx::query("UPDATE collections SET shared = 1")
             .execute(pool)
@@ -528,7 +528,7 @@ async fn sign_in(
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{}=", crate::auth::SESSION_COOKIE)))
+        .find(|v| v.starts_with(&format!("{}=", crate::service::auth::SESSION_COOKIE)))
         .and_then(|v| v.split(';').next())
         .map(str::to_string);
     let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -598,7 +598,7 @@ async fn search(
     let request = http
         .post(format!("{base}/api/v1/search"))
         .header(reqwest::header::COOKIE, &session.cookie)
-        .header(crate::auth::CSRF_HEADER, &session.csrf)
+        .header(crate::service::auth::CSRF_HEADER, &session.csrf)
         .json(&json!({ "query": query, "k": 5 }));
     send_for_json(request, "POST /api/v1/search").await
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Store;
-use crate::accounts::{AccountState, Role, UserRow};
+use crate::domain::accounts::{AccountState, Role, UserRow};
 
 use super::dispatch::on_pool;
 

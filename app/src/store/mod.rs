@@ -4,11 +4,12 @@
 mod accounts;
 mod dispatch;
 mod documents;
+pub mod failure;
 pub(crate) mod migrations;
 mod postgres;
 mod sqlite;
 
-use crate::config::DatabaseLocation;
+use crate::domain::settings::DatabaseLocation;
 use crate::error::BootError;
 /// For maintenance code that runs its own queries on either backend (the backup drill).
 pub(crate) use dispatch::on_pool;

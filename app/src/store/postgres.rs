@@ -12,7 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
 use super::migrations;
-use crate::error::{database_unavailable, BootError};
+use crate::error::BootError;
+use crate::store::failure::database_unavailable;
 
 /// How long a query waits for a pooled connection (including opening a new one) before the
 /// request fails with 503.

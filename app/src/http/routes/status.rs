@@ -8,9 +8,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::auth::CurrentUser;
-use crate::config::{Api, Endpoint};
-use crate::retrieval::Mode;
+use crate::domain::settings::{Api, Endpoint};
+use crate::service::auth::CurrentUser;
+use crate::service::retrieval::Mode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(status))

@@ -2,9 +2,9 @@
 //! counts. Failed sign-ins are counted per account name (known or not, so lockouts reveal nothing)
 //! and per client address; registrations per client address.
 
-use crate::accounts::now_ms;
-use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::domain::accounts::now_ms;
+use crate::http::error::ApiError;
+use crate::http::routes::AppState;
 
 pub fn account_key(username: &str) -> String {
     format!("user:{username}")

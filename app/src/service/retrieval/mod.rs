@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cache::{self, Cache};
-use crate::config::RagSettings;
+use crate::domain::settings::RagSettings;
 use crate::llm;
 use crate::metrics::Metrics;
 use crate::store::{blob_to_f32s, ChunkRow, Store};

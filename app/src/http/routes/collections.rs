@@ -10,9 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::accounts::{now_ms, rfc3339, AccountState, Username};
-use crate::auth::CurrentUser;
-use crate::error::{ApiError, ErrorBody};
+use crate::domain::accounts::{now_ms, rfc3339, AccountState, Username};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::service::auth::CurrentUser;
 use crate::store::CollectionRow;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -3,7 +3,7 @@
 
 use prometheus::{IntCounterVec, Opts};
 
-use crate::accounts::{now_ms, UserRow};
+use crate::domain::accounts::{now_ms, UserRow};
 use crate::store::{NewAuditEntry, Store};
 
 /// Event names, as stored and as filtered on.

@@ -11,10 +11,12 @@ use utoipa_axum::routes;
 
 use super::auth::check_password;
 use super::AppState;
-use crate::accounts::{now_ms, password};
-use crate::audit::{event, outcome};
-use crate::auth::{random_token, session_set_cookie, sha256_hex, CurrentUser, TOKEN_PREFIX};
-use crate::error::{ApiError, ErrorBody};
+use crate::domain::accounts::{now_ms, password};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::service::audit::{event, outcome};
+use crate::service::auth::{
+    random_token, session_set_cookie, sha256_hex, CurrentUser, TOKEN_PREFIX,
+};
 use crate::store::TokenRow;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -93,7 +95,7 @@ pub struct TokenInfo {
 
 impl From<TokenRow> for TokenInfo {
     fn from(t: TokenRow) -> Self {
-        use crate::accounts::rfc3339;
+        use crate::domain::accounts::rfc3339;
         TokenInfo {
             id: t.id,
             name: t.name,

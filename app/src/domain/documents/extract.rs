@@ -521,8 +521,13 @@ pub fn normalise(raw: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The defaults (`config::declared`), as test data.
     fn default_budget() -> Budget {
-        crate::config::Settings::defaults().rag.extract
+        Budget {
+            max_chars: 10_000_000,
+            max_pages: 5_000,
+            timeout: std::time::Duration::from_secs(120),
+        }
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::accounts::now_ms;
-use crate::config::RagSettings;
-use crate::documents::{chunk, extract, Kind, Rejection};
+use crate::domain::accounts::now_ms;
+use crate::domain::documents::{chunk, extract, Kind, Rejection};
+use crate::domain::settings::RagSettings;
 use crate::llm::LlmError;
 use crate::metrics::Metrics;
-use crate::retrieval::Retriever;
+use crate::service::retrieval::Retriever;
 use crate::store::{DocumentRow, NewChunk, Store};
 
 /// A worker holds a document this long without renewing before others may take it.

@@ -10,13 +10,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::accounts::{now_ms, password, AccountState, Role, User, UserRow, Username};
-use crate::audit::{event, outcome};
-use crate::auth::{
+use crate::domain::accounts::{now_ms, password, AccountState, Role, User, UserRow, Username};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::service::audit::{event, outcome};
+use crate::service::auth::{
     random_token, session_cookie, session_set_cookie, sha256_hex, throttle, ClientInfo, Credential,
     CurrentUser,
 };
-use crate::error::{ApiError, ErrorBody};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -333,8 +333,8 @@ pub async fn policy(State(state): State<AppState>) -> Json<PolicyInfo> {
     let p = state.auth.password_policy;
     Json(PolicyInfo {
         kind: match p.kind {
-            crate::accounts::policy::PolicyKind::Composition => "composition",
-            crate::accounts::policy::PolicyKind::Length => "length",
+            crate::domain::accounts::policy::PolicyKind::Composition => "composition",
+            crate::domain::accounts::policy::PolicyKind::Length => "length",
         }
         .into(),
         min_length: p.min_length,

@@ -8,10 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::accounts::{now_ms, rfc3339, AccountState, Role, User, UserRow};
-use crate::audit::{event, outcome};
-use crate::auth::AdminUser;
-use crate::error::{ApiError, ErrorBody};
+use crate::domain::accounts::{now_ms, rfc3339, AccountState, Role, User, UserRow};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::service::audit::{event, outcome};
+use crate::service::auth::AdminUser;
 use crate::store::AuditFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {

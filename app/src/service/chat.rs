@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::llm::ChatMessage;
-use crate::retrieval::Hit;
+use crate::service::retrieval::Hit;
 use crate::store::MessageRow;
 
 /// Where a statement in an answer comes from.

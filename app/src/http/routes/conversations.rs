@@ -17,11 +17,11 @@ use utoipa_axum::routes;
 
 use super::search::scope;
 use super::AppState;
-use crate::accounts::{now_ms, rfc3339};
-use crate::auth::CurrentUser;
-use crate::chat::{self, Citation};
-use crate::error::{ApiError, ErrorBody};
+use crate::domain::accounts::{now_ms, rfc3339};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::llm::LlmError;
+use crate::service::auth::CurrentUser;
+use crate::service::chat::{self, Citation};
 use crate::store::{ConversationRow, MessageRow};
 
 pub fn router() -> OpenApiRouter<AppState> {

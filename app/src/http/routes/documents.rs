@@ -15,11 +15,11 @@ use utoipa_axum::routes;
 
 use super::collections::{readable, Access};
 use super::AppState;
-use crate::accounts::{now_ms, rfc3339};
-use crate::auth::CurrentUser;
-use crate::documents::{detect, sniff, Rejection};
-use crate::error::{ApiError, ErrorBody};
-use crate::ingest::Ingestor;
+use crate::domain::accounts::{now_ms, rfc3339};
+use crate::domain::documents::{detect, sniff, Rejection};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::service::auth::CurrentUser;
+use crate::service::ingest::Ingestor;
 use crate::store::DocumentRow;
 
 pub fn router(max_upload: u64) -> OpenApiRouter<AppState> {
@@ -158,8 +158,8 @@ pub async fn upload(
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large(state.rag.max_upload_bytes)
-        } else if crate::error::body_timed_out(&e) {
-            ApiError::TimedOut(crate::error::BODY_STALLED.into())
+        } else if crate::http::error::body_timed_out(&e) {
+            ApiError::TimedOut(crate::http::error::BODY_STALLED.into())
         } else {
             ApiError::BadRequest(format!("the upload is not valid multipart data: {e}"))
         }

@@ -9,9 +9,9 @@ use utoipa_axum::routes;
 
 use super::collections::{readable, readable_ids};
 use super::AppState;
-use crate::auth::CurrentUser;
-use crate::error::{ApiError, ErrorBody};
-use crate::retrieval::Mode;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::service::auth::CurrentUser;
+use crate::service::retrieval::Mode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(search))

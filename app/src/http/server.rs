@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::ConnectionLimits;
+use crate::domain::settings::ConnectionLimits;
 
 /// Serves `app` on `listener` until `stop` turns true; then stops accepting, lets every open
 /// connection finish its request, and returns once they are all closed.
@@ -146,7 +146,9 @@ mod tests {
         let limits = ConnectionLimits {
             max_connections: 3,
             max_connections_per_address: 2,
-            ..crate::config::Settings::defaults().limits
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            request_timeout: std::time::Duration::from_secs(60),
         };
         let open = Arc::new(Mutex::new(Open::default()));
         let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());

@@ -29,12 +29,12 @@ use tracing::Level;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::audit::Audit;
-use crate::config::{AuthSettings, ConnectionLimits, RagSettings};
-use crate::error::ApiError;
+use crate::domain::settings::{AuthSettings, ConnectionLimits, RagSettings};
+use crate::http::error::ApiError;
 use crate::llm;
 use crate::metrics::{self, Metrics};
-use crate::retrieval::Retriever;
+use crate::service::audit::Audit;
+use crate::service::retrieval::Retriever;
 use crate::store::Store;
 use std::path::PathBuf;
 use tokio::sync::Notify;
@@ -117,7 +117,7 @@ fn document_audit_events(doc: &mut utoipa::openapi::OpenApi) {
             param.schema = Some(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .enum_values(Some(crate::audit::event::ALL.iter().copied()))
+                    .enum_values(Some(crate::service::audit::event::ALL.iter().copied()))
                     .into(),
             );
         }
@@ -215,7 +215,7 @@ pub fn router(state: AppState, limits: &ConnectionLimits) -> Router {
                 deadline,
             ))
             .layer(middleware::from_fn(json_bodies_are_objects))
-            .layer(middleware::from_fn(crate::error::envelope_rejections))
+            .layer(middleware::from_fn(crate::http::error::envelope_rejections))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("no-store"),
@@ -292,8 +292,8 @@ async fn json_bodies_are_objects(
     let bytes = match axum::body::to_bytes(body, 2 << 20).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            return if crate::error::body_timed_out(&e) {
-                ApiError::TimedOut(crate::error::BODY_STALLED.into()).into_response()
+            return if crate::http::error::body_timed_out(&e) {
+                ApiError::TimedOut(crate::http::error::BODY_STALLED.into()).into_response()
             } else {
                 ApiError::PayloadTooLarge(
                     "the request body is larger than this endpoint accepts".into(),

@@ -10,11 +10,11 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 
-use crate::accounts::{now_ms, AccountState, Role, UserRow};
-use crate::audit::{self, event, outcome};
-use crate::config::CookieSecure;
-use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::domain::accounts::{now_ms, AccountState, Role, UserRow};
+use crate::domain::settings::CookieSecure;
+use crate::http::error::ApiError;
+use crate::http::routes::AppState;
+use crate::service::audit::{self, event, outcome};
 
 pub const SESSION_COOKIE: &str = "berth_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";

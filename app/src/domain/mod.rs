@@ -1,0 +1,5 @@
+//! Plain types that parse: no HTTP, no database. Everything above builds on them.
+
+pub mod accounts;
+pub mod documents;
+pub mod settings;

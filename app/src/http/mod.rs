@@ -1,0 +1,6 @@
+//! The HTTP server: its accept loop ([`server`]) and its routes, thin adapters over the
+//! services ([`routes`]).
+
+pub mod error;
+pub mod routes;
+pub mod server;
