@@ -7,10 +7,10 @@ use anyhow::Context as _;
 
 use crate::cli::{AdminArgs, AdminCommand};
 use crate::config::Settings;
-use crate::domain::accounts::{now_ms, password, AccountState, Role, UserRow, Username};
+use crate::domain::accounts::{UserRow, Username};
 use crate::error::BootError;
-use crate::service::audit::{self, event, outcome, Audit};
-use crate::service::auth::throttle;
+use crate::service::audit::{self, Audit};
+use crate::service::auth::{check_password, Auth, AuthError};
 use crate::store::Store;
 
 pub fn run(command: &AdminCommand, settings: &Settings) -> Result<(), BootError> {
@@ -30,12 +30,15 @@ pub fn run(command: &AdminCommand, settings: &Settings) -> Result<(), BootError>
     })
 }
 
-fn cli_context() -> audit::Context {
+/// The audit log's actor for an operator's command: `berth admin`, `berth backup drill`.
+pub fn operator(actor: &str) -> audit::Context {
     audit::Context {
-        actor_name: Some("berth admin (command line)".into()),
+        actor_name: Some(actor.into()),
         ..Default::default()
     }
 }
+
+const ADMIN_CLI: &str = "berth admin (command line)";
 
 fn username(args: &AdminArgs) -> Result<Username, BootError> {
     Username::parse(&args.username)
@@ -66,18 +69,12 @@ fn new_password(args: &AdminArgs, settings: &Settings) -> Result<String, BootErr
         }
         first
     };
-    let broken = settings.auth.password_policy.violations(&password);
-    if !broken.is_empty() {
-        let list: Vec<_> = broken.iter().map(|v| v.message.as_str()).collect();
-        return Err(BootError::Config(format!(
-            "the password is not accepted: {}; nothing changed",
-            list.join("; ")
-        )));
-    }
+    check_password(&settings.auth.password_policy, &password)
+        .map_err(|e| BootError::Config(format!("{e}; nothing changed")))?;
     Ok(password)
 }
 
-fn audit_log(store: &Store) -> Audit {
+pub fn audit_log(store: &Store) -> Audit {
     // The command's events are counted in a registry of its own: this process serves no metrics.
     Audit::new(store.clone(), &prometheus::Registry::new())
 }
@@ -96,7 +93,7 @@ async fn create(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<
         )));
     }
     let password = new_password(args, settings)?;
-    create_admin(store, &name, password, "berth admin (command line)").await?;
+    create_admin(store, settings, &name, password, ADMIN_CLI).await?;
     println!("Created admin account {name}. Sign in with it in the browser.");
     Ok(())
 }
@@ -105,43 +102,30 @@ async fn create(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<
 /// it as done by `actor`: `berth admin create`, and the throwaway account of `berth backup drill`.
 pub async fn create_admin(
     store: &Store,
+    settings: &Settings,
     name: &Username,
     password: String,
     actor: &str,
 ) -> Result<UserRow, BootError> {
-    let now = now_ms();
-    let row = UserRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: name.to_string(),
-        password_hash: password::hash(password).await,
-        role: Role::Admin.as_str().into(),
-        state: AccountState::Active.as_str().into(),
-        created_at: now,
-        updated_at: now,
+    let audit = audit_log(store);
+    let auth = Auth {
+        store,
+        audit: &audit,
+        settings: &settings.auth,
     };
-    if !store
-        .insert_user(&row)
+    auth.create_admin(&operator(actor), name, password)
         .await
-        .context("creating the account")?
-    {
-        return Err(BootError::Config(format!(
-            "an account named {name} exists already"
-        )));
+        .map_err(boot_error)
+}
+
+/// A refusal is the operator's to fix (exit 2); a database failure is not.
+fn boot_error(err: AuthError) -> BootError {
+    match err {
+        AuthError::Store(e) => {
+            BootError::Other(anyhow::Error::new(e).context("updating the accounts"))
+        }
+        refused => BootError::Config(refused.to_string()),
     }
-    let context = audit::Context {
-        actor_name: Some(actor.into()),
-        ..Default::default()
-    };
-    audit_log(store)
-        .record(
-            &context,
-            event::ADMIN_BOOTSTRAP,
-            outcome::SUCCESS,
-            Some((&row.id, &row.username)),
-            None,
-        )
-        .await;
-    Ok(row)
 }
 
 async fn reset(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<(), BootError> {
@@ -152,29 +136,15 @@ async fn reset(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<(
         .context("reading users")?
         .ok_or_else(|| BootError::Config(format!("there is no account named {name}")))?;
     let password = new_password(args, settings)?;
-    let now = now_ms();
-    let hash = password::hash(password).await;
-    store
-        .set_password_hash(&user.id, &hash, now)
+    let audit = audit_log(store);
+    let auth = Auth {
+        store,
+        audit: &audit,
+        settings: &settings.auth,
+    };
+    auth.reset_password(&operator(ADMIN_CLI), &user, password)
         .await
-        .context("saving the password")?;
-    store
-        .end_user_sessions_and_tokens(&user.id, now)
-        .await
-        .context("ending sessions")?;
-    store
-        .clear_throttle(&throttle::account_key(name.as_str()))
-        .await
-        .context("clearing the sign-in lock")?;
-    audit_log(store)
-        .record(
-            &cli_context(),
-            event::PASSWORD_RESET,
-            outcome::SUCCESS,
-            Some((&user.id, &user.username)),
-            None,
-        )
-        .await;
+        .map_err(boot_error)?;
     println!("Password of {name} reset; its sessions and API tokens have ended.");
     Ok(())
 }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::service::auth::AuthError;
 use crate::store::failure::{database_full, database_unavailable};
 
 /// The JSON body of every error response: `{"error": {"code": "...", "message": "..."}}`.
@@ -100,6 +101,22 @@ impl ApiError {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Invalid { message, details } => ApiError::Invalid { message, details },
+            AuthError::Unauthenticated(message) => ApiError::Unauthenticated(message),
+            AuthError::Refused { code, message } => ApiError::Forbidden { code, message },
+            AuthError::Taken(message) => ApiError::Conflict(message),
+            AuthError::Throttled(locked) => ApiError::TooManyRequests {
+                message: locked.message(),
+                retry_after_secs: locked.retry_after_secs(),
+            },
+            AuthError::Store(err) => err.into(),
         }
     }
 }

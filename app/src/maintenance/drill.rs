@@ -331,6 +331,7 @@ impl Drill {
                 let password = random_password()?;
                 let user = crate::admin_cli::create_admin(
                     store,
+                    &self.settings,
                     &name,
                     password.clone(),
                     "berth backup drill",
@@ -528,7 +529,7 @@ async fn sign_in(
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{}=", crate::service::auth::SESSION_COOKIE)))
+        .find(|v| v.starts_with(&format!("{}=", crate::http::auth::SESSION_COOKIE)))
         .and_then(|v| v.split(';').next())
         .map(str::to_string);
     let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -598,7 +599,7 @@ async fn search(
     let request = http
         .post(format!("{base}/api/v1/search"))
         .header(reqwest::header::COOKIE, &session.cookie)
-        .header(crate::service::auth::CSRF_HEADER, &session.csrf)
+        .header(crate::http::auth::CSRF_HEADER, &session.csrf)
         .json(&json!({ "query": query, "k": 5 }));
     send_for_json(request, "POST /api/v1/search").await
 }

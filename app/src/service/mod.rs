@@ -5,3 +5,4 @@ pub mod auth;
 pub mod chat;
 pub mod ingest;
 pub mod retrieval;
+pub mod throttle;

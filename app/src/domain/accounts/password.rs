@@ -41,7 +41,7 @@ pub async fn verify(password: String, phc: String) -> bool {
 /// name costs the same time as a wrong password and reveals nothing.
 pub fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| hash_blocking(&crate::service::auth::random_token(24)))
+    DECOY.get_or_init(|| hash_blocking(&crate::domain::secret::random_token(24)))
 }
 
 #[cfg(test)]

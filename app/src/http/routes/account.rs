@@ -9,14 +9,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::check_password;
 use super::AppState;
-use crate::domain::accounts::{now_ms, password};
+use crate::domain::accounts::now_ms;
+use crate::domain::secret::{random_token, sha256_hex, TOKEN_PREFIX};
+use crate::http::auth::{session_set_cookie, CurrentUser};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::audit::{event, outcome};
-use crate::service::auth::{
-    random_token, session_set_cookie, sha256_hex, CurrentUser, TOKEN_PREFIX,
-};
 use crate::store::TokenRow;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,42 +41,15 @@ pub async fn change_password(
     current: CurrentUser,
     Json(body): Json<PasswordChange>,
 ) -> Result<Response, ApiError> {
-    let user = &current.user;
-    let target = Some((user.id.as_str(), user.username.as_str()));
-    if !password::verify(body.current_password, user.password_hash.clone()).await {
-        state
-            .audit
-            .record(
-                &current.audit(),
-                event::PASSWORD_CHANGED,
-                outcome::FAILURE,
-                target,
-                Some("current password wrong".into()),
-            )
-            .await;
-        return Err(ApiError::Forbidden {
-            code: "wrong_password",
-            message: "the current password is wrong".into(),
-        });
-    }
-    check_password(&state, &body.new_password)?;
-    let hash = password::hash(body.new_password).await;
-    let now = now_ms();
-    state.store.set_password_hash(&user.id, &hash, now).await?;
     state
-        .store
-        .end_user_sessions_and_tokens(&user.id, now)
-        .await?;
-    state
-        .audit
-        .record(
+        .accounts()
+        .change_password(
             &current.audit(),
-            event::PASSWORD_CHANGED,
-            outcome::SUCCESS,
-            target,
-            None,
+            &current.user,
+            body.current_password,
+            body.new_password,
         )
-        .await;
+        .await?;
     let cookie = session_set_cookie(None, 0, &current.client, state.auth.cookie_secure);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }

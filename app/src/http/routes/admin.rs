@@ -9,9 +9,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339, AccountState, Role, User, UserRow};
+use crate::http::auth::AdminUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::audit::{event, outcome};
-use crate::service::auth::AdminUser;
 use crate::store::AuditFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -10,13 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::domain::accounts::{now_ms, password, AccountState, Role, User, UserRow, Username};
+use crate::domain::accounts::policy::PolicyKind;
+use crate::domain::accounts::User;
+use crate::http::auth::{session_cookie, session_set_cookie, ClientInfo, Credential, CurrentUser};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::audit::{event, outcome};
-use crate::service::auth::{
-    random_token, session_cookie, session_set_cookie, sha256_hex, throttle, ClientInfo, Credential,
-    CurrentUser,
-};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -46,26 +44,6 @@ pub struct SessionInfo {
     pub csrf_token: Option<String>,
 }
 
-/// Refuses a password that breaks the policy, listing every rule it breaks.
-pub fn check_password(state: &AppState, password: &str) -> Result<(), ApiError> {
-    let broken = state.auth.password_policy.violations(password);
-    if broken.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<_> = broken.iter().map(|v| v.message.as_str()).collect();
-    Err(ApiError::Invalid {
-        message: format!("the password is not accepted: {}", list.join("; ")),
-        details: Some(serde_json::json!({ "password": broken })),
-    })
-}
-
-pub fn parse_username(raw: &str) -> Result<Username, ApiError> {
-    Username::parse(raw).map_err(|why| ApiError::Invalid {
-        message: format!("the user name is not accepted: {why}"),
-        details: None,
-    })
-}
-
 /// Creates an account that waits for an admin's approval.
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
     request_body = Credentials,
@@ -80,59 +58,15 @@ pub async fn register(
     client: ClientInfo,
     Json(body): Json<Credentials>,
 ) -> Result<Response, ApiError> {
-    let username = parse_username(&body.username)?;
-    check_password(&state, &body.password)?;
-    if let Some(addr) = &client.addr {
-        // An address locked out of sign-in does not get to make accounts meanwhile either.
-        throttle::check(
-            &state,
-            &[throttle::address_key(addr)],
-            throttle::Counted::FailedSignIns,
-        )
+    let row = state
+        .accounts()
+        .register(&client.client(), &body.username, body.password)
         .await?;
-        let key = throttle::registration_key(addr);
-        throttle::check(
-            &state,
-            std::slice::from_ref(&key),
-            throttle::Counted::Registrations,
-        )
-        .await?;
-        throttle::fail(&state, &[(key, state.auth.register_max_per_address)]).await?;
-    }
-    let now = now_ms();
-    let row = UserRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: username.to_string(),
-        password_hash: password::hash(body.password).await,
-        role: Role::User.as_str().into(),
-        state: AccountState::Pending.as_str().into(),
-        created_at: now,
-        updated_at: now,
-    };
-    if !state.store.insert_user(&row).await? {
-        return Err(ApiError::Conflict(format!(
-            "the user name {username} is taken; choose another"
-        )));
-    }
-    state
-        .audit
-        .record(
-            &client.audit(),
-            event::REGISTERED,
-            outcome::SUCCESS,
-            Some((&row.id, &row.username)),
-            None,
-        )
-        .await;
     let body = Registered {
         user: row.public(),
         message: "registered; your account awaits approval by an admin".into(),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-}
-
-fn wrong_credentials() -> ApiError {
-    ApiError::Unauthenticated("wrong user name or password".into())
 }
 
 /// Signs in with a password and starts a browser session (cookie).
@@ -150,129 +84,25 @@ pub async fn sign_in(
     headers: axum::http::HeaderMap,
     Json(body): Json<Credentials>,
 ) -> Result<Response, ApiError> {
-    let audit_ctx = client.audit();
-    let username = Username::parse(&body.username).ok();
-    let name = username.as_ref().map_or("", Username::as_str).to_string();
-    let mut keys = vec![throttle::account_key(&name)];
-    if let Some(addr) = &client.addr {
-        keys.push(throttle::address_key(addr));
-    }
-    throttle::check(&state, &keys, throttle::Counted::FailedSignIns).await?;
-
-    let user = match &username {
-        Some(u) => state.store.user_by_name(u.as_str()).await?,
-        None => None,
-    };
-    // Verify against a decoy when there is no such user: same work, same answer, same time.
-    let hash = user.as_ref().map_or_else(
-        || password::decoy_hash().to_string(),
-        |u| u.password_hash.clone(),
-    );
-    let matches = password::verify(body.password, hash).await && user.is_some();
-    let target_owned = user.as_ref().map(|u| (u.id.clone(), u.username.clone()));
-    let target = target_owned.as_ref().map(|(i, n)| (i.as_str(), n.as_str()));
-
-    let Some(user) = user.filter(|_| matches) else {
-        let mut limits = vec![(keys[0].clone(), state.auth.login_max_failures)];
-        if let Some(k) = keys.get(1) {
-            limits.push((k.clone(), state.auth.login_max_failures_per_address));
-        }
-        let locked = throttle::fail(&state, &limits).await?;
-        let attempted = (!name.is_empty()).then(|| format!("attempted user name: {name}"));
-        state
-            .audit
-            .record(
-                &audit_ctx,
-                event::SIGN_IN,
-                outcome::FAILURE,
-                target,
-                attempted,
-            )
-            .await;
-        if locked {
-            state
-                .audit
-                .record(
-                    &audit_ctx,
-                    event::LOCKOUT,
-                    outcome::SUCCESS,
-                    target,
-                    Some(format!(
-                        "locked for {} s after repeated failures",
-                        state.auth.login_lockout.as_secs()
-                    )),
-                )
-                .await;
-        }
-        return Err(wrong_credentials());
-    };
-
-    let refusal = match user.state() {
-        AccountState::Active => None,
-        AccountState::Pending => Some((
-            "pending_approval",
-            "your account awaits approval by an admin",
-        )),
-        AccountState::Denied => Some(("account_denied", "an admin declined this account")),
-        AccountState::Disabled => Some(("account_disabled", "this account is disabled")),
-    };
-    if let Some((code, message)) = refusal {
-        state
-            .audit
-            .record(
-                &audit_ctx,
-                event::SIGN_IN,
-                outcome::DENIED,
-                target,
-                Some(format!("account is {}", user.state)),
-            )
-            .await;
-        return Err(ApiError::Forbidden {
-            code,
-            message: message.into(),
-        });
-    }
-    state.store.clear_throttle(&keys[0]).await?;
-
-    // A new session id at every sign-in; the one the browser had (if any) ends.
-    if let Some(old) = session_cookie(&headers) {
-        state.store.delete_session(&sha256_hex(&old)).await?;
-    }
-    let token = random_token(32);
-    let csrf = random_token(32);
-    let now = now_ms();
-    let absolute = state.auth.session_absolute_timeout;
-    state
-        .store
-        .insert_session(
-            &sha256_hex(&token),
-            &user.id,
-            &csrf,
-            now,
-            now + absolute.as_millis() as i64,
-            client.addr.as_deref(),
-            client.user_agent.as_deref(),
+    let old = session_cookie(&headers);
+    let session = state
+        .accounts()
+        .sign_in(
+            &client.client(),
+            &body.username,
+            body.password,
+            old.as_deref(),
         )
         .await?;
-    state
-        .audit
-        .record(
-            &audit_ctx.with_actor(&user),
-            event::SIGN_IN,
-            outcome::SUCCESS,
-            target,
-            None,
-        )
-        .await;
     let cookie = session_set_cookie(
-        Some(&token),
-        absolute.as_secs(),
+        Some(&session.token),
+        state.auth.session_absolute_timeout.as_secs(),
         &client,
         state.auth.cookie_secure,
     );
     let body = SessionInfo {
-        user: user.public(),
-        csrf_token: Some(csrf),
+        user: session.user.public(),
+        csrf_token: Some(session.csrf),
     };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
@@ -333,8 +163,8 @@ pub async fn policy(State(state): State<AppState>) -> Json<PolicyInfo> {
     let p = state.auth.password_policy;
     Json(PolicyInfo {
         kind: match p.kind {
-            crate::domain::accounts::policy::PolicyKind::Composition => "composition",
-            crate::domain::accounts::policy::PolicyKind::Length => "length",
+            PolicyKind::Composition => "composition",
+            PolicyKind::Length => "length",
         }
         .into(),
         min_length: p.min_length,

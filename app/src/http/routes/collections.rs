@@ -11,8 +11,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339, AccountState, Username};
+use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::service::auth::CurrentUser;
 use crate::store::CollectionRow;
 
 pub fn router() -> OpenApiRouter<AppState> {

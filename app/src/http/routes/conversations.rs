@@ -18,9 +18,9 @@ use utoipa_axum::routes;
 use super::search::scope;
 use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339};
+use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::llm::LlmError;
-use crate::service::auth::CurrentUser;
 use crate::service::chat::{self, Citation};
 use crate::store::{ConversationRow, MessageRow};
 

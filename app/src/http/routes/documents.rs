@@ -17,8 +17,8 @@ use super::collections::{readable, Access};
 use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339};
 use crate::domain::documents::{detect, sniff, Rejection};
+use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::service::auth::CurrentUser;
 use crate::service::ingest::Ingestor;
 use crate::store::DocumentRow;
 

@@ -59,6 +59,17 @@ pub struct AppState {
     pub shutting_down: watch::Receiver<bool>,
 }
 
+impl AppState {
+    /// The accounts service on this state's store, audit log and rules.
+    pub fn accounts(&self) -> crate::service::auth::Auth<'_> {
+        crate::service::auth::Auth {
+            store: &self.store,
+            audit: &self.audit,
+            settings: &self.auth,
+        }
+    }
+}
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(OpenApi)]

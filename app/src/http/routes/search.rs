@@ -9,8 +9,8 @@ use utoipa_axum::routes;
 
 use super::collections::{readable, readable_ids};
 use super::AppState;
+use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::service::auth::CurrentUser;
 use crate::service::retrieval::Mode;
 
 pub fn router() -> OpenApiRouter<AppState> {

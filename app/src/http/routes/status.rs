@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::domain::settings::{Api, Endpoint};
-use crate::service::auth::CurrentUser;
+use crate::http::auth::CurrentUser;
 use crate::service::retrieval::Mode;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -1,46 +1,20 @@
-//! Who is calling: browser sessions (cookie + CSRF token) and personal API tokens (bearer), the
-//! extractors handlers use to require them, and sign-in throttling.
-
-pub mod throttle;
+//! Who is calling, as the handlers see it: the extractors that require a signed-in user or an
+//! admin (the checks themselves are `service::auth`'s), the client's address, the session cookie.
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
-use base64::Engine;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 
-use crate::domain::accounts::{now_ms, AccountState, Role, UserRow};
+use super::error::ApiError;
+use super::routes::AppState;
+use crate::domain::accounts::{Role, UserRow};
 use crate::domain::settings::CookieSecure;
-use crate::http::error::ApiError;
-use crate::http::routes::AppState;
 use crate::service::audit::{self, event, outcome};
+use crate::service::auth::{Client, Presented};
+pub use crate::service::auth::{Credential, CSRF_HEADER};
 
 pub const SESSION_COOKIE: &str = "berth_session";
-pub const CSRF_HEADER: &str = "x-csrf-token";
-pub const TOKEN_PREFIX: &str = "berth_";
-
-/// `bytes` random bytes from the OS, base64url without padding.
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).expect("the OS random source works");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}
-
-/// Secrets are stored only as hashes: a stolen database yields no usable session or token.
-pub fn sha256_hex(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// How the request proved who it is.
-#[derive(Debug, Clone)]
-pub enum Credential {
-    Session { token_hash: String, csrf: String },
-    Token { id: String },
-}
 
 /// A signed-in, active user. Extracting it refuses anything else with 401/403.
 #[derive(Debug, Clone)]
@@ -63,6 +37,15 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The caller as the accounts service takes it.
+    pub fn client(&self) -> Client<'_> {
+        Client {
+            addr: self.addr.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            audit: self.audit(),
+        }
+    }
+
     pub fn audit(&self) -> audit::Context {
         audit::Context {
             client_addr: self.addr.clone(),
@@ -144,86 +127,32 @@ pub fn session_set_cookie(
     )
 }
 
-fn unauthenticated() -> ApiError {
-    ApiError::Unauthenticated(
-        "sign in first (or send an API token as `Authorization: Bearer ...`)".into(),
-    )
-}
-
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let client = ClientInfo::from_request_parts(parts, state).await?;
-        let now = now_ms();
         let bearer = header_str(&parts.headers, "authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let (user_id, credential) = if let Some(token) = bearer {
-            let row = state
-                .store
-                .live_token(&sha256_hex(token))
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Unauthenticated("the API token is unknown or revoked".into())
-                })?;
-            // As with sessions below: a write per request would serialise concurrent requests
-            // with one token on that row (and on SQLite's single writer); a minute is precise
-            // enough for "last used".
-            if row.last_used_at.is_none_or(|t| now - t > 60_000) {
-                state.store.touch_token(&row.id, now).await?;
-            }
-            (row.user_id, Credential::Token { id: row.id })
-        } else if let Some(cookie) = session_cookie(&parts.headers) {
-            let token_hash = sha256_hex(&cookie);
-            let session = state
-                .store
-                .session(&token_hash)
-                .await?
-                .ok_or_else(unauthenticated)?;
-            let idle_ms = state.auth.session_idle_timeout.as_millis() as i64;
-            if now >= session.expires_at || now - session.last_seen_at >= idle_ms {
-                state.store.delete_session(&token_hash).await?;
+        let cookie = session_cookie(&parts.headers);
+        let presented = match (bearer, &cookie) {
+            (Some(token), _) => Presented::Bearer(token),
+            (None, Some(cookie)) => Presented::Session {
+                cookie,
+                csrf: header_str(&parts.headers, CSRF_HEADER),
+            },
+            (None, None) => {
                 return Err(ApiError::Unauthenticated(
-                    "your session has expired; sign in again".into(),
-                ));
+                    "sign in first (or send an API token as `Authorization: Bearer ...`)".into(),
+                ))
             }
-            // Refreshing last-seen on every request would be a write per request; a little
-            // slack (at most a tenth of the idle timeout, capped at a minute) is enough.
-            if now - session.last_seen_at > (idle_ms / 10).min(60_000) {
-                state.store.touch_session(&token_hash, now).await?;
-            }
-            if !is_safe(&parts.method) {
-                let sent = header_str(&parts.headers, CSRF_HEADER).unwrap_or("");
-                if !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
-                    return Err(ApiError::Forbidden {
-                        code: "csrf_failed",
-                        message: format!(
-                            "missing or wrong {CSRF_HEADER} header; take the token from \
-                             GET /api/v1/auth/session"
-                        ),
-                    });
-                }
-            }
-            (
-                session.user_id,
-                Credential::Session {
-                    token_hash,
-                    csrf: session.csrf_token,
-                },
-            )
-        } else {
-            return Err(unauthenticated());
         };
-        let user = state
-            .store
-            .user_by_id(&user_id)
-            .await?
-            .ok_or_else(unauthenticated)?;
-        if user.state() != AccountState::Active {
-            // Sessions of a disabled user are already deleted; this covers any race with that.
-            return Err(ApiError::forbidden("this account is not active"));
-        }
+        let changes_state = !is_safe(&parts.method);
+        let (user, credential) = state
+            .accounts()
+            .authenticate(presented, changes_state)
+            .await?;
         Ok(CurrentUser {
             user,
             credential,
@@ -262,10 +191,6 @@ impl FromRequestParts<AppState> for AdminUser {
 
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -1,0 +1,470 @@
+//! Accounts' use cases: register, sign in (throttled, against a decoy for unknown names),
+//! authenticate a request's session or API token, change a password, create an admin, reset a
+//! password. The routes and `berth admin` call the same functions; each says what went wrong
+//! in an [`AuthError`], which the HTTP layer maps to a status in one place.
+
+use crate::domain::accounts::policy::PasswordPolicy;
+use crate::domain::accounts::{now_ms, password, AccountState, Role, UserRow, Username};
+use crate::domain::secret::{constant_time_eq, random_token, sha256_hex};
+use crate::domain::settings::AuthSettings;
+use crate::service::audit::{self, event, outcome, Audit};
+use crate::service::throttle::{self, Counted, Locked};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The input breaks a rule; `details` lists each one when there are several.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        details: Option<serde_json::Value>,
+    },
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Known, but not allowed; `code` says why (`pending_approval`, `csrf_failed`, ...).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    /// The name is taken.
+    #[error("{0}")]
+    Taken(String),
+    #[error("{}", .0.message())]
+    Throttled(Locked),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+/// Refuses a password that breaks the policy, listing every rule it breaks.
+pub fn check_password(policy: &PasswordPolicy, password: &str) -> Result<(), AuthError> {
+    let broken = policy.violations(password);
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<_> = broken.iter().map(|v| v.message.as_str()).collect();
+    Err(AuthError::Invalid {
+        message: format!("the password is not accepted: {}", list.join("; ")),
+        details: Some(serde_json::json!({ "password": broken })),
+    })
+}
+
+pub fn parse_username(raw: &str) -> Result<Username, AuthError> {
+    Username::parse(raw).map_err(|why| AuthError::Invalid {
+        message: format!("the user name is not accepted: {why}"),
+        details: None,
+    })
+}
+
+/// How a request proved who it is.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Session { token_hash: String, csrf: String },
+    Token { id: String },
+}
+
+/// What a request presents: a bearer token, or a session cookie (with the CSRF token it sent,
+/// when the request changes something).
+pub enum Presented<'a> {
+    Bearer(&'a str),
+    Session {
+        cookie: &'a str,
+        csrf: Option<&'a str>,
+    },
+}
+
+/// A new browser session: its secret (the cookie's value) and CSRF token.
+pub struct NewSession {
+    pub user: UserRow,
+    pub token: String,
+    pub csrf: String,
+}
+
+/// Who signs in from where.
+pub struct Client<'a> {
+    pub addr: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub audit: audit::Context,
+}
+
+/// The accounts service: the store, the audit log and the rules it runs with.
+pub struct Auth<'a> {
+    pub store: &'a Store,
+    pub audit: &'a Audit,
+    pub settings: &'a AuthSettings,
+}
+
+impl Auth<'_> {
+    /// Creates an account that waits for an admin's approval.
+    pub async fn register(
+        &self,
+        client: &Client<'_>,
+        username: &str,
+        password: String,
+    ) -> Result<UserRow, AuthError> {
+        let username = parse_username(username)?;
+        check_password(&self.settings.password_policy, &password)?;
+        if let Some(addr) = client.addr {
+            // An address locked out of sign-in does not get to make accounts meanwhile either.
+            let signing_in = [throttle::address_key(addr)];
+            if let Some(locked) =
+                throttle::check(self.store, &signing_in, Counted::FailedSignIns).await?
+            {
+                return Err(AuthError::Throttled(locked));
+            }
+            let key = throttle::registration_key(addr);
+            let registering = std::slice::from_ref(&key);
+            if let Some(locked) =
+                throttle::check(self.store, registering, Counted::Registrations).await?
+            {
+                return Err(AuthError::Throttled(locked));
+            }
+            let limit = self.settings.register_max_per_address;
+            throttle::fail(self.store, self.settings.login_lockout, &[(key, limit)]).await?;
+        }
+        let row = new_user(&username, password, Role::User, AccountState::Pending).await;
+        if !self.store.insert_user(&row).await? {
+            return Err(AuthError::Taken(format!(
+                "the user name {username} is taken; choose another"
+            )));
+        }
+        let target = Some((row.id.as_str(), row.username.as_str()));
+        self.audit
+            .record(
+                &client.audit,
+                event::REGISTERED,
+                outcome::SUCCESS,
+                target,
+                None,
+            )
+            .await;
+        Ok(row)
+    }
+
+    /// Signs in with a password and starts a session; the one `old_session` names ends.
+    pub async fn sign_in(
+        &self,
+        client: &Client<'_>,
+        username: &str,
+        password: String,
+        old_session: Option<&str>,
+    ) -> Result<NewSession, AuthError> {
+        let username = Username::parse(username).ok();
+        let name = username.as_ref().map_or("", Username::as_str).to_string();
+        let mut keys = vec![throttle::account_key(&name)];
+        if let Some(addr) = client.addr {
+            keys.push(throttle::address_key(addr));
+        }
+        if let Some(locked) = throttle::check(self.store, &keys, Counted::FailedSignIns).await? {
+            return Err(AuthError::Throttled(locked));
+        }
+
+        let user = match &username {
+            Some(u) => self.store.user_by_name(u.as_str()).await?,
+            None => None,
+        };
+        // Verify against a decoy when there is no such user: same work, same answer, same time.
+        let hash = user.as_ref().map_or_else(
+            || password::decoy_hash().to_string(),
+            |u| u.password_hash.clone(),
+        );
+        let matches = password::verify(password, hash).await && user.is_some();
+        let target_owned = user.as_ref().map(|u| (u.id.clone(), u.username.clone()));
+        let target = target_owned.as_ref().map(|(i, n)| (i.as_str(), n.as_str()));
+
+        let Some(user) = user.filter(|_| matches) else {
+            let mut limits = vec![(keys[0].clone(), self.settings.login_max_failures)];
+            if let Some(k) = keys.get(1) {
+                limits.push((k.clone(), self.settings.login_max_failures_per_address));
+            }
+            let locked = throttle::fail(self.store, self.settings.login_lockout, &limits).await?;
+            let attempted = (!name.is_empty()).then(|| format!("attempted user name: {name}"));
+            self.audit
+                .record(
+                    &client.audit,
+                    event::SIGN_IN,
+                    outcome::FAILURE,
+                    target,
+                    attempted,
+                )
+                .await;
+            if locked {
+                let detail = format!(
+                    "locked for {} s after repeated failures",
+                    self.settings.login_lockout.as_secs()
+                );
+                self.audit
+                    .record(
+                        &client.audit,
+                        event::LOCKOUT,
+                        outcome::SUCCESS,
+                        target,
+                        Some(detail),
+                    )
+                    .await;
+            }
+            return Err(AuthError::Unauthenticated(
+                "wrong user name or password".into(),
+            ));
+        };
+
+        if let Some((code, message)) = refusal(user.state()) {
+            self.audit
+                .record(
+                    &client.audit,
+                    event::SIGN_IN,
+                    outcome::DENIED,
+                    target,
+                    Some(format!("account is {}", user.state)),
+                )
+                .await;
+            return Err(AuthError::Refused {
+                code,
+                message: message.into(),
+            });
+        }
+        self.store.clear_throttle(&keys[0]).await?;
+
+        // A new session id at every sign-in; the one the browser had (if any) ends.
+        if let Some(old) = old_session {
+            self.store.delete_session(&sha256_hex(old)).await?;
+        }
+        let token = random_token(32);
+        let csrf = random_token(32);
+        let now = now_ms();
+        let absolute = self.settings.session_absolute_timeout;
+        self.store
+            .insert_session(
+                &sha256_hex(&token),
+                &user.id,
+                &csrf,
+                now,
+                now + absolute.as_millis() as i64,
+                client.addr,
+                client.user_agent,
+            )
+            .await?;
+        self.audit
+            .record(
+                &client.audit.clone().with_actor(&user),
+                event::SIGN_IN,
+                outcome::SUCCESS,
+                target,
+                None,
+            )
+            .await;
+        Ok(NewSession { user, token, csrf })
+    }
+
+    /// The active user a request's credentials name. Sessions end after the idle and absolute
+    /// timeouts; one that changes something must send its CSRF token.
+    pub async fn authenticate(
+        &self,
+        presented: Presented<'_>,
+        changes_state: bool,
+    ) -> Result<(UserRow, Credential), AuthError> {
+        let now = now_ms();
+        let (user_id, credential) = match presented {
+            Presented::Bearer(token) => {
+                let row = self
+                    .store
+                    .live_token(&sha256_hex(token))
+                    .await?
+                    .ok_or_else(|| {
+                        AuthError::Unauthenticated("the API token is unknown or revoked".into())
+                    })?;
+                // As with sessions below: a write per request would serialise concurrent
+                // requests with one token on that row (and on SQLite's single writer); a minute
+                // is precise enough for "last used".
+                if row.last_used_at.is_none_or(|t| now - t > 60_000) {
+                    self.store.touch_token(&row.id, now).await?;
+                }
+                (row.user_id, Credential::Token { id: row.id })
+            }
+            Presented::Session { cookie, csrf } => {
+                let token_hash = sha256_hex(cookie);
+                let session = self
+                    .store
+                    .session(&token_hash)
+                    .await?
+                    .ok_or_else(not_signed_in)?;
+                let idle_ms = self.settings.session_idle_timeout.as_millis() as i64;
+                if now >= session.expires_at || now - session.last_seen_at >= idle_ms {
+                    self.store.delete_session(&token_hash).await?;
+                    return Err(AuthError::Unauthenticated(
+                        "your session has expired; sign in again".into(),
+                    ));
+                }
+                // Refreshing last-seen on every request would be a write per request; a little
+                // slack (at most a tenth of the idle timeout, capped at a minute) is enough.
+                if now - session.last_seen_at > (idle_ms / 10).min(60_000) {
+                    self.store.touch_session(&token_hash, now).await?;
+                }
+                let sent = csrf.unwrap_or("");
+                if changes_state
+                    && !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes())
+                {
+                    return Err(AuthError::Refused {
+                        code: "csrf_failed",
+                        message: format!(
+                            "missing or wrong {CSRF_HEADER} header; take the token from \
+                             GET /api/v1/auth/session"
+                        ),
+                    });
+                }
+                let credential = Credential::Session {
+                    token_hash,
+                    csrf: session.csrf_token,
+                };
+                (session.user_id, credential)
+            }
+        };
+        let user = self
+            .store
+            .user_by_id(&user_id)
+            .await?
+            .ok_or_else(not_signed_in)?;
+        if user.state() != AccountState::Active {
+            // Sessions of a disabled user are already deleted; this covers any race with that.
+            return Err(AuthError::Refused {
+                code: "forbidden",
+                message: "this account is not active".into(),
+            });
+        }
+        Ok((user, credential))
+    }
+
+    /// Changes `user`'s password after checking the current one; every session and token of
+    /// theirs ends.
+    pub async fn change_password(
+        &self,
+        context: &audit::Context,
+        user: &UserRow,
+        current: String,
+        new: String,
+    ) -> Result<(), AuthError> {
+        let target = Some((user.id.as_str(), user.username.as_str()));
+        if !password::verify(current, user.password_hash.clone()).await {
+            self.audit
+                .record(
+                    context,
+                    event::PASSWORD_CHANGED,
+                    outcome::FAILURE,
+                    target,
+                    Some("current password wrong".into()),
+                )
+                .await;
+            return Err(AuthError::Refused {
+                code: "wrong_password",
+                message: "the current password is wrong".into(),
+            });
+        }
+        check_password(&self.settings.password_policy, &new)?;
+        self.replace_password(user, new).await?;
+        self.audit
+            .record(
+                context,
+                event::PASSWORD_CHANGED,
+                outcome::SUCCESS,
+                target,
+                None,
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Sets a new password (checked by the caller) and ends every session, token and sign-in
+    /// lock of the account: an operator's reset.
+    pub async fn reset_password(
+        &self,
+        context: &audit::Context,
+        user: &UserRow,
+        new: String,
+    ) -> Result<(), AuthError> {
+        self.replace_password(user, new).await?;
+        self.store
+            .clear_throttle(&throttle::account_key(&user.username))
+            .await?;
+        let target = Some((user.id.as_str(), user.username.as_str()));
+        self.audit
+            .record(
+                context,
+                event::PASSWORD_RESET,
+                outcome::SUCCESS,
+                target,
+                None,
+            )
+            .await;
+        Ok(())
+    }
+
+    async fn replace_password(&self, user: &UserRow, new: String) -> Result<(), AuthError> {
+        let hash = password::hash(new).await;
+        let now = now_ms();
+        self.store.set_password_hash(&user.id, &hash, now).await?;
+        self.store
+            .end_user_sessions_and_tokens(&user.id, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates an active admin with `password` (checked by the caller), audited as done by
+    /// `context`'s actor: `berth admin create`, and the throwaway account of a backup drill.
+    pub async fn create_admin(
+        &self,
+        context: &audit::Context,
+        name: &Username,
+        password: String,
+    ) -> Result<UserRow, AuthError> {
+        let row = new_user(name, password, Role::Admin, AccountState::Active).await;
+        if !self.store.insert_user(&row).await? {
+            return Err(AuthError::Taken(format!(
+                "an account named {name} exists already"
+            )));
+        }
+        let target = Some((row.id.as_str(), row.username.as_str()));
+        self.audit
+            .record(
+                context,
+                event::ADMIN_BOOTSTRAP,
+                outcome::SUCCESS,
+                target,
+                None,
+            )
+            .await;
+        Ok(row)
+    }
+}
+
+/// The header a session's state-changing requests carry their CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+fn not_signed_in() -> AuthError {
+    AuthError::Unauthenticated(
+        "sign in first (or send an API token as `Authorization: Bearer ...`)".into(),
+    )
+}
+
+/// Why an account in `state` may not sign in, as (code, message); None when it may.
+fn refusal(state: AccountState) -> Option<(&'static str, &'static str)> {
+    match state {
+        AccountState::Active => None,
+        AccountState::Pending => Some((
+            "pending_approval",
+            "your account awaits approval by an admin",
+        )),
+        AccountState::Denied => Some(("account_denied", "an admin declined this account")),
+        AccountState::Disabled => Some(("account_disabled", "this account is disabled")),
+    }
+}
+
+async fn new_user(name: &Username, password: String, role: Role, state: AccountState) -> UserRow {
+    let now = now_ms();
+    UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: name.to_string(),
+        password_hash: password::hash(password).await,
+        role: role.as_str().into(),
+        state: state.as_str().into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
