@@ -490,6 +490,31 @@ async fn a_store_failure_fails_the_question_instead_of_narrowing_its_scope() {
     );
 }
 
+/// The same for a document: a store failure while checking access is a server error, never a
+/// "no such document" (which would tell a member their document is gone).
+#[tokio::test]
+async fn a_store_failure_while_checking_access_is_not_a_missing_document() {
+    let f = fixture(&[]).await;
+    let eve = approved_user(&f, "eve").await;
+    let sid = shared_with(&f, json!({"name": "team", "shared": true}), "eve").await;
+    let doc =
+        f.me.ingest(&sid, "team.txt", "The team offsite is in Lisbon.")
+            .await;
+    assert_eq!(eve.get(&format!("/documents/{doc}")).await.status(), 200);
+
+    support::db_execute(
+        f._dir.path(),
+        "ALTER TABLE collection_members RENAME TO collection_members_away",
+    )
+    .await
+    .unwrap();
+    let resp = eve.get(&format!("/documents/{doc}")).await;
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert!(status.is_server_error(), "{status}: {body}");
+    assert!(!body.contains("collection_members"), "{body}");
+}
+
 async fn delete(b: &Browser, id: &str) -> reqwest::Response {
     b.send(Method::DELETE, &format!("/documents/{id}"), json!({}))
         .await

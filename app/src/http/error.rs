@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::service::access::AccessError;
 use crate::service::auth::AuthError;
 use crate::store::failure::{database_full, database_unavailable};
 
@@ -117,6 +118,16 @@ impl From<AuthError> for ApiError {
                 retry_after_secs: locked.retry_after_secs(),
             },
             AuthError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(err: AccessError) -> Self {
+        match err {
+            AccessError::NotFound(message) => ApiError::NotFound(message),
+            AccessError::Forbidden(message) => ApiError::forbidden(message),
+            AccessError::Store(err) => err.into(),
         }
     }
 }

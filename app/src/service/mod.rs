@@ -1,5 +1,6 @@
 //! The use cases, below HTTP: the routes, the CLI and the backup drill call them alike.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod chat;

@@ -1,5 +1,5 @@
-//! Collections: a user's private ones, and shared ones with members. Every access is checked
-//! here; a collection the caller may not read does not exist for them (404).
+//! Collections: a user's private ones, and shared ones with members. Every access is checked by
+//! `service::access`; a collection the caller may not read does not exist for them (404).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,6 +13,7 @@ use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339, AccountState, Username};
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::service::access::{self, Access};
 use crate::store::CollectionRow;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -21,13 +22,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete))
         .routes(routes!(members, add_member))
         .routes(routes!(remove_member))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    Owner,
-    Member,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,38 +61,6 @@ fn view(c: CollectionRow, user_id: &str) -> Collection {
         document_count: c.document_count,
         created_at: rfc3339(c.created_at),
     }
-}
-
-/// The collection and the caller's access to it, or 404 if they may not read it.
-pub async fn readable(
-    state: &AppState,
-    user_id: &str,
-    collection_id: &str,
-) -> Result<(CollectionRow, Access), ApiError> {
-    let not_found = || ApiError::NotFound(format!("no collection {collection_id} of yours"));
-    let c = state
-        .store
-        .collection(collection_id)
-        .await?
-        .ok_or_else(not_found)?;
-    if c.owner_id == user_id {
-        return Ok((c, Access::Owner));
-    }
-    if c.shared != 0 && state.store.is_member(collection_id, user_id).await? {
-        return Ok((c, Access::Member));
-    }
-    Err(not_found())
-}
-
-/// Ids of every collection the user may read.
-pub async fn readable_ids(state: &AppState, user_id: &str) -> Result<Vec<String>, ApiError> {
-    Ok(state
-        .store
-        .collections_for(user_id)
-        .await?
-        .into_iter()
-        .map(|c| c.id)
-        .collect())
 }
 
 /// Your collections and the shared ones you are a member of.
@@ -165,12 +127,13 @@ pub async fn delete(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, access) = readable(&state, &current.user.id, &id).await?;
-    if access != Access::Owner {
-        return Err(ApiError::forbidden(
-            "only the owner can delete a collection",
-        ));
-    }
+    access::owned(
+        &state.store,
+        &current.user.id,
+        &id,
+        "only the owner can delete a collection",
+    )
+    .await?;
     for doc in state.store.documents_in(&id).await? {
         super::documents::remove(&state, &doc.id).await?;
     }
@@ -192,7 +155,7 @@ pub async fn members(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
-    readable(&state, &current.user.id, &id).await?;
+    access::collection(&state.store, &current.user.id, &id).await?;
     let rows = state.store.members(&id).await?;
     Ok(Json(
         rows.into_iter()
@@ -220,10 +183,13 @@ pub async fn add_member(
     Path(id): Path<String>,
     Json(body): Json<NewMember>,
 ) -> Result<StatusCode, ApiError> {
-    let (c, access) = readable(&state, &current.user.id, &id).await?;
-    if access != Access::Owner {
-        return Err(ApiError::forbidden("only the owner can add members"));
-    }
+    let c = access::owned(
+        &state.store,
+        &current.user.id,
+        &id,
+        "only the owner can add members",
+    )
+    .await?;
     if c.shared == 0 {
         return Err(ApiError::Conflict(
             "this collection is private; create a shared collection to add members".into(),
@@ -254,7 +220,7 @@ pub async fn remove_member(
     current: CurrentUser,
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, access) = readable(&state, &current.user.id, &id).await?;
+    let (_, access) = access::collection(&state.store, &current.user.id, &id).await?;
     if access != Access::Owner && user_id != current.user.id {
         return Err(ApiError::forbidden(
             "only the owner can remove other members",

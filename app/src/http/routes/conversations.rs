@@ -15,12 +15,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::search::scope;
 use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339};
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::llm::LlmError;
+use crate::service::access;
 use crate::service::chat::{self, Citation};
 use crate::store::{ConversationRow, MessageRow};
 
@@ -120,7 +120,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Conversation>), ApiError> {
     let ids = body.collection_ids.unwrap_or_default();
     if !ids.is_empty() {
-        scope(&state, &current, Some(&ids)).await?;
+        access::search_scope(&state.store, &current.user.id, Some(&ids)).await?;
     }
     let now = now_ms();
     let title: String = body
@@ -217,20 +217,7 @@ pub async fn ask(
         });
     }
     let asked: Vec<String> = serde_json::from_str(&conversation.collection_ids).unwrap_or_default();
-    // Collections the user can no longer read drop out rather than failing the conversation;
-    // any other failure (the database) fails the question, never narrows its scope unseen.
-    let mut collections = Vec::new();
-    if asked.is_empty() {
-        collections = super::collections::readable_ids(&state, &current.user.id).await?;
-    } else {
-        for c in asked {
-            match super::collections::readable(&state, &current.user.id, &c).await {
-                Ok(_) => collections.push(c),
-                Err(ApiError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
+    let collections = access::conversation_scope(&state.store, &current.user.id, &asked).await?;
     let history = state.store.messages(&id).await?;
     let (_, hits) = state
         .retriever

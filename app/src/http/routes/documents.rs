@@ -13,12 +13,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::collections::{readable, Access};
 use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339};
 use crate::domain::documents::{detect, sniff, Rejection};
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::service::access::{self, AccessError};
 use crate::service::ingest::Ingestor;
 use crate::store::DocumentRow;
 
@@ -88,23 +88,6 @@ async fn refuse_declared_oversize(
     }
 }
 
-/// The document, if the caller may read its collection (else 404).
-async fn readable_document(
-    state: &AppState,
-    current: &CurrentUser,
-    id: &str,
-) -> Result<DocumentRow, ApiError> {
-    let doc = state
-        .store
-        .document(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no document {id}")))?;
-    readable(state, &current.user.id, &doc.collection_id)
-        .await
-        .map_err(|_| ApiError::NotFound(format!("no document {id}")))?;
-    Ok(doc)
-}
-
 /// Documents of a collection, with their ingestion status.
 #[utoipa::path(get, path = "/collections/{id}/documents", tag = "documents",
     params(("id" = String, Path)), responses((status = 200, body = [Document])))]
@@ -113,7 +96,7 @@ pub async fn list(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Document>>, ApiError> {
-    readable(&state, &current.user.id, &id).await?;
+    access::collection(&state.store, &current.user.id, &id).await?;
     let docs = state.store.documents_in(&id).await?;
     Ok(Json(docs.into_iter().map(Document::from).collect()))
 }
@@ -154,7 +137,7 @@ pub async fn upload(
     Path(id): Path<String>,
     mut multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    readable(&state, &current.user.id, &id).await?;
+    access::collection(&state.store, &current.user.id, &id).await?;
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large(state.rag.max_upload_bytes)
@@ -285,7 +268,11 @@ pub async fn get_document(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Document>, ApiError> {
-    Ok(Json(readable_document(&state, &current, &id).await?.into()))
+    Ok(Json(
+        access::document(&state.store, &current.user.id, &id)
+            .await?
+            .into(),
+    ))
 }
 
 /// Deletes a document, its chunks, vectors and file.
@@ -309,16 +296,7 @@ pub async fn delete(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let doc = readable_document(&state, &current, &id).await?;
-    // In a shared collection the owner deletes anything; a member only what they uploaded,
-    // unless the owner lets members delete any document.
-    let (collection, access) = readable(&state, &current.user.id, &doc.collection_id).await?;
-    let uploader = doc.uploaded_by.as_deref() == Some(current.user.id.as_str());
-    if access != Access::Owner && !uploader && collection.members_delete_any == 0 {
-        return Err(ApiError::forbidden(
-            "only the collection's owner, or whoever uploaded the document, may delete it",
-        ));
-    }
+    access::deletable_document(&state.store, &current.user.id, &id).await?;
     remove(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -332,7 +310,7 @@ pub async fn retry(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Document>), ApiError> {
-    readable_document(&state, &current, &id).await?;
+    access::document(&state.store, &current.user.id, &id).await?;
     if !state.store.retry_document(&id, now_ms()).await? {
         return Err(ApiError::Conflict(
             "only a failed document can be retried".into(),
@@ -352,7 +330,7 @@ pub async fn file(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let doc = readable_document(&state, &current, &id).await?;
+    let doc = access::document(&state.store, &current.user.id, &id).await?;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         doc.filename.replace(['"', '\\'], "_")
@@ -446,9 +424,10 @@ pub async fn chunk(
         .await?
         .pop()
         .ok_or_else(not_found)?;
-    readable(&state, &current.user.id, &chunk.collection_id)
-        .await
-        .map_err(|_| not_found())?;
+    access::readable_or(&state.store, &current.user.id, &chunk.collection_id, || {
+        AccessError::NotFound(format!("no passage {id}"))
+    })
+    .await?;
     let text = state
         .store
         .document_text(&chunk.document_id)

@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::collections::{readable, readable_ids};
 use super::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::service::access;
 use crate::service::retrieval::Mode;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -62,23 +62,6 @@ pub struct SearchResults {
     pub results: Vec<SearchHit>,
 }
 
-/// The collections a request may search: the ones asked for (all readable), or all readable.
-pub async fn scope(
-    state: &AppState,
-    current: &CurrentUser,
-    asked: Option<&[String]>,
-) -> Result<Vec<String>, ApiError> {
-    match asked {
-        Some(ids) if !ids.is_empty() => {
-            for id in ids {
-                readable(state, &current.user.id, id).await?;
-            }
-            Ok(ids.to_vec())
-        }
-        _ => readable_ids(state, &current.user.id).await,
-    }
-}
-
 /// Hybrid search over your documents.
 #[utoipa::path(post, path = "/search", tag = "documents", request_body = SearchRequest,
     responses((status = 200, body = SearchResults), (status = 404, description = "A collection of `collection_ids` that you may not read", body = ErrorBody),
@@ -99,7 +82,12 @@ pub async fn search(
     if !(1..=50).contains(&k) {
         return Err(ApiError::BadRequest("`k` must be from 1 to 50".into()));
     }
-    let collections = scope(&state, &current, body.collection_ids.as_deref()).await?;
+    let collections = access::search_scope(
+        &state.store,
+        &current.user.id,
+        body.collection_ids.as_deref(),
+    )
+    .await?;
     let (mode, hits) = state.retriever.search(query, &collections, k).await?;
     Ok(Json(SearchResults {
         mode,
