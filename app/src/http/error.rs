@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::llm::LlmError;
 use crate::service::access::AccessError;
+use crate::service::ask::AskError;
 use crate::service::auth::AuthError;
 use crate::store::failure::{database_full, database_unavailable};
 
@@ -128,6 +130,23 @@ impl From<AccessError> for ApiError {
             AccessError::NotFound(message) => ApiError::NotFound(message),
             AccessError::Forbidden(message) => ApiError::forbidden(message),
             AccessError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<AskError> for ApiError {
+    fn from(err: AskError) -> Self {
+        match err {
+            AskError::Invalid(message) => ApiError::Invalid {
+                message,
+                details: None,
+            },
+            AskError::Access(err) => err.into(),
+            AskError::Store(err) => err.into(),
+            AskError::Llm(e @ LlmError::Unavailable { .. }) => ApiError::Unavailable(format!(
+                "{e}; answers need the LLM server, so try again when it is back"
+            )),
+            AskError::Llm(other) => ApiError::Unavailable(other.to_string()),
         }
     }
 }

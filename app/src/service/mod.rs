@@ -1,6 +1,7 @@
 //! The use cases, below HTTP: the routes, the CLI and the backup drill call them alike.
 
 pub mod access;
+pub mod ask;
 pub mod audit;
 pub mod auth;
 pub mod chat;

@@ -2,7 +2,6 @@
 //! client as Server-Sent Events, and stored with its citations.
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +9,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,9 +17,9 @@ use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339};
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::llm::LlmError;
 use crate::service::access;
-use crate::service::chat::{self, Citation};
+use crate::service::ask::{Progress, StoredAnswer};
+use crate::service::chat::Citation;
 use crate::store::{ConversationRow, MessageRow};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -181,13 +179,6 @@ pub struct Question {
     pub content: String,
 }
 
-/// What the generation task tells the response stream.
-enum Progress {
-    Token(String),
-    Done(Message),
-    Failed(LlmError),
-}
-
 fn sse(name: &str, data: serde_json::Value) -> Result<Event, Infallible> {
     Ok(Event::default().event(name).data(data.to_string()))
 }
@@ -208,65 +199,17 @@ pub async fn ask(
     Path(id): Path<String>,
     Json(body): Json<Question>,
 ) -> Result<Response, ApiError> {
-    let conversation = own(&state, &current, &id).await?;
-    let question = body.content.trim().to_string();
-    if question.is_empty() || question.chars().count() > 8000 {
-        return Err(ApiError::Invalid {
-            message: "the question must have 1 to 8000 characters".into(),
-            details: None,
-        });
-    }
-    let asked: Vec<String> = serde_json::from_str(&conversation.collection_ids).unwrap_or_default();
-    let collections = access::conversation_scope(&state.store, &current.user.id, &asked).await?;
-    let history = state.store.messages(&id).await?;
-    let (_, hits) = state
-        .retriever
-        .search(&question, &collections, state.rag.retrieval_k)
+    let answering = state
+        .chat()
+        .ask(&current.user.id, &id, &body.content)
         .await?;
-    let sources = chat::citations(&hits);
-    let now = now_ms();
-    state
-        .store
-        .insert_message(&id, "user", &question, None, "[]", now)
-        .await?;
-    if history.is_empty() && conversation.title == "New conversation" {
-        let title: String = question.chars().take(80).collect();
-        state.store.set_conversation_title(&id, &title).await?;
-    }
-
-    let (events_tx, mut events_rx) = mpsc::channel::<Progress>(64);
-    let task_state = state.clone();
-    let task_sources = sources.clone();
-    let conversation_id = id.clone();
-    tokio::spawn(async move {
-        let result = generate(
-            &task_state,
-            &conversation_id,
-            &task_sources,
-            &history,
-            &question,
-            &events_tx,
-        )
-        .await;
-        if let Err(e) = result {
-            let _ = events_tx.send(Progress::Failed(e)).await;
-        }
-    });
-
-    // Wait for the first event, so an unreachable LLM is a 503 rather than a broken stream.
-    let first = events_rx.recv().await;
-    if let Some(Progress::Failed(e)) = &first {
-        return Err(match e {
-            LlmError::Unavailable { .. } => ApiError::Unavailable(format!(
-                "{e}; answers need the LLM server, so try again when it is back"
-            )),
-            other => ApiError::Unavailable(other.to_string()),
-        });
-    }
-    let head = vec![sse("sources", serde_json::json!({ "citations": sources }))];
-    let first = first.map(into_event);
+    let head = vec![sse(
+        "sources",
+        serde_json::json!({ "citations": answering.sources }),
+    )];
+    let first = answering.first.map(into_event);
     let stream = futures_util::stream::iter(head.into_iter().chain(first)).chain(
-        futures_util::stream::unfold(events_rx, |mut rx| async move {
+        futures_util::stream::unfold(answering.rest, |mut rx| async move {
             rx.recv().await.map(|p| (into_event(p), rx))
         }),
     );
@@ -279,7 +222,7 @@ pub async fn ask(
 fn into_event(p: Progress) -> Result<Event, Infallible> {
     match p {
         Progress::Token(text) => sse("token", serde_json::json!({ "text": text })),
-        Progress::Done(message) => sse("done", serde_json::json!({ "message": message })),
+        Progress::Done(answer) => sse("done", serde_json::json!({ "message": answered(answer) })),
         Progress::Failed(e) => sse(
             "error",
             serde_json::json!({ "code": "llm_failed", "message": e.to_string() }),
@@ -287,89 +230,13 @@ fn into_event(p: Progress) -> Result<Event, Infallible> {
     }
 }
 
-/// Produces the answer (from the LLM, or extractive), stores it, and reports progress.
-async fn generate(
-    state: &AppState,
-    conversation_id: &str,
-    sources: &[Citation],
-    history: &[MessageRow],
-    question: &str,
-    events: &mpsc::Sender<Progress>,
-) -> Result<(), LlmError> {
-    let (answer, mode, citations) = match &state.llm {
-        None => {
-            let answer = chat::extractive(sources);
-            events
-                .send(Progress::Token(answer.clone()))
-                .await
-                .map_err(|_| LlmError::Cancelled)?;
-            (answer, "extractive", sources.to_vec())
-        }
-        Some(llm) => {
-            let _t = state.metrics.stage("generate");
-            let messages = chat::prompt(sources, history, question);
-            let (tokens_tx, mut tokens_rx) = mpsc::channel::<String>(64);
-            let started = Instant::now();
-            let forward = async {
-                let mut answer = String::new();
-                while let Some(token) = tokens_rx.recv().await {
-                    answer.push_str(&token);
-                    if events.send(Progress::Token(token)).await.is_err() {
-                        // The client left: dropping the receiver cancels the generation.
-                        return None;
-                    }
-                }
-                Some(answer)
-            };
-            let (stats, answer) = tokio::join!(
-                async move {
-                    // The sender goes with the generation, so `forward` ends when it does.
-                    let tx = tokens_tx;
-                    llm.chat(&messages, &tx).await
-                },
-                forward
-            );
-            let stats = stats?;
-            let answer = answer.ok_or(LlmError::Cancelled)?;
-            state.metrics.llm_tokens.inc_by(stats.tokens);
-            // Ollama reports its own generation time; otherwise the wall time stands in.
-            let secs = if stats.generation_time.is_zero() {
-                started.elapsed().as_secs_f64()
-            } else {
-                stats.generation_time.as_secs_f64()
-            };
-            if stats.tokens > 0 {
-                state
-                    .metrics
-                    .tokens_per_second
-                    .observe(stats.tokens as f64 / secs.max(1e-3));
-            }
-            let citations = chat::cited(&answer, sources);
-            (answer, "llm", citations)
-        }
-    };
-    let citations_json = serde_json::to_string(&citations).expect("citations serialise");
-    let now = now_ms();
-    let id = state
-        .store
-        .insert_message(
-            conversation_id,
-            "assistant",
-            &answer,
-            Some(mode),
-            &citations_json,
-            now,
-        )
-        .await
-        .map_err(|e| LlmError::Stream(format!("storing the answer failed: {e}")))?;
-    let message = Message {
-        id,
+fn answered(a: StoredAnswer) -> Message {
+    Message {
+        id: a.id,
         role: "assistant".into(),
-        content: answer,
-        mode: Some(mode.into()),
-        citations,
-        created_at: rfc3339(now),
-    };
-    let _ = events.send(Progress::Done(message)).await;
-    Ok(())
+        content: a.content,
+        mode: Some(a.mode.into()),
+        citations: a.citations,
+        created_at: rfc3339(a.created_at),
+    }
 }

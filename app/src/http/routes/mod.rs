@@ -60,6 +60,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The chat service on this state's store, retriever and LLM.
+    pub fn chat(&self) -> crate::service::ask::Chat {
+        crate::service::ask::Chat {
+            store: self.store.clone(),
+            retriever: self.retriever.clone(),
+            llm: self.llm.clone(),
+            metrics: self.metrics.clone(),
+            retrieval_k: self.rag.retrieval_k,
+        }
+    }
+
     /// The accounts service on this state's store, audit log and rules.
     pub fn accounts(&self) -> crate::service::auth::Auth<'_> {
         crate::service::auth::Auth {
