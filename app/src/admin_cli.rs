@@ -7,11 +7,12 @@ use anyhow::Context as _;
 
 use crate::cli::{AdminArgs, AdminCommand};
 use crate::config::Settings;
-use crate::domain::accounts::{UserRow, Username};
+use crate::domain::accounts::Username;
 use crate::error::BootError;
 use crate::service::audit::{self, Audit};
 use crate::service::auth::{check_password, Auth, AuthError};
 use crate::store::Store;
+use crate::store::UserRow;
 
 pub fn run(command: &AdminCommand, settings: &Settings) -> Result<(), BootError> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use berth::config::DatabaseLocation;
-use berth::domain::accounts::{password, UserRow};
+use berth::domain::accounts::password;
 use berth::domain::documents::Kind;
 use berth::service::retrieval::vector_index::VectorIndex;
+use berth::store::UserRow;
 use berth::store::{DocumentRow, NewChunk, Store};
 use serde_json::{json, Value};
 

@@ -5,7 +5,8 @@
 use crate::support;
 
 use berth::config::DatabaseLocation;
-use berth::domain::accounts::{AccountState, Role, UserRow};
+use berth::domain::accounts::{AccountState, Role};
+use berth::store::UserRow;
 use berth::store::{
     AuditFilter, ConversationRow, DocumentRow, NewAuditEntry, NewChunk, Store, TokenRow,
 };

@@ -25,6 +25,9 @@ mod setup;
 mod stack;
 mod util;
 
+#[cfg(test)]
+mod tidy;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

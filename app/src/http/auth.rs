@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 
 use super::error::ApiError;
 use super::routes::AppState;
-use crate::domain::accounts::{Role, UserRow};
+use crate::domain::accounts::Role;
 use crate::domain::settings::CookieSecure;
 use crate::service::audit::{self, event, outcome};
 use crate::service::auth::{Client, Presented};
 pub use crate::service::auth::{Credential, CSRF_HEADER};
+use crate::store::UserRow;
 
 pub const SESSION_COOKIE: &str = "berth_session";
 

@@ -3,5 +3,6 @@
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod server;

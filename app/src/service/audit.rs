@@ -3,7 +3,8 @@
 
 use prometheus::{IntCounterVec, Opts};
 
-use crate::domain::accounts::{now_ms, UserRow};
+use crate::domain::accounts::now_ms;
+use crate::store::UserRow;
 use crate::store::{NewAuditEntry, Store};
 
 /// Event names, as stored and as filtered on.

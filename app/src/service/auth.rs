@@ -4,12 +4,13 @@
 //! in an [`AuthError`], which the HTTP layer maps to a status in one place.
 
 use crate::domain::accounts::policy::PasswordPolicy;
-use crate::domain::accounts::{now_ms, password, AccountState, Role, UserRow, Username};
+use crate::domain::accounts::{now_ms, password, AccountState, Role, Username};
 use crate::domain::secret::{constant_time_eq, random_token, sha256_hex};
 use crate::domain::settings::AuthSettings;
 use crate::service::audit::{self, event, outcome, Audit};
 use crate::service::throttle::{self, Counted, Locked};
 use crate::store::Store;
+use crate::store::UserRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

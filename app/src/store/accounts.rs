@@ -6,9 +6,40 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Store;
-use crate::domain::accounts::{AccountState, Role, UserRow};
+use crate::domain::accounts::{rfc3339, AccountState, Role, User};
 
 use super::dispatch::on_pool;
+
+/// A user as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl UserRow {
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::User)
+    }
+    pub fn state(&self) -> AccountState {
+        // An unreadable state locks the account rather than opening it.
+        AccountState::parse(&self.state).unwrap_or(AccountState::Disabled)
+    }
+    pub fn public(&self) -> User {
+        User {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            role: self.role(),
+            state: self.state(),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
 

@@ -14,7 +14,9 @@ use crate::error::BootError;
 /// For maintenance code that runs its own queries on either backend (the backup drill).
 pub(crate) use dispatch::on_pool;
 
-pub use accounts::{AuditFilter, AuditRow, NewAuditEntry, SessionRow, ThrottleRow, TokenRow};
+pub use accounts::{
+    AuditFilter, AuditRow, NewAuditEntry, SessionRow, ThrottleRow, TokenRow, UserRow,
+};
 pub use documents::{
     blob_to_f32s, ChunkRow, CollectionRow, ConversationRow, DocumentRow, MessageRow, NewChunk,
 };

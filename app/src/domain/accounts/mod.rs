@@ -71,18 +71,6 @@ macro_rules! text_enum {
 text_enum!(Role { Admin = "admin", User = "user" });
 text_enum!(AccountState { Pending = "pending", Active = "active", Denied = "denied", Disabled = "disabled" });
 
-/// A user as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UserRow {
-    pub id: String,
-    pub username: String,
-    pub password_hash: String,
-    pub role: String,
-    pub state: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
 /// A user as the API shows it (never the hash).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
@@ -92,25 +80,6 @@ pub struct User {
     pub state: AccountState,
     /// RFC 3339, UTC.
     pub created_at: String,
-}
-
-impl UserRow {
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::User)
-    }
-    pub fn state(&self) -> AccountState {
-        // An unreadable state locks the account rather than opening it.
-        AccountState::parse(&self.state).unwrap_or(AccountState::Disabled)
-    }
-    pub fn public(&self) -> User {
-        User {
-            id: self.id.clone(),
-            username: self.username.clone(),
-            role: self.role(),
-            state: self.state(),
-            created_at: rfc3339(self.created_at),
-        }
-    }
 }
 
 pub fn now_ms() -> i64 {

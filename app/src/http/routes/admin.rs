@@ -8,11 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::domain::accounts::{now_ms, rfc3339, AccountState, Role, User, UserRow};
+use crate::domain::accounts::{now_ms, rfc3339, AccountState, Role, User};
 use crate::http::auth::AdminUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::audit::{event, outcome};
 use crate::store::AuditFilter;
+use crate::store::UserRow;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

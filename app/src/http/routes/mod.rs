@@ -31,8 +31,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::domain::settings::{AuthSettings, ConnectionLimits, RagSettings};
 use crate::http::error::ApiError;
+use crate::http::metrics;
 use crate::llm;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::service::audit::Audit;
 use crate::service::retrieval::Retriever;
 use crate::store::Store;

@@ -1,0 +1,285 @@
+//! rust-analyzer's `tidy` idea: tests that read the source tree and fail on what review would
+//! otherwise have to catch. The rules:
+//!
+//! 1. `app/src` is layered; a module imports only its own layer and those below it
+//!    (`docs/architecture.md`). HTTP, tower and hyper stay in `http` and the composition root;
+//!    `domain` holds no database code either.
+//! 2. No Rust file is over 800 lines. Files already over it are listed with their size as a
+//!    ceiling: they may shrink, never grow, and the list only gets shorter.
+//! 3. No xtask task imports another task's module, except the edges listed (the debt issue 16
+//!    pays off): a new edge fails.
+//! 4. Processes in xtask start through `util` (xshell) or the listed modules: the count of
+//!    `Command::new` outside `util` may fall, never rise.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::util::project_root;
+
+/// Rust files under `dir` (relative to the repository root), with their text.
+fn rust_files(dir: &str) -> Vec<(PathBuf, String)> {
+    let root = project_root();
+    walkdir::WalkDir::new(root.join(dir))
+        .into_iter()
+        .map(|e| e.expect("readable tree"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        .map(|e| {
+            let rel = e.path().strip_prefix(&root).unwrap().to_owned();
+            (rel, fs::read_to_string(e.path()).expect("UTF-8 source"))
+        })
+        .collect()
+}
+
+/// `app/src` modules, lowest layer first. A module may use `crate::X` only for X of its own
+/// rank or lower.
+fn app_rank(module: &str) -> Option<usize> {
+    Some(match module {
+        // Leaves: they import nothing of the crate.
+        "domain" | "error" | "metrics" => 0,
+        // The outside systems: database, model servers, Redis.
+        "store" | "llm" | "cache" => 1,
+        "service" => 2,
+        "http" => 3,
+        // The composition root and the operator commands.
+        "admin_cli" | "cli" | "config" | "maintenance" | "startup" | "telemetry" | "main"
+        | "healthcheck" | "lib" => 4,
+        _ => return None,
+    })
+}
+
+/// The top-level module a file of `app/src` belongs to.
+fn app_module(rel: &Path) -> String {
+    let inner = rel.strip_prefix("app/src").unwrap();
+    let first = inner
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+#[test]
+fn app_layers_import_only_downward() {
+    let mut broken = Vec::new();
+    for (rel, text) in rust_files("app/src") {
+        let module = app_module(&rel);
+        let Some(rank) = app_rank(&module) else {
+            broken.push(format!(
+                "{}: module `{module}` has no layer; add it to tidy::app_rank",
+                rel.display()
+            ));
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            for used in line.split("crate::").skip(1) {
+                let target: String = used
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if target.is_empty() || target == module {
+                    continue;
+                }
+                match app_rank(&target) {
+                    Some(r) if r <= rank => {}
+                    _ => broken.push(format!(
+                        "{}:{}: `{module}` imports `crate::{target}`, a higher layer",
+                        rel.display(),
+                        n + 1
+                    )),
+                }
+            }
+            let below_http = rank <= 2;
+            for framework in [
+                "axum::",
+                "tower::",
+                "tower_http::",
+                "hyper::",
+                "hyper_util::",
+            ] {
+                if below_http && line.contains(framework) {
+                    broken.push(format!(
+                        "{}:{}: `{module}` uses {framework} (HTTP belongs in `http`)",
+                        rel.display(),
+                        n + 1
+                    ));
+                }
+            }
+            if module == "domain" && line.contains("sqlx") {
+                broken.push(format!(
+                    "{}:{}: `domain` uses sqlx (rows belong in `store`)",
+                    rel.display(),
+                    n + 1
+                ));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "layering broken:\n{}", broken.join("\n"));
+}
+
+/// Files over the limit today, with their size: they may not grow. Split one, then lower or
+/// remove its line here.
+const LONG_FILES: &[(&str, usize)] = &[
+    ("xtask/src/stack/validate.rs", 1216),
+    ("tests/it/rag.rs", 1110),
+    ("xtask/src/deploy/switch.rs", 1077),
+    ("xtask/src/lifecycle.rs", 1070),
+    ("bench/src/main.rs", 1065),
+    ("xtask/src/docker.rs", 1060),
+    ("tests/it/backup.rs", 1033),
+    ("xtask/src/k8s/generate.rs", 960),
+    ("app/src/store/documents.rs", 959),
+    ("tests/it/http.rs", 884),
+    ("xtask/src/backup.rs", 868),
+    ("tests/it/accounts.rs", 852),
+    ("tests/it/store_contract.rs", 836),
+    ("app/src/maintenance/drill.rs", 810),
+    ("tests/it/containers.rs", 804),
+];
+
+const MAX_LINES: usize = 800;
+
+#[test]
+fn no_file_grows_past_800_lines() {
+    let mut broken = Vec::new();
+    for dir in ["app", "xtask", "tests", "bench"] {
+        for (rel, text) in rust_files(dir) {
+            let lines = text.lines().count();
+            let name = rel.to_string_lossy().into_owned();
+            let ceiling = LONG_FILES
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map_or(MAX_LINES, |(_, n)| *n);
+            if lines > ceiling {
+                broken.push(format!(
+                    "{name}: {lines} lines (at most {ceiling}); split it by what it does"
+                ));
+            }
+        }
+    }
+    for (name, _) in LONG_FILES {
+        assert!(
+            project_root().join(name).is_file(),
+            "{name} is gone: remove it from tidy::LONG_FILES"
+        );
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// xtask's task modules (everything but the shared `util` and the `stack` model).
+const TASKS: &[&str] = &[
+    "admin",
+    "backup",
+    "bench",
+    "ci",
+    "deploy",
+    "dev",
+    "docker",
+    "doctor",
+    "e2e",
+    "faults",
+    "fixtures",
+    "frontend",
+    "fuzz",
+    "gen",
+    "k8s",
+    "lifecycle",
+    "release",
+    "scan",
+    "setup",
+];
+
+/// Task → task imports that exist today (`ci` runs the others' checks; the rest share code
+/// that belongs in `util` or the stack model). No new one may appear.
+const KNOWN_TASK_EDGES: &[(&str, &str)] = &[
+    ("backup", "admin"),
+    ("backup", "docker"),
+    ("backup", "lifecycle"),
+    ("backup", "setup"),
+    ("bench", "faults"),
+    ("ci", "e2e"),
+    ("ci", "faults"),
+    ("ci", "fixtures"),
+    ("ci", "frontend"),
+    ("ci", "fuzz"),
+    ("ci", "gen"),
+    ("ci", "k8s"),
+    ("ci", "scan"),
+    ("deploy", "docker"),
+    ("dev", "frontend"),
+    ("dev", "lifecycle"),
+    ("doctor", "ci"),
+    ("faults", "ci"),
+    ("fuzz", "ci"),
+    ("gen", "k8s"),
+    ("lifecycle", "deploy"),
+    ("release", "docker"),
+    ("scan", "k8s"),
+    ("setup", "docker"),
+    ("setup", "lifecycle"),
+];
+
+#[test]
+fn no_new_imports_between_xtask_tasks() {
+    let mut found = BTreeSet::new();
+    for (rel, text) in rust_files("xtask/src") {
+        let inner = rel.strip_prefix("xtask/src").unwrap();
+        let first = inner
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_string();
+        if !TASKS.contains(&module.as_str()) {
+            continue;
+        }
+        // Tests may reach across (they check what a task hands another).
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for used in code.split("crate::").skip(1) {
+            let target: String = used
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if target != module && TASKS.contains(&target.as_str()) {
+                found.insert((module.clone(), target));
+            }
+        }
+    }
+    let known: BTreeSet<(String, String)> = KNOWN_TASK_EDGES
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let new: Vec<_> = found.difference(&known).collect();
+    assert!(
+        new.is_empty(),
+        "tasks importing other tasks (move the shared code into util or the stack model): {new:?}"
+    );
+    let paid: Vec<_> = known.difference(&found).collect();
+    assert!(
+        paid.is_empty(),
+        "these edges are gone: remove them from tidy::KNOWN_TASK_EDGES: {paid:?}"
+    );
+}
+
+/// `Command::new` outside `util` today; processes belong to the one process layer.
+const COMMANDS_OUTSIDE_UTIL: usize = 66;
+
+#[test]
+fn processes_start_through_the_process_layer() {
+    let count: usize = rust_files("xtask/src")
+        .iter()
+        .filter(|(rel, _)| !rel.starts_with("xtask/src/util.rs") && !rel.ends_with("tidy.rs"))
+        .map(|(_, text)| text.matches("Command::new(").count())
+        .sum();
+    assert!(
+        count <= COMMANDS_OUTSIDE_UTIL,
+        "{count} `Command::new` outside xtask/src/util.rs (at most {COMMANDS_OUTSIDE_UTIL}): \
+         run processes through util (xshell)"
+    );
+    assert!(
+        count == COMMANDS_OUTSIDE_UTIL,
+        "down to {count}: lower tidy::COMMANDS_OUTSIDE_UTIL to match"
+    );
+}
