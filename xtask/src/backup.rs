@@ -18,8 +18,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-use crate::docker;
 use crate::lifecycle::{run_status, Ctx, StageArgs};
+use crate::util::docker;
 use crate::util::{dev_data_dir, dev_server_bin, project_root, section, show};
 
 const AFTER_HELP: &str = "Examples:\n  \

@@ -2,14 +2,15 @@
 //!
 //! To add a check, add one `Step` to [`steps`].
 
-use std::{process::ExitCode, sync::Mutex, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use crate::{
-    doctor::{Status, Tool},
-    util::{is_ci, project_root, secs, section, warn, Timer},
+use crate::util::{
+    is_ci, project_root, secs, section,
+    tools::{Status, Tool},
+    warn, Note, Timer,
 };
 
 #[derive(clap::Args, Debug)]
@@ -45,7 +46,8 @@ pub struct Step {
     pub command: &'static str,
     /// Tools it cannot run without (see `cargo xtask doctor`).
     pub needs: &'static [Tool],
-    pub run: fn(&Shell) -> Result<()>,
+    /// Runs the check; what it counted (scenarios, inputs) goes in the note.
+    pub run: fn(&Shell, &mut Note) -> Result<()>,
 }
 
 pub fn steps() -> Vec<Step> {
@@ -55,7 +57,7 @@ pub fn steps() -> Vec<Step> {
             description: "files generated from deploy/stack.toml are fresh and valid",
             command: "cargo xtask gen --check",
             needs: &[Tool::Cargo],
-            run: |_| crate::gen::run_check(),
+            run: |_, _| crate::gen::run_check(),
         },
         Step {
             name: "k8s",
@@ -63,7 +65,7 @@ pub fn steps() -> Vec<Step> {
                           validates against the Kubernetes schemas (offline)",
             command: "cargo xtask k8s validate",
             needs: &[Tool::Cargo],
-            run: |_| crate::k8s::run_ci(),
+            run: |_, _| crate::k8s::run_ci(),
         },
         Step {
             name: "scan",
@@ -71,21 +73,21 @@ pub fn steps() -> Vec<Step> {
                           has no open high finding (report in target/scan/)",
             command: "cargo xtask scan",
             needs: &[Tool::DockerCompose],
-            run: |_| crate::scan::run_ci(),
+            run: |_, _| crate::scan::run_ci(),
         },
         Step {
             name: "fmt",
             description: "code is formatted as rustfmt would",
             command: "cargo fmt --all -- --check",
             needs: &[Tool::Rustfmt],
-            run: |sh| Ok(cmd!(sh, "cargo fmt --all -- --check").quiet().run()?),
+            run: |sh, _| Ok(cmd!(sh, "cargo fmt --all -- --check").quiet().run()?),
         },
         Step {
             name: "clippy",
             description: "no lint warnings in any crate or target",
             command: "cargo clippy --locked --workspace --all-targets -- -D warnings",
             needs: &[Tool::Clippy],
-            run: |sh| {
+            run: |sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo clippy --locked --workspace --all-targets -- -D warnings"
@@ -99,7 +101,7 @@ pub fn steps() -> Vec<Step> {
             description: "the container images the tests use are built and current",
             command: "cargo xtask fixtures",
             needs: &[Tool::DockerEngine],
-            run: |_| {
+            run: |_, _| {
                 let args = crate::fixtures::Args {
                     dry_run: false,
                     rebuild: false,
@@ -118,7 +120,7 @@ pub fn steps() -> Vec<Step> {
             description: "every test in the workspace passes",
             command: "cargo test --locked --workspace --no-fail-fast",
             needs: &[Tool::Cargo],
-            run: |sh| {
+            run: |sh, _| {
                 Ok(cmd!(sh, "cargo test --locked --workspace --no-fail-fast")
                     .quiet()
                     .run()?)
@@ -131,7 +133,7 @@ pub fn steps() -> Vec<Step> {
             command: "BERTH_TEST_BACKEND=postgres cargo test --locked --no-fail-fast --workspace \
                       --test it -- accounts:: http:: rag:: scale_out:: backup::",
             needs: &[Tool::Cargo, Tool::DockerEngine],
-            run: |sh| {
+            run: |sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked --no-fail-fast --workspace --test it -- accounts:: http:: rag:: scale_out:: backup::"
@@ -146,14 +148,14 @@ pub fn steps() -> Vec<Step> {
             description: "the web UI type-checks, lints, passes its unit tests and bundles",
             command: "cargo xtask frontend",
             needs: &[Tool::Node, Tool::Npm],
-            run: |_| crate::frontend::run_full(),
+            run: |_, _| crate::frontend::run_full(),
         },
         Step {
             name: "e2e",
             description: "browser tests of the web UI against the real server pass (Chromium)",
             command: "cargo xtask e2e",
             needs: &[Tool::Cargo, Tool::Node, Tool::Npm, Tool::Chromium],
-            run: |_| crate::e2e::run_default(),
+            run: |_, _| crate::e2e::run_default(),
         },
         Step {
             name: "faults",
@@ -162,7 +164,7 @@ pub fn steps() -> Vec<Step> {
             command: "cargo test --locked --workspace --test it -- --ignored faults:: --nocapture \
                       --test-threads=2",
             needs: &[Tool::Cargo, Tool::DockerEngine],
-            run: |_| crate::faults::run_ci(),
+            run: |_, note| crate::faults::run_ci(note),
         },
         Step {
             name: "fuzz",
@@ -171,7 +173,7 @@ pub fn steps() -> Vec<Step> {
                           document) and to the stack-file parser: no 5xx, no panic",
             command: "cargo xtask fuzz --seconds 30",
             needs: &[Tool::Cargo],
-            run: |_| crate::fuzz::run_ci(),
+            run: |_, note| crate::fuzz::run_ci(note),
         },
         Step {
             name: "containers",
@@ -179,7 +181,7 @@ pub fn steps() -> Vec<Step> {
             command:
                 "cargo test --locked --workspace --test it -- --ignored containers:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
-            run: |sh| {
+            run: |sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked --workspace --test it -- --ignored containers:: --nocapture"
@@ -195,7 +197,7 @@ pub fn steps() -> Vec<Step> {
             command:
                 "cargo test --locked --workspace --test tasks -- --ignored deploy:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine],
-            run: |sh| {
+            run: |sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked --workspace --test tasks -- --ignored deploy:: --nocapture"
@@ -211,7 +213,7 @@ pub fn steps() -> Vec<Step> {
             command:
                 "cargo test --locked --workspace --test tasks -- --ignored release:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
-            run: |sh| {
+            run: |sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked --workspace --test tasks -- --ignored release:: --nocapture"
@@ -221,6 +223,15 @@ pub fn steps() -> Vec<Step> {
             },
         },
     ]
+}
+
+/// The steps that need `tool`, for `cargo xtask doctor`.
+pub fn steps_needing(tool: Tool) -> Vec<&'static str> {
+    steps()
+        .iter()
+        .filter(|step| step.needs.contains(&tool))
+        .map(|step| step.name)
+        .collect()
 }
 
 /// clap value parser: rejects unknown step names with the list of known ones (exit 2).
@@ -245,20 +256,8 @@ struct Report {
     outcome: Outcome,
     /// None when the step did not run.
     time: Option<Duration>,
-    /// What the step counted, e.g. `6 scenarios passed, 0 failed` (see [`note`]).
+    /// What the step counted, e.g. `6 scenarios passed, 0 failed` (see [`Note`]).
     note: Option<String>,
-}
-
-/// The running step's counts, shown beside its result in the summary.
-static NOTE: Mutex<Option<String>> = Mutex::new(None);
-
-/// Records what the running step counted (scenarios, inputs, failures) for the summary.
-pub fn note(text: impl Into<String>) {
-    *NOTE.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.into());
-}
-
-fn take_note() -> Option<String> {
-    NOTE.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -273,12 +272,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut reports = Vec::new();
     let mut lacking_tools = Vec::new();
     for (step, skip_reason) in select(&steps, &args.only, &args.skip) {
-        take_note();
+        let mut note = Note::default();
         let (outcome, time) = match skip_reason {
             Some(reason) => (Outcome::Skipped(reason.to_string()), None),
-            None => run_step(step, &sh),
+            None => run_step(step, &sh, &mut note),
         };
-        let note = take_note();
+        let note = note.take();
         if skip_reason.is_none() && matches!(outcome, Outcome::Skipped(_)) {
             lacking_tools.push(step.name);
         }
@@ -308,13 +307,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })
 }
 
-fn run_step(step: &Step, sh: &Shell) -> (Outcome, Option<Duration>) {
+fn run_step(step: &Step, sh: &Shell, note: &mut Note) -> (Outcome, Option<Duration>) {
     if let Some(why) = missing_tool(step) {
         return (unrunnable(step.name, why, is_ci()), None);
     }
     section(&format!("{}: {}", step.name, step.command));
     let timer = Timer::start();
-    let outcome = match (step.run)(sh) {
+    let outcome = match (step.run)(sh, note) {
         Ok(()) => Outcome::Passed,
         Err(err) => {
             warn(&format!("{} failed: {err}", step.name));

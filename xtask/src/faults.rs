@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::project_root;
+use crate::util::{project_root, Note};
 
 /// What `cargo test` said it ran: the sums of its `test result:` lines.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn cargo_test_tallied(args: &[&str], env: &[(&str, &str)]) -> Result<(Tally,
     Ok((tally, child.wait()?.success()))
 }
 
-pub fn run_ci() -> Result<()> {
+pub fn run_ci(note: &mut Note) -> Result<()> {
     let (tally, ok) = cargo_test_tallied(
         &[
             "test",
@@ -72,7 +72,7 @@ pub fn run_ci() -> Result<()> {
         ],
         &[],
     )?;
-    crate::ci::note(format!(
+    note.set(format!(
         "{} scenarios passed, {} failed",
         tally.passed, tally.failed
     ));

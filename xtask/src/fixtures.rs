@@ -15,7 +15,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    doctor::run_with_timeout,
+    util::process::run_with_timeout,
     util::{project_root, secs, section, warn, Timer},
 };
 

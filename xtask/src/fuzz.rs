@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::stack::Stack;
-use crate::util::{project_root, section};
+use crate::util::{project_root, section, Note};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let counts = fuzz(args.target, budget, args.seed)?;
+    let counts = fuzz(args.target, budget, args.seed, &mut Note::default())?;
     Ok(if counts.failures == 0 {
         ExitCode::SUCCESS
     } else {
@@ -97,15 +97,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// The `fuzz` step of `cargo xtask ci`: both targets, 60 s each.
-pub fn run_ci() -> Result<()> {
-    let counts = fuzz(Target::All, Duration::from_secs(30), None)?;
+pub fn run_ci(note: &mut Note) -> Result<()> {
+    let counts = fuzz(Target::All, Duration::from_secs(30), None, note)?;
     if counts.failures > 0 {
         bail!("fuzzing found {} failure(s)", counts.failures);
     }
     Ok(())
 }
 
-fn fuzz(target: Target, budget: Duration, seed: Option<u64>) -> Result<Counts> {
+/// Fuzzes `target` for `budget`; what it counted goes in `note` (also on failure).
+fn fuzz(target: Target, budget: Duration, seed: Option<u64>, note: &mut Note) -> Result<Counts> {
     let mut total = Counts::default();
     let mut notes = Vec::new();
     let mut errors = Vec::new();
@@ -148,7 +149,7 @@ fn fuzz(target: Target, budget: Duration, seed: Option<u64>) -> Result<Counts> {
         notes.join("; ")
     );
     println!("fuzz: {summary}");
-    crate::ci::note(summary);
+    note.set(summary);
     if let Some(e) = errors.pop() {
         return Err(e);
     }

@@ -5,8 +5,8 @@ use std::{fs, path::Path, process::Command, time::Duration};
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    doctor::run_with_timeout,
     stack::Stack,
+    util::process::run_with_timeout,
     util::{project_root, section, warn},
 };
 

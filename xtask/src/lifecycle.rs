@@ -15,8 +15,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    docker::{self, Compose, Container, Vars},
     stack::{resolve::ResolvedStage, Stack},
+    util::docker::{self, Compose, Container, Vars},
     util::{is_ci, project_root, secs, section, show, warn, Timer},
 };
 

@@ -9,7 +9,6 @@ mod bench;
 mod ci;
 mod deploy;
 mod dev;
-mod docker;
 mod doctor;
 mod e2e;
 mod faults;
@@ -81,7 +80,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Dev(args) => dev::run(args).map(|()| ExitCode::SUCCESS),
         Task::Ci(args) => ci::run(args),
-        Task::Doctor(args) => doctor::run(args),
+        Task::Doctor(args) => doctor::run(args, ci::steps_needing),
         Task::Fixtures(args) => fixtures::run(args),
         Task::Frontend(args) => frontend::run(args).map(|()| ExitCode::SUCCESS),
         Task::E2e(args) => e2e::run(args).map(|()| ExitCode::SUCCESS),

@@ -608,7 +608,7 @@ pub fn release(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    crate::docker::preflight(true)?;
+    crate::util::docker::preflight(true)?;
     if !args.skip_ci {
         section("release: the ci gate (cargo xtask ci)");
         let exe = std::env::current_exe()?;

@@ -9,8 +9,8 @@ use std::process::{ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::docker;
 use crate::lifecycle::{self, Ctx, StageArgs, UpArgs};
+use crate::util::docker;
 use crate::util::{section, show};
 
 #[derive(clap::Args, Debug)]

@@ -27,7 +27,7 @@ use super::{
     Target,
 };
 use crate::{
-    docker::random_password,
+    util::docker::random_password,
     util::{secs, section, warn, Timer},
 };
 
@@ -534,7 +534,7 @@ fn ensure_secrets(t: &Target, l: &Layout) -> Result<()> {
         let tls = if tls.starts_with('/') {
             tls
         } else {
-            crate::docker::normalize(std::path::Path::new(&l.path(&format!("docker/{tls}"))))
+            crate::util::docker::normalize(std::path::Path::new(&l.path(&format!("docker/{tls}"))))
                 .display()
                 .to_string()
         };
@@ -598,7 +598,7 @@ fn secret_modes_script(
     stage: &crate::stack::resolve::ResolvedStage,
     dir: &str,
 ) -> String {
-    use crate::docker::{secret_access, SecretAccess};
+    use crate::util::docker::{secret_access, SecretAccess};
     let mut script = String::from("set -e; me=$(id -u); loose=; ");
     for (name, secret) in &stack.file.secrets {
         let path = quote(&format!("{dir}/{}", secret.file.get_ref()));

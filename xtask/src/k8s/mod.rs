@@ -17,8 +17,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    doctor::run_with_timeout,
     stack::Stack,
+    util::process::run_with_timeout,
     util::{project_root, section, show},
 };
 

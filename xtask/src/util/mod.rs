@@ -1,4 +1,9 @@
-//! Small helpers shared by the tasks.
+//! What the tasks share: paths, output (sections, warnings, timers), the process layer's
+//! extras ([`process`]) and the tool table ([`tools`]).
+
+pub mod docker;
+pub mod process;
+pub mod tools;
 
 use std::{
     env,
@@ -6,6 +11,21 @@ use std::{
     process::Command,
     time::{Duration, Instant},
 };
+
+/// What a `ci` step counted (scenarios, inputs, failures), for the summary beside its result;
+/// the step fills it in, passed or failed.
+#[derive(Debug, Default)]
+pub struct Note(Option<String>);
+
+impl Note {
+    pub fn set(&mut self, text: impl Into<String>) {
+        self.0 = Some(text.into());
+    }
+
+    pub fn take(&mut self) -> Option<String> {
+        self.0.take()
+    }
+}
 
 /// The repository root: xtask lives one level below it.
 pub fn project_root() -> PathBuf {

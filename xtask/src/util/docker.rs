@@ -18,8 +18,8 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::{
-    doctor::run_with_timeout,
     stack::{interp, resolve::ResolvedStage, Stack},
+    util::process::run_with_timeout,
 };
 
 const PROBE: Duration = Duration::from_secs(15);
