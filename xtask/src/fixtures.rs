@@ -408,20 +408,15 @@ fn build(fixture: &Fixture, folder: &Path, hash: &str, why: &str) -> Result<()> 
     let scratch = match fixture.extra {
         Extra::None => None,
         Extra::RustToolchain => {
-            let dir = std::env::temp_dir().join(format!(
-                "berth-fixture-{}-{}",
-                fixture.dir,
-                std::process::id()
-            ));
-            let assembled = RustToolchain::find(folder).and_then(|t| t.assemble(folder, &dir));
-            if let Err(err) = assembled {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(err);
-            }
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("berth-fixture-{}-", fixture.dir))
+                .tempdir()
+                .context("creating a scratch folder")?;
+            RustToolchain::find(folder).and_then(|t| t.assemble(folder, dir.path()))?;
             Some(dir)
         }
     };
-    let context = scratch.as_deref().unwrap_or(folder);
+    let context = scratch.as_ref().map_or(folder, |dir| dir.path());
     let status = Command::new("docker")
         .arg("build")
         .args(["--label", &format!("{LABEL_FIXTURE}={}", fixture.dir)])
@@ -430,9 +425,7 @@ fn build(fixture: &Fixture, folder: &Path, hash: &str, why: &str) -> Result<()> 
         .arg(context)
         .status()
         .context("running docker build");
-    if let Some(dir) = &scratch {
-        let _ = fs::remove_dir_all(dir);
-    }
+    drop(scratch);
     let status = status?;
     if !status.success() {
         warn(&format!(
@@ -633,7 +626,8 @@ mod tests {
 
     #[test]
     fn trees_are_copied_with_links_and_without_skipped_parts() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path().to_path_buf();
         let from = dir.join("from");
         fs::create_dir_all(from.join("share/doc")).unwrap();
         fs::create_dir_all(from.join("lib")).unwrap();
@@ -651,12 +645,12 @@ mod tests {
             Path::new("librustc.so")
         );
         assert!(to.join("share").is_dir() && !to.join("share/doc").exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_folder_without_a_row_is_an_error() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path().to_path_buf();
         fs::create_dir(dir.join("redis")).unwrap();
         let err = check_table(&dir, &[]).unwrap_err().to_string();
         assert!(err.contains("redis") && err.contains("FIXTURES"), "{err}");
@@ -666,13 +660,13 @@ mod tests {
             err.contains("/Dockerfile") && err.contains("is missing"),
             "{err}"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_context_hash_follows_contents_names_and_modes() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path().to_path_buf();
         fs::write(dir.join("Dockerfile"), "FROM debian:trixie-slim\n").unwrap();
         fs::write(dir.join("entry.sh"), "#!/bin/sh\n").unwrap();
         let first = context_hash(&dir).unwrap();
@@ -683,7 +677,6 @@ mod tests {
         assert_ne!(first, executable);
         fs::write(dir.join("Dockerfile"), "FROM debian:trixie-slim\nCMD x\n").unwrap();
         assert_ne!(executable, context_hash(&dir).unwrap());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -722,14 +715,10 @@ mod tests {
         );
     }
 
-    fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-fixtures-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("xtask-fixtures-")
+            .tempdir()
+            .unwrap()
     }
 }

@@ -231,11 +231,12 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("xtask-frontend-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("node_modules")).unwrap();
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("xtask-frontend-{name}-"))
+            .tempdir()
+            .unwrap();
+        fs::create_dir_all(dir.path().join("node_modules")).unwrap();
         dir
     }
 
@@ -252,7 +253,8 @@ mod tests {
 
     #[test]
     fn installs_when_node_modules_is_missing_or_stale() {
-        let dir = temp_dir("stale");
+        let tmp = temp_dir("stale");
+        let dir = tmp.path().to_path_buf();
         let lock = dir.join("package-lock.json");
         let installed = dir.join("node_modules/.package-lock.json");
         touch(&lock, "{\"v\":1}", Duration::from_secs(100));
@@ -274,7 +276,6 @@ mod tests {
         assert_eq!(install_reason(&dir, false), None);
         touch(&lock, "{\"v\":2}", Duration::from_secs(100));
         assert!(install_reason(&dir, false).unwrap().contains("differs"));
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

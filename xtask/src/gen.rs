@@ -132,70 +132,45 @@ pub fn validate_with_compose(root: &Path, stack: &Stack) -> Result<()> {
 }
 
 /// A line diff of `old` → `new` in unified style (`-`/`+`, two lines of context), at most
-/// `limit` lines of it.
+/// `limit` lines of it. (`similar` finds the changes; this only shapes them.)
 pub fn diff(old: &str, new: &str, limit: usize) -> String {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    // Longest common subsequence table, from the end.
-    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    // (tag, line number in old or new, text)
-    let mut ops: Vec<(char, usize, &str)> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            ops.push((' ', i + 1, a[i]));
-            i += 1;
-            j += 1;
-        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(('-', i + 1, a[i]));
-            i += 1;
-        } else {
-            ops.push(('+', j + 1, b[j]));
-            j += 1;
-        }
-    }
-    let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
-    let mut show = vec![false; ops.len()];
-    for &k in &changed {
-        for s in show
-            .iter_mut()
-            .take((k + 3).min(ops.len()))
-            .skip(k.saturating_sub(2))
+    use similar::{ChangeTag, TextDiff};
+    let diff = TextDiff::from_lines(old, new);
+    let changed = diff
+        .iter_all_changes()
+        .filter(|c| c.tag() != ChangeTag::Equal)
+        .count();
+    let (mut out, mut lines, mut shown_changes) = (String::new(), 0, 0);
+    for group in diff.grouped_ops(2) {
+        for (k, change) in group
+            .iter()
+            .flat_map(|op| diff.iter_changes(op))
+            .enumerate()
         {
-            *s = true;
+            if k == 0 {
+                let line = change.old_index().or(change.new_index()).unwrap_or(0) + 1;
+                out.push_str(&format!("@@ line {line} @@\n"));
+            }
+            if lines == limit {
+                out.push_str(&format!(
+                    "... ({} more changed lines)\n",
+                    changed - shown_changes
+                ));
+                return out;
+            }
+            let tag = match change.tag() {
+                ChangeTag::Equal => ' ',
+                ChangeTag::Delete => '-',
+                ChangeTag::Insert => '+',
+            };
+            if tag != ' ' {
+                shown_changes += 1;
+            }
+            out.push(tag);
+            out.push_str(change.value().trim_end_matches('\n'));
+            out.push('\n');
+            lines += 1;
         }
-    }
-    let mut out = String::new();
-    let mut lines = 0;
-    let mut last_shown: Option<usize> = None;
-    for k in 0..ops.len() {
-        if !show[k] {
-            continue;
-        }
-        if last_shown.is_none_or(|l| l + 1 != k) {
-            let (_, line, _) = ops[k];
-            out.push_str(&format!("@@ line {line} @@\n"));
-        }
-        if lines == limit {
-            out.push_str(&format!(
-                "... ({} more changed lines)\n",
-                changed.iter().filter(|&&c| c >= k).count()
-            ));
-            break;
-        }
-        let (tag, _, text) = ops[k];
-        out.push_str(&format!("{tag}{text}\n"));
-        lines += 1;
-        last_shown = Some(k);
     }
     out
 }

@@ -333,14 +333,6 @@ fn build_command(job: &ImageJob, plan: &Plan, context_root: &Path, args: &Args) 
     c
 }
 
-/// A directory removed when dropped (the clean export).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn run(mut c: Command) -> Result<()> {
     let status = c
@@ -368,13 +360,14 @@ fn output(mut c: Command) -> Result<String> {
 }
 
 /// Exports HEAD (tracked files only, as committed) into a fresh directory.
-fn export_head(root: &Path) -> Result<TempDir> {
-    let dir = std::env::temp_dir().join(format!("berth-release-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let guard = TempDir(dir.clone());
-    let tar = dir.join("../berth-release-head.tar");
-    let tar = std::path::absolute(tar)?;
+fn export_head(root: &Path) -> Result<tempfile::TempDir> {
+    let guard = tempfile::Builder::new()
+        .prefix("berth-release-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let dir = guard.path().join("head");
+    std::fs::create_dir(&dir)?;
+    let tar = guard.path().join("head.tar");
     run({
         let mut c = Command::new("git");
         c.current_dir(root)
@@ -388,7 +381,7 @@ fn export_head(root: &Path) -> Result<TempDir> {
         c.current_dir(&dir).arg("-xf").arg(&tar);
         c
     })?;
-    let _ = std::fs::remove_file(&tar);
+    std::fs::remove_file(&tar)?;
     Ok(guard)
 }
 
@@ -641,7 +634,12 @@ pub fn release(args: Args) -> Result<ExitCode> {
             plan.tags.join(",")
         ));
         let t = Timer::start();
-        run(build_command(job, &plan, &export.0, &args))?;
+        run(build_command(
+            job,
+            &plan,
+            &export.path().join("head"),
+            &args,
+        ))?;
         let first = format!("{}:{}", job.repository, plan.tags[0]);
         let info = inspect(&first)?;
         let labels = &info["Config"]["Labels"];
@@ -664,7 +662,7 @@ pub fn release(args: Args) -> Result<ExitCode> {
     let sbom_paths = if args.skip_sbom {
         Vec::new()
     } else {
-        sboms(&export.0, &dir, &plan.epoch)?
+        sboms(&export.path().join("head"), &dir, &plan.epoch)?
     };
 
     if args.push {

@@ -3,7 +3,7 @@
 //! fail and name each). Compose resolves the files, so these need the `docker compose` CLI (not
 //! a running engine): without it they pass with a loud notice, except under CI, where they fail.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 use crate::util::is_ci;
@@ -21,11 +21,12 @@ fn compose_cli() -> bool {
 }
 
 /// A copy of what the scan reads, removed when dropped.
-struct Copy(PathBuf);
+/// A copy of the deploy files, removed on drop.
+struct Copy(tempfile::TempDir);
 
-impl Drop for Copy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Copy {
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 }
 
@@ -44,15 +45,18 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn copy_of_tree(name: &str) -> Copy {
     let root = project_root();
-    let dir = std::env::temp_dir().join(format!("berth-scan-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("berth-scan-{name}-"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     for d in ["deploy", "docker"] {
         copy_dir(&root.join(d), &dir.join(d));
     }
     for f in [".env.example", ".dockerignore"] {
         std::fs::copy(root.join(f), dir.join(f)).unwrap();
     }
-    Copy(dir)
+    Copy(tmp)
 }
 
 /// Drops the `app` service's `user:` and `healthcheck:` block from compose text, and gives it a
@@ -112,10 +116,10 @@ fn a_weakened_copy_fails_and_names_each_weakness() {
         return;
     }
     let copy = copy_of_tree("weakened");
-    let compose = copy.0.join("docker/compose.yaml");
+    let compose = copy.path().join("docker/compose.yaml");
     let text = std::fs::read_to_string(&compose).unwrap();
     std::fs::write(&compose, weaken_compose(&text)).unwrap();
-    let dockerfile = copy.0.join("docker/Dockerfile");
+    let dockerfile = copy.path().join("docker/Dockerfile");
     let text = std::fs::read_to_string(&dockerfile).unwrap();
     let weak: String = text
         .lines()
@@ -128,7 +132,7 @@ fn a_weakened_copy_fails_and_names_each_weakness() {
         .collect();
     std::fs::write(&dockerfile, weak).unwrap();
 
-    let scan = scan(&copy.0, false).unwrap();
+    let scan = scan(copy.path(), false).unwrap();
     let open: Vec<(&str, &str)> = scan
         .open()
         .map(|f| (f.rule.as_str(), f.target.as_str()))
@@ -155,7 +159,7 @@ fn a_weakened_copy_fails_and_names_each_weakness() {
         .all(|f| f.severity == Severity::Low));
 
     // The reports say so too, and the task's exit status would be 1.
-    let out = copy.0.join("report");
+    let out = copy.path().join("report");
     let paths = write_reports(&scan, &out).unwrap();
     let md = std::fs::read_to_string(&paths[0]).unwrap();
     assert!(
@@ -180,8 +184,8 @@ fn accepting_a_finding_needs_the_file_entry() {
     }
     // Without deploy/scan-accept.toml, Ollama's root user is an open high finding.
     let copy = copy_of_tree("no-accept");
-    std::fs::remove_file(copy.0.join(accept::ACCEPT_PATH)).unwrap();
-    let scan = scan(&copy.0, false).unwrap();
+    std::fs::remove_file(copy.path().join(accept::ACCEPT_PATH)).unwrap();
+    let scan = scan(copy.path(), false).unwrap();
     assert!(scan.open_high > 0);
     assert!(scan
         .open()

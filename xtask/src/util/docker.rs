@@ -947,10 +947,11 @@ mod tests {
         assert_eq!(file.describe(), "0644: userns");
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-secrets-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
+    fn scratch(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("xtask-secrets-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn mode_of(path: &Path) -> (u32, u32, u32) {
@@ -964,7 +965,7 @@ mod tests {
         let stack = real_stack();
         let stage = stack.stage("prod").unwrap();
         let base = scratch("user");
-        let dir = base.join("secrets");
+        let dir = base.path().join("secrets");
         // As a user that is not root (whoever we really are, chown is never attempted).
         let me = Rights {
             root: false,
@@ -1007,7 +1008,6 @@ mod tests {
         );
         assert_eq!(mode_of(&dir.join("berth.toml")).0, 0o644);
         assert_eq!(fs::read_to_string(dir.join("berth.toml")).unwrap(), config);
-        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
@@ -1019,7 +1019,7 @@ mod tests {
         let stack = real_stack();
         let stage = stack.stage("prod").unwrap();
         let base = scratch("root");
-        let dir = base.join("secrets");
+        let dir = base.path().join("secrets");
         let done = ensure_secrets_as(&dir, &stack, &stage, &ROOT, false).unwrap();
         assert!(
             done.iter().all(|l| !l.contains("protects them")),
@@ -1047,7 +1047,6 @@ mod tests {
             "{done:?}"
         );
         assert_eq!(mode_of(&old), (0o600, 999, 999));
-        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
