@@ -333,7 +333,6 @@ fn build_command(job: &ImageJob, plan: &Plan, context_root: &Path, args: &Args) 
     c
 }
 
-
 fn run(mut c: Command) -> Result<()> {
     let status = c
         .status()
