@@ -219,7 +219,7 @@ pub fn render_overlay(root: &Path, overlay: &str) -> Result<Vec<serde_json::Valu
 pub fn parse_documents(text: &str) -> Result<Vec<serde_json::Value>> {
     use serde::Deserialize;
     let mut docs = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let value = serde_json::Value::deserialize(doc)
             .with_context(|| format!("YAML document {} is not valid", i + 1))?;
         if !value.is_null() {
