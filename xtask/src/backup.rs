@@ -18,9 +18,9 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-use crate::lifecycle::{run_status, Ctx, StageArgs};
+use crate::lifecycle::{Ctx, StageArgs};
 use crate::util::docker;
-use crate::util::{dev_data_dir, dev_server_bin, project_root, section, show};
+use crate::util::{dev_data_dir, dev_server_bin, process, project_root, show};
 
 const AFTER_HELP: &str = "Examples:\n  \
     cargo xtask backup                         # the prod stack, into backups/\n  \
@@ -367,21 +367,8 @@ fn ensure_backup_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `command` with its progress (stderr) shown, for the path it prints on stdout.
-fn run_for_stdout(command: &mut Command) -> Result<std::process::Output> {
-    section(&format!("run: {}", show(command)));
-    command
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", show(command)))
-}
-
-fn run(mut command: Command) -> Result<ExitCode> {
-    section(&format!("run: {}", show(&command)));
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {}", show(&command)))?;
-    Ok(exit_code(status))
+fn run(command: Command) -> Result<ExitCode> {
+    Ok(exit_code(process::status(command)?))
 }
 
 pub fn backup(args: Args) -> Result<ExitCode> {
@@ -519,7 +506,7 @@ fn seal_secrets(args: &CreateArgs) -> Result<ExitCode> {
         );
     }
     place.build()?;
-    let out = run_for_stdout(&mut command)?;
+    let out = process::run_for_stdout(&mut command)?;
     if !out.status.success() {
         return Ok(exit_code(out.status));
     }
@@ -593,7 +580,7 @@ fn create(args: CreateArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     runner.prepare(false)?;
-    let out = run_for_stdout(&mut command)?;
+    let out = process::run_for_stdout(&mut command)?;
     if !out.status.success() {
         bail!("the backup failed ({}); see above", out.status);
     }
@@ -668,9 +655,9 @@ pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
         };
     }
     let app = ctx.compose();
-    run_status(app.command(["stop", "app"]), false)?;
+    process::run(app.command(["stop", "app"]))?;
     let restored = run(runner.command(&berth_args));
-    let started = run_status(app.command(["start", "app"]), false);
+    let started = process::run(app.command(["start", "app"]));
     let code = restored?;
     started?;
     Ok(code)

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     stack::{resolve::ResolvedStage, Stack},
     util::docker::{self, Compose, Container, Vars},
-    util::{is_ci, project_root, secs, section, show, warn, Timer},
+    util::{is_ci, process, project_root, secs, section, show, warn, Timer},
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -80,20 +80,6 @@ impl Ctx {
             .clone()
             .unwrap_or_else(|| self.stage.project.clone())
     }
-}
-
-pub(crate) fn run_status(mut command: Command, dry_run: bool) -> Result<()> {
-    if dry_run {
-        println!("would run: {}", show(&command));
-        return Ok(());
-    }
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {}", show(&command)))?;
-    if !status.success() {
-        bail!("`{}` failed ({status})", show(&command));
-    }
-    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -259,7 +245,7 @@ fn build_images(
                 .map_or(String::new(), |t| format!(", target {t}"))
         ));
         let timer = Timer::start();
-        run_status(c, false)?;
+        process::run(c)?;
         let size = image_size(&name).map_or("?".into(), |b| format!("{:.1} MB", b as f64 / 1e6));
         eprintln!("build: {name}: {size}, built in {}", secs(timer.elapsed()));
     }
@@ -382,7 +368,7 @@ pub fn up(args: UpArgs) -> Result<ExitCode> {
     ));
     // `compose up` itself waits for each dependency's condition before starting a dependant.
     let waited = Timer::start();
-    let started_up = run_status(
+    let started_up = process::run_or_print(
         compose.command(["up", "--detach", "--no-build", "--remove-orphans"]),
         args.dry_run,
     );
@@ -670,7 +656,7 @@ pub fn down(args: DownArgs) -> Result<ExitCode> {
     if args.volumes {
         down.push("--volumes");
     }
-    run_status(ctx.compose_all().command(&down), args.dry_run)?;
+    process::run_or_print(ctx.compose_all().command(&down), args.dry_run)?;
     if args.dry_run {
         if !volumes.is_empty() {
             println!("would delete volumes: {}", volumes.join(", "));
@@ -719,7 +705,7 @@ pub struct PsArgs {
 pub fn ps(args: PsArgs) -> Result<ExitCode> {
     let ctx = Ctx::load(&args.stage)?;
     docker::preflight(true)?;
-    run_status(ctx.compose_all().command(["ps", "--all"]), false)?;
+    process::run(ctx.compose_all().command(["ps", "--all"]))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -771,7 +757,7 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode> {
         a.push("--follow".into());
     }
     a.extend(args.service.clone());
-    run_status(ctx.compose_all().command(&a), false)?;
+    process::run(ctx.compose_all().command(&a))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -976,7 +962,7 @@ pub fn dev_stack(dry_run: bool) -> Result<Vec<(String, String)>> {
     ));
     let mut up = vec!["up".to_string(), "--detach".into(), "--no-build".into()];
     up.extend(names.iter().cloned());
-    run_status(compose.command(&up), dry_run)?;
+    process::run_or_print(compose.command(&up), dry_run)?;
     if !dry_run {
         wait_healthy(&only, &compose, &enabled, Duration::from_secs(600))?;
         eprintln!("dev: they keep running after Ctrl-C; `cargo xtask down --stage dev` stops them");

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::{
     scan,
     stack::{interp, Stack},
-    util::{project_root, secs, section, show, warn, Timer},
+    util::{process, project_root, secs, section, show, warn, Timer},
 };
 
 #[derive(clap::Args, Debug)]
@@ -333,31 +333,6 @@ fn build_command(job: &ImageJob, plan: &Plan, context_root: &Path, args: &Args) 
     c
 }
 
-fn run(mut c: Command) -> Result<()> {
-    let status = c
-        .status()
-        .with_context(|| format!("cannot run {}", show(&c)))?;
-    if !status.success() {
-        bail!("`{}` failed ({status})", show(&c));
-    }
-    Ok(())
-}
-
-fn output(mut c: Command) -> Result<String> {
-    let out = c
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", show(&c)))?;
-    if !out.status.success() {
-        bail!(
-            "`{}` failed: {}",
-            show(&c),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// Exports HEAD (tracked files only, as committed) into a fresh directory.
 fn export_head(root: &Path) -> Result<tempfile::TempDir> {
     let guard = tempfile::Builder::new()
@@ -367,7 +342,7 @@ fn export_head(root: &Path) -> Result<tempfile::TempDir> {
     let dir = guard.path().join("head");
     std::fs::create_dir(&dir)?;
     let tar = guard.path().join("head.tar");
-    run({
+    process::run({
         let mut c = Command::new("git");
         c.current_dir(root)
             .args(["archive", "--format=tar", "--output"])
@@ -375,7 +350,7 @@ fn export_head(root: &Path) -> Result<tempfile::TempDir> {
             .arg("HEAD");
         c
     })?;
-    run({
+    process::run({
         let mut c = Command::new("tar");
         c.current_dir(&dir).arg("-xf").arg(&tar);
         c
@@ -430,7 +405,7 @@ fn ensure_cargo_cyclonedx(dry_run: bool) -> Result<()> {
         return Ok(());
     }
     section("release: installing cargo-cyclonedx (the Rust SBOM tool)");
-    run(c)
+    process::run(c)
 }
 
 /// Writes the SBOMs of the export `context` into `out_dir`; returns their paths.
@@ -440,7 +415,7 @@ fn sboms(context: &Path, out_dir: &Path, epoch: &str) -> Result<Vec<PathBuf>> {
     for (what, mut c, path) in sbom_commands(context, out_dir) {
         section(&format!("release: {what} SBOM: {}", show(&c)));
         c.env("SOURCE_DATE_EPOCH", epoch);
-        run(c)?;
+        process::run(c)?;
         if what == "rust" {
             // cargo-cyclonedx writes one file per package, beside its manifest: merge nothing,
             // keep the server's (app/), which holds every dependency the image ships.
@@ -461,7 +436,7 @@ fn sboms(context: &Path, out_dir: &Path, epoch: &str) -> Result<Vec<PathBuf>> {
 }
 
 fn inspect(reference: &str) -> Result<Value> {
-    let text = output({
+    let text = process::read({
         let mut c = Command::new("docker");
         c.args(["image", "inspect", reference]);
         c
@@ -506,7 +481,7 @@ fn login(registry: &str) -> Result<()> {
 
 /// Pushes `reference`; returns the manifest digest the registry acknowledged.
 fn push(reference: &str) -> Result<String> {
-    let out = output({
+    let out = process::read({
         let mut c = Command::new("docker");
         c.args(["push", reference]);
         c
@@ -520,7 +495,7 @@ fn push(reference: &str) -> Result<String> {
 
 /// The digest the registry serves for `reference` now.
 fn registry_digest(reference: &str) -> Result<String> {
-    let text = output({
+    let text = process::read({
         let mut c = Command::new("docker");
         c.args([
             "buildx",
@@ -606,7 +581,8 @@ pub fn release(args: Args) -> Result<ExitCode> {
         let exe = std::env::current_exe()?;
         let mut c = Command::new(exe);
         c.current_dir(&root).arg("ci");
-        run(c).context("the ci gate failed: a release needs it green (see the summary above)")?;
+        process::run(c)
+            .context("the ci gate failed: a release needs it green (see the summary above)")?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
 
@@ -633,7 +609,7 @@ pub fn release(args: Args) -> Result<ExitCode> {
             plan.tags.join(",")
         ));
         let t = Timer::start();
-        run(build_command(
+        process::run(build_command(
             job,
             &plan,
             &export.path().join("head"),

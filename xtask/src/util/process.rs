@@ -1,5 +1,7 @@
-//! The process layer's pieces that xshell does not give: running a command with a deadline
-//! (a hung `docker info` must not hang a task) and reading its first line of output.
+//! The process layer: every task runs its commands through xshell's `cmd!` or through these,
+//! which add what xshell does not give — `--dry-run` printing, a deadline (a hung `docker info`
+//! must not hang a task), progress headings — and one shape of error: the command as a person
+//! would type it, and how it failed.
 
 use std::{
     io::Read,
@@ -7,6 +9,66 @@ use std::{
     thread,
     time::{Duration, Instant},
 };
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{section, show};
+
+/// Runs `command` with its output shown, or with `dry_run` prints what it would run.
+pub fn run_or_print(command: Command, dry_run: bool) -> Result<()> {
+    if dry_run {
+        println!("would run: {}", show(&command));
+        return Ok(());
+    }
+    run(command)
+}
+
+/// Runs `command` with its output shown; fails unless it succeeds.
+pub fn run(mut command: Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {}", show(&command)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", show(&command));
+    }
+    Ok(())
+}
+
+/// Runs `command` under a progress heading and hands back how it ended, for tasks that pass
+/// a command's exit status on.
+pub fn status(mut command: Command) -> Result<ExitStatus> {
+    section(&format!("run: {}", show(&command)));
+    command
+        .status()
+        .with_context(|| format!("cannot run {}", show(&command)))
+}
+
+/// Runs `command` under a progress heading with its progress (stderr) shown, for what it
+/// prints on stdout; how it ended is the caller's to judge.
+pub fn run_for_stdout(command: &mut Command) -> Result<std::process::Output> {
+    section(&format!("run: {}", show(command)));
+    command
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", show(command)))
+}
+
+/// Runs `command` quietly for its standard output (trimmed); fails with its stderr unless it
+/// succeeds.
+pub fn read(mut command: Command) -> Result<String> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", show(&command)))?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed: {}",
+            show(&command),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
 
 /// The first non-blank line of a command's output.
 pub fn first_line(bytes: &[u8]) -> Option<String> {
