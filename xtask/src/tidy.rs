@@ -87,9 +87,9 @@ fn app_rank(module: &str) -> Option<usize> {
     })
 }
 
-/// The top-level module a file of `app/src` belongs to.
-fn app_module(rel: &Path) -> String {
-    let inner = rel.strip_prefix("app/src").unwrap();
+/// The top-level module a file of the crate rooted at `src` belongs to.
+fn top_module(rel: &Path, src: &str) -> String {
+    let inner = rel.strip_prefix(src).unwrap();
     let first = inner
         .components()
         .next()
@@ -111,7 +111,7 @@ fn grouped_imports_name_each_module() {
 fn app_layers_import_only_downward() {
     let mut broken = Vec::new();
     for (rel, text) in rust_files("app/src") {
-        let module = app_module(&rel);
+        let module = top_module(&rel, "app/src");
         let Some(rank) = app_rank(&module) else {
             broken.push(format!(
                 "{}: module `{module}` has no layer; add it to tidy::app_rank",
@@ -262,14 +262,7 @@ const KNOWN_TASK_EDGES: &[(&str, &str)] = &[
 fn no_new_imports_between_xtask_tasks() {
     let mut found = BTreeSet::new();
     for (rel, text) in rust_files("xtask/src") {
-        let inner = rel.strip_prefix("xtask/src").unwrap();
-        let first = inner
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy();
-        let module = first.trim_end_matches(".rs").to_string();
+        let module = top_module(&rel, "xtask/src");
         if !TASKS.contains(&module.as_str()) {
             continue;
         }
