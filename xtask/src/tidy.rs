@@ -163,7 +163,7 @@ fn app_layers_import_only_downward() {
 /// Files over the limit today, with their size: they may not grow. Split one, then lower or
 /// remove its line here.
 const LONG_FILES: &[(&str, usize)] = &[
-    ("xtask/src/stack/validate.rs", 1216),
+    ("xtask/src/stack/validate.rs", 1102),
     ("tests/it/rag.rs", 1110),
     ("xtask/src/deploy/switch.rs", 1077),
     ("xtask/src/lifecycle.rs", 1070),

@@ -9,6 +9,7 @@ pub mod interp;
 pub mod model;
 pub mod resolve;
 pub mod validate;
+pub mod values;
 pub mod yaml;
 
 use std::{

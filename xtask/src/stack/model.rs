@@ -9,6 +9,8 @@ use std::{collections::BTreeMap, fmt};
 use serde::{de, Deserialize, Deserializer};
 use toml::Spanned;
 
+pub use super::values::{ByteSize, Cpus, Duration, LogDriver, RestartPolicy};
+
 pub type Name = Spanned<String>;
 
 #[derive(Debug, Deserialize)]
@@ -197,7 +199,7 @@ pub struct Defaults {
     #[serde(default)]
     pub tmpfs: Option<Vec<Name>>,
     #[serde(default)]
-    pub stop_grace_period: Option<Name>,
+    pub stop_grace_period: Option<Spanned<Duration>>,
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
     #[serde(default)]
@@ -263,11 +265,11 @@ pub struct Service {
     #[serde(default)]
     pub cap_add: Vec<Name>,
     #[serde(default)]
-    pub stop_grace_period: Option<Name>,
+    pub stop_grace_period: Option<Spanned<Duration>>,
     #[serde(default)]
     pub stop_signal: Option<Name>,
     #[serde(default)]
-    pub shm_size: Option<Name>,
+    pub shm_size: Option<Spanned<ByteSize>>,
     /// GPUs to reserve: `all` or a count (NVIDIA driver).
     #[serde(default)]
     pub gpus: Option<Name>,
@@ -300,7 +302,7 @@ pub struct ServiceOverride {
     #[serde(default)]
     pub cap_add: Option<Vec<Name>>,
     #[serde(default)]
-    pub stop_grace_period: Option<Name>,
+    pub stop_grace_period: Option<Spanned<Duration>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -310,13 +312,13 @@ pub struct Healthcheck {
     #[serde(default)]
     pub test: Option<Vec<Name>>,
     #[serde(default)]
-    pub interval: Option<Name>,
+    pub interval: Option<Spanned<Duration>>,
     #[serde(default)]
-    pub timeout: Option<Name>,
+    pub timeout: Option<Spanned<Duration>>,
     #[serde(default)]
     pub retries: Option<Spanned<u32>>,
     #[serde(default)]
-    pub start_period: Option<Name>,
+    pub start_period: Option<Spanned<Duration>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -324,10 +326,10 @@ pub struct Healthcheck {
 pub struct Resources {
     /// CPU limit, e.g. "0.5" or "2" (a string, so that it may be a variable).
     #[serde(default)]
-    pub cpus: Option<Name>,
+    pub cpus: Option<Spanned<Cpus>>,
     /// Memory limit, e.g. "512m", "2g".
     #[serde(default)]
-    pub memory: Option<Name>,
+    pub memory: Option<Spanned<ByteSize>>,
     /// Process (thread) limit.
     #[serde(default)]
     pub pids: Option<Spanned<u32>>,
@@ -455,7 +457,7 @@ pub struct Stage {
     /// The compose file generated for this stage, relative to the repository root.
     pub file: Name,
     /// Restart policy of every long-running service: no, always, on-failure, unless-stopped.
-    pub restart: Name,
+    pub restart: Spanned<RestartPolicy>,
     /// Whether data services may publish ports and join non-internal networks (dev: to reach
     /// the database with psql). Off by default: data services stay unreachable from outside.
     #[serde(default)]
@@ -471,10 +473,10 @@ pub struct Stage {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logging {
-    pub driver: Name,
+    pub driver: Spanned<LogDriver>,
     /// Rotate the log at this size (json-file, local).
     #[serde(default)]
-    pub max_size: Option<Name>,
+    pub max_size: Option<Spanned<ByteSize>>,
     /// Keep this many rotated files.
     #[serde(default)]
     pub max_file: Option<u32>,

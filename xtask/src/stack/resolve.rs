@@ -223,7 +223,7 @@ pub fn resolve_service(
         .stop_grace_period
         .as_ref()
         .or(d.stop_grace_period.as_ref())
-        .map(|s| s.get_ref().clone());
+        .map(|s| s.get_ref().to_string());
     if let Some(o) = o {
         for (k, v) in &o.environment {
             environment.insert(k.get_ref().clone(), v.get_ref().clone());
@@ -255,22 +255,22 @@ pub fn resolve_service(
             cap_add = strings(c);
         }
         if let Some(s) = &o.stop_grace_period {
-            stop_grace_period = Some(s.get_ref().clone());
+            stop_grace_period = Some(s.get_ref().to_string());
         }
     }
     let healthcheck = healthcheck.and_then(|h| {
         Some(ResolvedHealthcheck {
             test: strings(h.test.as_ref()?),
-            interval: h.interval.map(Spanned::into_inner),
-            timeout: h.timeout.map(Spanned::into_inner),
+            interval: h.interval.map(|v| v.into_inner().into()),
+            timeout: h.timeout.map(|v| v.into_inner().into()),
             retries: h.retries.map(Spanned::into_inner),
-            start_period: h.start_period.map(Spanned::into_inner),
+            start_period: h.start_period.map(|v| v.into_inner().into()),
         })
     });
     let resources = resources
         .map(|r| ResolvedResources {
-            cpus: r.cpus.map(Spanned::into_inner),
-            memory: r.memory.map(Spanned::into_inner),
+            cpus: r.cpus.map(|v| v.into_inner().into()),
+            memory: r.memory.map(|v| v.into_inner().into()),
             pids: r.pids.map(Spanned::into_inner),
         })
         .unwrap_or_default();
@@ -320,12 +320,12 @@ pub fn resolve_service(
         cap_add,
         stop_grace_period,
         stop_signal: service.stop_signal.as_ref().map(|s| s.get_ref().clone()),
-        shm_size: service.shm_size.as_ref().map(|s| s.get_ref().clone()),
+        shm_size: service.shm_size.as_ref().map(|s| s.get_ref().to_string()),
         gpus: service.gpus.as_ref().map(|s| s.get_ref().clone()),
         restart: if service.oneshot {
             "no".into()
         } else {
-            stage.restart.get_ref().clone()
+            stage.restart.get_ref().as_str().into()
         },
         logging: stage.logging.clone(),
     }

@@ -283,3 +283,20 @@ fn generated_compose_files_are_hardened() {
     let db = &prod[prod.find("\n  db:\n").unwrap()..prod.find("\n  grafana:\n").unwrap()];
     assert!(!db.contains("ports:"), "db is not published in prod");
 }
+
+#[test]
+fn a_malformed_value_is_refused_where_it_is_with_the_form_expected() {
+    let from = "stop_grace_period = \"30s\"";
+    let to = "stop_grace_period = \"30\"";
+    let err = errors_with(from, to);
+    let at = location(from, to, "\"30\"");
+    assert!(
+        err.contains(&format!("{at}: error: invalid duration `30`")),
+        "{err}"
+    );
+    assert!(err.contains("= expected a duration such as `30s`"), "{err}");
+
+    let err = errors_with("restart = \"unless-stopped\"", "restart = \"sometimes\"");
+    assert!(err.contains("unknown variant `sometimes`"), "{err}");
+    assert!(err.contains("`on-failure`"), "{err}");
+}

@@ -1,6 +1,7 @@
-//! What serde cannot check: names that refer to things, variables, files, and the rules the
-//! stack promises (health checks, non-root users, limits, unpublished data services, no port
-//! clashes). Every problem is reported, each at its place in the file.
+//! What serde cannot check (the forms of values are `values`'): names that refer to things,
+//! variables, files, and the rules the stack promises (health checks, non-root users, limits,
+//! unpublished data services, no port clashes). Every problem is reported, each at its place in
+//! the file.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -14,10 +15,8 @@ use super::{
     interp,
     model::{Name, StackFile},
     resolve::{self, ResolvedStage},
+    values::has_variable,
 };
-
-const RESTART_POLICIES: [&str; 4] = ["no", "always", "on-failure", "unless-stopped"];
-const LOG_DRIVERS: [&str; 5] = ["json-file", "local", "journald", "syslog", "none"];
 
 struct Checker<'a> {
     file: &'a StackFile,
@@ -62,40 +61,6 @@ fn is_identifier(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-fn is_duration(text: &str) -> bool {
-    // Go durations as compose takes them: 1h30m, 10s, 500ms.
-    let mut rest = text;
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return false;
-        }
-        rest = &rest[digits..];
-        let unit = ["ms", "us", "ns", "h", "m", "s"]
-            .into_iter()
-            .find(|u| rest.starts_with(u));
-        match unit {
-            Some(u) => rest = &rest[u.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-fn is_byte_size(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let t = t.strip_suffix(['k', 'm', 'g']).unwrap_or(t);
-    !t.is_empty() && t.parse::<f64>().is_ok_and(|v| v > 0.0)
-}
-
-fn has_variable(text: &str) -> bool {
-    text.contains("${")
 }
 
 /// A registry reference pinned to a version: `name:tag` (not `latest`) or `name@sha256:...`.
@@ -356,9 +321,6 @@ fn interpolated(file: &StackFile) -> Vec<(&str, Range<usize>)> {
         if let Some(h) = &s.healthcheck {
             names.extend(h.test.iter().flatten());
         }
-        if let Some(r) = &s.resources {
-            names.extend(r.cpus.iter().chain(&r.memory));
-        }
     }
     for stage in file.stages.values() {
         for image in stage.images.values() {
@@ -370,15 +332,27 @@ fn interpolated(file: &StackFile) -> Vec<(&str, Range<usize>)> {
             names.extend(s.command.iter().flatten());
             names.extend(s.environment.values());
             names.extend(s.tmpfs.iter().flatten());
-            if let Some(r) = &s.resources {
-                names.extend(r.cpus.iter().chain(&r.memory));
-            }
         }
     }
     let mut out: Vec<(&str, Range<usize>)> = names
         .into_iter()
         .map(|n| (n.get_ref().as_str(), n.span()))
         .collect();
+    // Limits may be variables too.
+    let resources = file
+        .services
+        .values()
+        .filter_map(|s| s.resources.as_ref())
+        .chain(
+            file.stages
+                .values()
+                .flat_map(|st| st.services.values())
+                .filter_map(|s| s.resources.as_ref()),
+        );
+    for r in resources {
+        out.extend(r.cpus.iter().map(|c| (c.get_ref().as_str(), c.span())));
+        out.extend(r.memory.iter().map(|m| (m.get_ref().as_str(), m.span())));
+    }
     // Ports and mounts: the whole entry is the place.
     let services = file
         .services
@@ -829,7 +803,6 @@ fn check_services(c: &mut Checker) {
             );
         }
     }
-    check_formats(c);
 }
 
 fn check_dependency_cycles(c: &mut Checker) {
@@ -875,84 +848,6 @@ fn check_dependency_cycles(c: &mut Checker) {
 }
 
 /// Durations, sizes, CPU counts, addresses: what compose would reject (or misread) later.
-fn check_formats(c: &mut Checker) {
-    let file = c.file;
-    let mut durations: Vec<&Name> = Vec::new();
-    let mut sizes: Vec<&Name> = Vec::new();
-    let mut cpus: Vec<&Name> = Vec::new();
-    let mut healthchecks = vec![file.defaults.healthcheck.as_ref()];
-    let mut resources = vec![file.defaults.resources.as_ref()];
-    durations.extend(&file.defaults.stop_grace_period);
-    for s in file.services.values() {
-        healthchecks.push(s.healthcheck.as_ref());
-        resources.push(s.resources.as_ref());
-        durations.extend(&s.stop_grace_period);
-        sizes.extend(&s.shm_size);
-    }
-    for st in file.stages.values() {
-        for o in st.services.values() {
-            healthchecks.push(o.healthcheck.as_ref());
-            resources.push(o.resources.as_ref());
-            durations.extend(&o.stop_grace_period);
-        }
-        if let Some(l) = &st.logging {
-            sizes.extend(&l.max_size);
-        }
-    }
-    for h in healthchecks.into_iter().flatten() {
-        durations.extend(h.interval.iter().chain(&h.timeout).chain(&h.start_period));
-    }
-    for r in resources.into_iter().flatten() {
-        sizes.extend(&r.memory);
-        cpus.extend(&r.cpus);
-    }
-    for d in durations {
-        if !is_duration(d.get_ref()) {
-            c.expected(
-                d.span(),
-                format!("invalid duration `{}`", d.get_ref()),
-                "a duration such as `30s`, `1m30s` or `500ms`",
-            );
-        }
-    }
-    for s in sizes {
-        if !has_variable(s.get_ref()) && !is_byte_size(s.get_ref()) {
-            c.expected(
-                s.span(),
-                format!("invalid size `{}`", s.get_ref()),
-                "a size such as `512m`, `2g` or `64k`",
-            );
-        }
-    }
-    for x in cpus {
-        if !has_variable(x.get_ref()) && !x.get_ref().parse::<f64>().is_ok_and(|v| v > 0.0) {
-            c.expected(
-                x.span(),
-                format!("invalid CPU count `{}`", x.get_ref()),
-                "a positive number as a string, e.g. \"0.5\" or \"2\"",
-            );
-        }
-    }
-    for st in file.stages.values() {
-        if !RESTART_POLICIES.contains(&st.restart.get_ref().as_str()) {
-            c.expected(
-                st.restart.span(),
-                format!("invalid restart policy `{}`", st.restart.get_ref()),
-                one_of(RESTART_POLICIES),
-            );
-        }
-        if let Some(l) = &st.logging {
-            if !LOG_DRIVERS.contains(&l.driver.get_ref().as_str()) {
-                c.expected(
-                    l.driver.span(),
-                    format!("unknown log driver `{}`", l.driver.get_ref()),
-                    one_of(LOG_DRIVERS),
-                );
-            }
-        }
-    }
-}
-
 fn check_stages(c: &mut Checker) {
     let file = c.file;
     let mut files = BTreeMap::new();
@@ -1177,16 +1072,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_sizes_and_pins() {
-        assert!(is_duration("10s") && is_duration("1m30s") && is_duration("500ms"));
-        assert!(!is_duration("10") && !is_duration("s") && !is_duration("1d"));
-        assert!(
-            is_byte_size("512m")
-                && is_byte_size("2g")
-                && is_byte_size("1024")
-                && is_byte_size("64kb")
-        );
-        assert!(!is_byte_size("lots") && !is_byte_size("0"));
+    fn pins() {
         assert!(
             is_pinned("redis:8.0") && is_pinned("ghcr.io/a/b:1.2") && is_pinned("x@sha256:abc")
         );
