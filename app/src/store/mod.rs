@@ -2,11 +2,14 @@
 //! embedded default, no service needed) and PostgreSQL (production), chosen by the database URL.
 
 mod accounts;
+mod collections;
+mod conversations;
 mod dispatch;
 mod documents;
 pub mod failure;
 pub(crate) mod migrations;
 mod postgres;
+mod retrieval;
 mod sqlite;
 
 use crate::domain::settings::DatabaseLocation;
@@ -17,9 +20,9 @@ pub(crate) use dispatch::on_pool;
 pub use accounts::{
     AuditFilter, AuditRow, NewAuditEntry, SessionRow, ThrottleRow, TokenRow, UserRow,
 };
-pub use documents::{
-    blob_to_f32s, ChunkRow, CollectionRow, ConversationRow, DocumentRow, MessageRow, NewChunk,
-};
+pub use collections::CollectionRow;
+pub use conversations::{ConversationRow, MessageRow};
+pub use documents::{blob_to_f32s, ChunkRow, DocumentRow, NewChunk};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
