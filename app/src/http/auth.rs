@@ -11,7 +11,7 @@ use super::routes::AppState;
 use crate::domain::accounts::Role;
 use crate::domain::settings::CookieSecure;
 use crate::service::audit::{self, event, outcome};
-use crate::service::auth::{Client, Presented};
+use crate::service::auth::{not_signed_in, Client, Presented};
 pub use crate::service::auth::{Credential, CSRF_HEADER};
 use crate::store::UserRow;
 
@@ -143,11 +143,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 cookie,
                 csrf: header_str(&parts.headers, CSRF_HEADER),
             },
-            (None, None) => {
-                return Err(ApiError::Unauthenticated(
-                    "sign in first (or send an API token as `Authorization: Bearer ...`)".into(),
-                ))
-            }
+            (None, None) => return Err(not_signed_in().into()),
         };
         let changes_state = !is_safe(&parts.method);
         let (user, credential) = state

@@ -139,8 +139,10 @@ pub async fn deletable_document(
     user_id: &str,
     id: &str,
 ) -> Result<DocumentRow, AccessError> {
-    let doc = document(store, user_id, id).await?;
-    let (collection, access) = collection(store, user_id, &doc.collection_id).await?;
+    // One access check: the document's, which also says how the caller may act on it.
+    let not_found = || AccessError::NotFound(format!("no document {id}"));
+    let doc = store.document(id).await?.ok_or_else(not_found)?;
+    let (collection, access) = readable_or(store, user_id, &doc.collection_id, not_found).await?;
     let uploader = doc.uploaded_by.as_deref() == Some(user_id);
     if access != Access::Owner && !uploader && collection.members_delete_any == 0 {
         return Err(AccessError::Forbidden(

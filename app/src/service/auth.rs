@@ -438,7 +438,8 @@ impl Auth<'_> {
 /// The header a session's state-changing requests carry their CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-fn not_signed_in() -> AuthError {
+/// No credentials at all, or none that name a live session or token.
+pub fn not_signed_in() -> AuthError {
     AuthError::Unauthenticated(
         "sign in first (or send an API token as `Authorization: Bearer ...`)".into(),
     )
