@@ -1,0 +1,45 @@
+//! The published OpenAPI document.
+
+use super::*;
+
+#[tokio::test]
+async fn the_openapi_document_covers_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = Berth::start(dir.path());
+    let doc: Value = reqwest::get(berth.url("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/auth/register",
+        "/auth/sign-in",
+        "/auth/sign-out",
+        "/auth/session",
+        "/account/password",
+        "/account/tokens",
+        "/account/tokens/{id}",
+        "/admin/users",
+        "/admin/users/{id}/approve",
+        "/admin/users/{id}/role",
+        "/admin/audit",
+        "/collections",
+        "/collections/{id}/documents",
+        "/collections/{id}/members",
+        "/documents/{id}",
+        "/documents/{id}/retry",
+        "/documents/{id}/file",
+        "/chunks/{id}",
+        "/search",
+        "/conversations",
+        "/conversations/{id}",
+        "/conversations/{id}/messages",
+        "/status",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
