@@ -6,13 +6,12 @@
 use std::{
     os::unix::process::ExitStatusExt,
     path::PathBuf,
-    process::{Command, ExitCode, ExitStatus, Stdio},
+    process::{Command, ExitCode, ExitStatus},
 };
 
-use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use anyhow::{Context, Result};
 
-use crate::util::{dev_data_dir, dev_server_bin, project_root, section, show};
+use crate::util::{cargo, dev_data_dir, dev_server_bin, project_root, section, show};
 
 const AFTER_HELP: &str = "Examples:\n  \
     cargo xtask admin create --username alice\n  \
@@ -146,7 +145,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 
     if build.is_some() {
-        build_server()?;
+        cargo::build_server()?;
     }
     section(&format!("run: {}", show(&admin)));
     // Inherited stdin/stdout/stderr: the hidden prompt needs the terminal, and a password piped
@@ -155,23 +154,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .status()
         .with_context(|| format!("starting {}", admin.get_program().to_string_lossy()))?;
     Ok(exit_code(status))
-}
-
-/// `cargo build --locked -p berth`, its progress on stderr; stdout stays berth's alone.
-pub(crate) fn build_server() -> Result<()> {
-    let sh = Shell::new()?;
-    sh.change_dir(project_root());
-    let cmd = cmd!(sh, "cargo build --locked -p berth");
-    section(&format!("build: {cmd}"));
-    let status = Command::from(cmd)
-        // Nothing in a build may eat the password waiting on our stdin.
-        .stdin(Stdio::null())
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("build failed ({status}); see above");
-    }
-    Ok(())
 }
 
 /// The child's exit status as ours; death by signal N as a shell reports it, 128 + N.

@@ -18,8 +18,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-use crate::lifecycle::{Ctx, StageArgs};
 use crate::util::docker;
+use crate::util::stage::{Ctx, StageArgs};
 use crate::util::{dev_data_dir, dev_server_bin, process, project_root, show};
 
 const AFTER_HELP: &str = "Examples:\n  \
@@ -328,7 +328,7 @@ impl Runner {
         match self {
             Runner::Local { build, .. } => {
                 if *build && !dry_run {
-                    crate::admin::build_server()?;
+                    crate::util::cargo::build_server()?;
                 }
             }
             Runner::Stack { host_dir, .. } => {
@@ -466,7 +466,7 @@ impl SecretsPlace {
 
     fn build(&self) -> Result<()> {
         if self.bin.build {
-            crate::admin::build_server()?;
+            crate::util::cargo::build_server()?;
         }
         Ok(())
     }
@@ -520,7 +520,7 @@ fn seal_secrets(args: &CreateArgs) -> Result<ExitCode> {
 
 fn open_secrets(args: &RestoreArgs, file: &Path) -> Result<ExitCode> {
     let place = SecretsPlace::new(&args.at)?;
-    crate::setup::refuse_tracked_secrets(&place.root, &place.secrets_dir)?;
+    crate::util::refuse_tracked_secrets(&place.root, &place.secrets_dir)?;
     let mut berth_args = vec![
         "open".to_string(),
         std::path::absolute(file)?.display().to_string(),

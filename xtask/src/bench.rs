@@ -142,7 +142,7 @@ fn soak(minutes: u64, dry_run: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     section(&format!("soak: {minutes} min at modest load"));
-    let (tally, ok) = crate::faults::cargo_test_tallied(&args, &[("BERTH_SOAK_SECS", &secs)])?;
+    let (tally, ok) = crate::util::cargo::cargo_test_tallied(&args, &[("BERTH_SOAK_SECS", &secs)])?;
     if !ok || tally.passed == 0 {
         anyhow::bail!("the soak failed");
     }

@@ -1,6 +1,8 @@
 //! `cargo xtask ci`: the one gate. Runs every step, even after a failure, then summarises.
 //!
-//! To add a check, add one `Step` to [`steps`].
+//! To add a check, add one `Step` to [`steps`]. A step that is another task's check names it
+//! ([`Check`]); the composition root (`pipeline::run_check`) runs it, so that ci imports no
+//! other task.
 
 use std::{process::ExitCode, time::Duration};
 
@@ -47,8 +49,40 @@ pub struct Step {
     /// Tools it cannot run without (see `cargo xtask doctor`).
     pub needs: &'static [Tool],
     /// Runs the check; what it counted (scenarios, inputs) goes in the note.
-    pub run: fn(&Shell, &mut Note) -> Result<()>,
+    pub run: Run,
 }
+
+/// How a step runs.
+pub enum Run {
+    /// Commands run here.
+    Here(fn(&Shell, &mut Note) -> Result<()>),
+    /// Another task's check, run by the caller's [`RunCheck`].
+    Task(Check),
+}
+
+/// The other tasks' checks that steps run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// `gen --check`
+    Gen,
+    /// `k8s validate`
+    K8s,
+    /// `scan`
+    Scan,
+    /// `fixtures`
+    Fixtures,
+    /// `frontend` (every check and the bundle)
+    Frontend,
+    /// `e2e`
+    E2e,
+    /// the fault-injection suite (counts its scenarios in the note)
+    Faults,
+    /// `fuzz --seconds 30` (counts its inputs in the note)
+    Fuzz,
+}
+
+/// Runs one of the other tasks' checks (given by `main`, so that ci does not import them).
+pub type RunCheck = fn(Check, &mut Note) -> Result<()>;
 
 pub fn steps() -> Vec<Step> {
     vec![
@@ -57,7 +91,7 @@ pub fn steps() -> Vec<Step> {
             description: "files generated from deploy/stack.toml are fresh and valid",
             command: "cargo xtask gen --check",
             needs: &[Tool::Cargo],
-            run: |_, _| crate::gen::run_check(),
+            run: Run::Task(Check::Gen),
         },
         Step {
             name: "k8s",
@@ -65,7 +99,7 @@ pub fn steps() -> Vec<Step> {
                           validates against the Kubernetes schemas (offline)",
             command: "cargo xtask k8s validate",
             needs: &[Tool::Cargo],
-            run: |_, _| crate::k8s::run_ci(),
+            run: Run::Task(Check::K8s),
         },
         Step {
             name: "scan",
@@ -73,42 +107,35 @@ pub fn steps() -> Vec<Step> {
                           has no open high finding (report in target/scan/)",
             command: "cargo xtask scan",
             needs: &[Tool::DockerCompose],
-            run: |_, _| crate::scan::run_ci(),
+            run: Run::Task(Check::Scan),
         },
         Step {
             name: "fmt",
             description: "code is formatted as rustfmt would",
             command: "cargo fmt --all -- --check",
             needs: &[Tool::Rustfmt],
-            run: |sh, _| Ok(cmd!(sh, "cargo fmt --all -- --check").quiet().run()?),
+            run: Run::Here(|sh, _| Ok(cmd!(sh, "cargo fmt --all -- --check").quiet().run()?)),
         },
         Step {
             name: "clippy",
             description: "no lint warnings in any crate or target",
             command: "cargo clippy --locked --workspace --all-targets -- -D warnings",
             needs: &[Tool::Clippy],
-            run: |sh, _| {
+            run: Run::Here(|sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo clippy --locked --workspace --all-targets -- -D warnings"
                 )
                 .quiet()
                 .run()?)
-            },
+            }),
         },
         Step {
             name: "fixtures",
             description: "the container images the tests use are built and current",
             command: "cargo xtask fixtures",
             needs: &[Tool::DockerEngine],
-            run: |_, _| {
-                let args = crate::fixtures::Args {
-                    dry_run: false,
-                    rebuild: false,
-                    only: Vec::new(),
-                };
-                crate::fixtures::run(args).map(drop)
-            },
+            run: Run::Task(Check::Fixtures),
         },
         // --no-fail-fast: every test binary runs even after one fails, so one run shows every
         // failing test (as every step runs after one fails). Every test step selects the whole
@@ -120,11 +147,11 @@ pub fn steps() -> Vec<Step> {
             description: "every test in the workspace passes",
             command: "cargo test --locked --workspace --no-fail-fast",
             needs: &[Tool::Cargo],
-            run: |sh, _| {
+            run: Run::Here(|sh, _| {
                 Ok(cmd!(sh, "cargo test --locked --workspace --no-fail-fast")
                     .quiet()
                     .run()?)
-            },
+            }),
         },
         Step {
             name: "test-postgres",
@@ -133,7 +160,7 @@ pub fn steps() -> Vec<Step> {
             command: "BERTH_TEST_BACKEND=postgres cargo test --locked --no-fail-fast --workspace \
                       --test it -- accounts:: http:: rag:: scale_out:: backup::",
             needs: &[Tool::Cargo, Tool::DockerEngine],
-            run: |sh, _| {
+            run: Run::Here(|sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked --no-fail-fast --workspace --test it -- accounts:: http:: rag:: scale_out:: backup::"
@@ -141,21 +168,21 @@ pub fn steps() -> Vec<Step> {
                 .env("BERTH_TEST_BACKEND", "postgres")
                 .quiet()
                 .run()?)
-            },
+            }),
         },
         Step {
             name: "frontend",
             description: "the web UI type-checks, lints, passes its unit tests and bundles",
             command: "cargo xtask frontend",
             needs: &[Tool::Node, Tool::Npm],
-            run: |_, _| crate::frontend::run_full(),
+            run: Run::Task(Check::Frontend),
         },
         Step {
             name: "e2e",
             description: "browser tests of the web UI against the real server pass (Chromium)",
             command: "cargo xtask e2e",
             needs: &[Tool::Cargo, Tool::Node, Tool::Npm, Tool::Chromium],
-            run: |_, _| crate::e2e::run_default(),
+            run: Run::Task(Check::E2e),
         },
         Step {
             name: "faults",
@@ -164,7 +191,7 @@ pub fn steps() -> Vec<Step> {
             command: "cargo test --locked --workspace --test it -- --ignored faults:: --nocapture \
                       --test-threads=2",
             needs: &[Tool::Cargo, Tool::DockerEngine],
-            run: |_, note| crate::faults::run_ci(note),
+            run: Run::Task(Check::Faults),
         },
         Step {
             name: "fuzz",
@@ -173,7 +200,7 @@ pub fn steps() -> Vec<Step> {
                           document) and to the stack-file parser: no 5xx, no panic",
             command: "cargo xtask fuzz --seconds 30",
             needs: &[Tool::Cargo],
-            run: |_, note| crate::fuzz::run_ci(note),
+            run: Run::Task(Check::Fuzz),
         },
         Step {
             name: "containers",
@@ -181,14 +208,14 @@ pub fn steps() -> Vec<Step> {
             command:
                 "cargo test --locked --workspace --test it -- --ignored containers:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
-            run: |sh, _| {
+            run: Run::Here(|sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked --workspace --test it -- --ignored containers:: --nocapture"
                 )
                 .quiet()
                 .run()?)
-            },
+            }),
         },
         Step {
             name: "deploy",
@@ -197,14 +224,14 @@ pub fn steps() -> Vec<Step> {
             command:
                 "cargo test --locked --workspace --test tasks -- --ignored deploy:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine],
-            run: |sh, _| {
+            run: Run::Here(|sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked --workspace --test tasks -- --ignored deploy:: --nocapture"
                 )
                 .quiet()
                 .run()?)
-            },
+            }),
         },
         Step {
             name: "release",
@@ -213,14 +240,14 @@ pub fn steps() -> Vec<Step> {
             command:
                 "cargo test --locked --workspace --test tasks -- --ignored release:: --nocapture",
             needs: &[Tool::Docker, Tool::DockerEngine, Tool::DockerCompose],
-            run: |sh, _| {
+            run: Run::Here(|sh, _| {
                 Ok(cmd!(
                     sh,
                     "cargo test --locked --workspace --test tasks -- --ignored release:: --nocapture"
                 )
                 .quiet()
                 .run()?)
-            },
+            }),
         },
     ]
 }
@@ -260,7 +287,7 @@ struct Report {
     note: Option<String>,
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: Args, run_check: RunCheck) -> Result<ExitCode> {
     let steps = steps();
     if args.list {
         print!("{}", format_list(&steps));
@@ -275,7 +302,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let mut note = Note::default();
         let (outcome, time) = match skip_reason {
             Some(reason) => (Outcome::Skipped(reason.to_string()), None),
-            None => run_step(step, &sh, &mut note),
+            None => run_step(step, &sh, &mut note, run_check),
         };
         let note = note.take();
         if skip_reason.is_none() && matches!(outcome, Outcome::Skipped(_)) {
@@ -307,13 +334,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })
 }
 
-fn run_step(step: &Step, sh: &Shell, note: &mut Note) -> (Outcome, Option<Duration>) {
+fn run_step(
+    step: &Step,
+    sh: &Shell,
+    note: &mut Note,
+    run_check: RunCheck,
+) -> (Outcome, Option<Duration>) {
     if let Some(why) = missing_tool(step) {
         return (unrunnable(step.name, why, is_ci()), None);
     }
     section(&format!("{}: {}", step.name, step.command));
     let timer = Timer::start();
-    let outcome = match (step.run)(sh, note) {
+    let result = match &step.run {
+        Run::Here(run) => run(sh, note),
+        Run::Task(check) => run_check(*check, note),
+    };
+    let outcome = match result {
         Ok(()) => Outcome::Passed,
         Err(err) => {
             warn(&format!("{} failed: {err}", step.name));

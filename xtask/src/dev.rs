@@ -96,13 +96,17 @@ fn sleep_unless_stopped(d: Duration) -> bool {
     !stop_requested()
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// `--stack`: brings the dev stage's services up and returns the settings that point the
+/// server at them (`lifecycle::dev_stack`, handed in by `main`); takes `--dry-run`.
+pub type DevStack = fn(bool) -> Result<Vec<(String, String)>>;
+
+pub fn run(args: Args, dev_stack: DevStack) -> Result<()> {
     let mut dev = Dev::new(&args)?;
     let watch = !args.no_watch;
     // Fail before a possibly long build rather than after it.
     check_port_free(dev.port)?;
     if args.stack {
-        dev.env = crate::lifecycle::dev_stack(args.dry_run)?;
+        dev.env = dev_stack(args.dry_run)?;
     }
     if args.dry_run {
         dev.print_plan(watch);
@@ -143,7 +147,9 @@ fn prepare_frontend(root: &Path) -> Result<()> {
         section("web UI: not built (BERTH_DEV_NO_FRONTEND=1)");
         return Ok(());
     }
-    if let Err(err) = crate::frontend::build(&dir, crate::frontend::Mode::BundleOnly, false) {
+    if let Err(err) =
+        crate::util::frontend::build(&dir, crate::util::frontend::Mode::BundleOnly, false)
+    {
         warn(&format!(
             "the web UI was not built ({err:#}); the API runs without it"
         ));

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
 use crate::{
-    frontend::{self, Mode},
+    util::frontend::{self, Mode},
     util::{project_root, section},
 };
 

@@ -42,7 +42,7 @@ pub fn run(args: Args) -> Result<()> {
     let root = project_root();
     let stack = Stack::load(&root)?;
     let mut files = stack.generate();
-    files.extend(crate::k8s::generate::files(&stack)?);
+    files.extend(crate::stack::k8s::generate::files(&stack)?);
     let mut stale = Vec::new();
     for (path, content) in &files {
         let full = root.join(path);
@@ -202,7 +202,7 @@ mod tests {
     fn generated_files_are_fresh() {
         let root = project_root();
         let stack = Stack::load(&root).unwrap_or_else(|e| panic!("{e}"));
-        let k8s = crate::k8s::generate::files(&stack).unwrap();
+        let k8s = crate::stack::k8s::generate::files(&stack).unwrap();
         for (path, content) in stack.generate().into_iter().chain(k8s) {
             let current = fs::read_to_string(root.join(&path)).unwrap_or_default();
             assert!(

@@ -15,72 +15,11 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    stack::{resolve::ResolvedStage, Stack},
-    util::docker::{self, Compose, Container, Vars},
-    util::{is_ci, process, project_root, secs, section, show, warn, Timer},
+    stack::resolve::ResolvedStage,
+    util::docker::{self, Compose, Container},
+    util::stage::{Ctx, StageArgs, TargetArgs},
+    util::{is_ci, process, secs, section, show, warn, Timer},
 };
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct StageArgs {
-    /// Stage of deploy/stack.toml to act on (dev or prod)
-    #[arg(long, default_value = "prod", value_name = "STAGE")]
-    pub stage: String,
-    /// Compose project name [default: the stage's, e.g. berth or berth-dev]
-    #[arg(long, short = 'p', value_name = "NAME")]
-    pub project_name: Option<String>,
-}
-
-/// What every task starts from.
-pub(crate) struct Ctx {
-    pub(crate) root: std::path::PathBuf,
-    pub(crate) stack: Stack,
-    pub(crate) stage: ResolvedStage,
-    pub(crate) vars: Vars,
-    project: Option<String>,
-}
-
-impl Ctx {
-    pub(crate) fn load(args: &StageArgs) -> Result<Ctx> {
-        let root = project_root();
-        let stack = Stack::load(&root)?;
-        let stage = stack.stage(&args.stage)?;
-        let fresh = stack
-            .generate()
-            .into_iter()
-            .find(|(path, _)| *path == stage.file)
-            .map(|(_, content)| content);
-        let current = std::fs::read_to_string(root.join(&stage.file)).ok();
-        if fresh != current {
-            bail!(
-                "{} is missing or stale (deploy/stack.toml changed): run `cargo xtask gen` first",
-                stage.file
-            );
-        }
-        let vars = Vars::load(&root, &stack)?;
-        Ok(Ctx {
-            root,
-            stack,
-            stage,
-            vars,
-            project: args.project_name.clone(),
-        })
-    }
-
-    pub(crate) fn compose(&self) -> Compose {
-        Compose::new(&self.root, &self.stage, self.project.as_deref(), &self.vars)
-    }
-
-    /// Compose with every profile enabled: for tasks that must see every container.
-    fn compose_all(&self) -> Compose {
-        self.compose().with_profiles(self.stack.profile_names())
-    }
-
-    fn project(&self) -> String {
-        self.project
-            .clone()
-            .unwrap_or_else(|| self.stage.project.clone())
-    }
-}
 
 // ------------------------------------------------------------------------------------------------
 // build
@@ -724,7 +663,7 @@ pub struct LogsArgs {
     pub tail: String,
     /// A deployment server's logs instead (deploy/stack.toml [targets], over SSH)
     #[command(flatten)]
-    pub remote: crate::deploy::TargetArgs,
+    pub remote: TargetArgs,
 }
 
 fn check_service(ctx: &Ctx, service: &str) -> Result<()> {
@@ -738,9 +677,13 @@ fn check_service(ctx: &Ctx, service: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn logs(args: LogsArgs) -> Result<ExitCode> {
+/// A deployment target's logs (`deploy::remote_logs`, handed in by `main`): the target, the
+/// service, `--tail` and `--follow`.
+pub type RemoteLogs = fn(&TargetArgs, Option<&str>, &str, bool) -> Result<ExitCode>;
+
+pub fn logs(args: LogsArgs, remote_logs: RemoteLogs) -> Result<ExitCode> {
     if args.remote.target.is_some() {
-        return crate::deploy::remote_logs(
+        return remote_logs(
             &args.remote,
             args.service.as_deref(),
             &args.tail,

@@ -1,6 +1,8 @@
 //! Berth's project tasks: `cargo xtask <task>` (see `cargo xtask --help`).
 //!
-//! One module per task; shared bits live in `util`. Keep this crate quick to compile: it is
+//! One module per task; shared bits live in `util`, the deployment stack's model in `stack`. A
+//! task imports no other task: where one runs another's work, `main` hands it a function of
+//! `pipeline`. Keep this crate quick to compile: it is
 //! built before any task can run.
 
 mod admin;
@@ -18,6 +20,7 @@ mod fuzz;
 mod gen;
 mod k8s;
 mod lifecycle;
+mod pipeline;
 mod release;
 mod scan;
 mod setup;
@@ -78,8 +81,8 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::Dev(args) => dev::run(args).map(|()| ExitCode::SUCCESS),
-        Task::Ci(args) => ci::run(args),
+        Task::Dev(args) => dev::run(args, lifecycle::dev_stack).map(|()| ExitCode::SUCCESS),
+        Task::Ci(args) => ci::run(args, pipeline::run_check),
         Task::Doctor(args) => doctor::run(args, ci::steps_needing),
         Task::Fixtures(args) => fixtures::run(args),
         Task::Frontend(args) => frontend::run(args).map(|()| ExitCode::SUCCESS),
@@ -93,15 +96,15 @@ fn main() -> ExitCode {
         Task::Up(args) => lifecycle::up(args),
         Task::Down(args) => lifecycle::down(args),
         Task::Ps(args) => lifecycle::ps(args),
-        Task::Logs(args) => lifecycle::logs(args),
+        Task::Logs(args) => lifecycle::logs(args, deploy::remote_logs),
         Task::Health(args) => lifecycle::health(args),
         Task::Exec(args) => lifecycle::exec(args),
         Task::Scan(args) => scan::run(args),
-        Task::Release(args) => release::release(args),
+        Task::Release(args) => release::release(args, pipeline::release_scan),
         Task::Deploy(args) => deploy::deploy(args),
         Task::Rollback(args) => deploy::rollback(args),
         Task::Status(args) => deploy::status(args),
-        Task::Setup(args) => setup::run(args),
+        Task::Setup(args) => setup::run(args, &pipeline::up_for_setup),
         Task::Backup(args) => backup::backup(args),
         Task::Restore(args) => backup::restore(args),
     };

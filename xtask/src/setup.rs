@@ -9,9 +9,9 @@ use std::process::{ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::lifecycle::{self, Ctx, StageArgs, UpArgs};
 use crate::util::docker;
-use crate::util::{section, show};
+use crate::util::stage::{Ctx, StageArgs};
+use crate::util::{refuse_tracked_secrets, section, show};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -57,7 +57,11 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+/// Brings the stack up as `cargo xtask up` does (handed in by `main`): the stage, the profiles
+/// to enable, and whether this is a dry run; waits until it is healthy.
+pub type Up<'a> = &'a dyn Fn(&StageArgs, &[String], bool) -> Result<ExitCode>;
+
+pub fn run(args: Args, up: Up) -> Result<ExitCode> {
     // The password is read first, before anything slow, so a pipe is not left waiting.
     let password = if args.admin_password_stdin {
         let mut line = String::new();
@@ -115,42 +119,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let up = lifecycle::up(UpArgs {
-        stage: StageArgs {
-            stage: args.stage.stage.clone(),
-            project_name: args.stage.project_name.clone(),
-        },
-        profiles: args.profiles.clone(),
-        no_build: false,
-        timeout: 600,
-        dry_run: args.dry_run,
-    })?;
+    let up = up(&args.stage, &args.profiles, args.dry_run)?;
     if up != ExitCode::SUCCESS {
         return Ok(up);
     }
     first_admin(&ctx, &args, password)
-}
-
-/// Secrets must never reach git: refuse to write them where git would pick them up.
-pub(crate) fn refuse_tracked_secrets(root: &Path, dir: &Path) -> Result<()> {
-    if !root.join(".git").exists() || !dir.starts_with(root) {
-        return Ok(());
-    }
-    let probe = dir.join("probe");
-    let ignored = std::process::Command::new("git")
-        .current_dir(root)
-        .args(["check-ignore", "--quiet", "--no-index"])
-        .arg(&probe)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(true);
-    if !ignored {
-        bail!(
-            "{} is not ignored by git: add it to .gitignore before secrets are written there",
-            dir.display()
-        );
-    }
-    Ok(())
 }
 
 /// Deletes the secret `name` and the files derived from it, so `ensure_secrets` makes them

@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     stack::{resolve::ResolvedStage, Stack},
     util::project_root,
+    util::stage::TargetArgs,
 };
 
 pub use switch::remote_logs;
@@ -96,18 +97,6 @@ pub struct StatusArgs {
     /// How many deploy-log entries to show
     #[arg(long, default_value = "5", value_name = "N")]
     pub last: usize,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct TargetArgs {
-    /// Target of deploy/stack.toml [targets] (deploy, rollback and status default to the only
-    /// one declared; logs without it shows the local stack's)
-    #[arg(long, short = 't', value_name = "TARGET")]
-    pub target: Option<String>,
-    /// Read the targets from this stack file instead of deploy/stack.toml (its services and
-    /// stages are used too), e.g. for a throwaway test server
-    #[arg(long, value_name = "FILE", hide = true)]
-    pub stack: Option<PathBuf>,
 }
 
 /// One target, with everything the tasks need to act on it.

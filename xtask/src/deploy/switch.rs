@@ -906,7 +906,7 @@ pub fn status(t: &Target, last: usize) -> Result<ExitCode> {
 
 /// `cargo xtask logs --target T [SERVICE]`: the live release's log and the other services'.
 pub fn remote_logs(
-    args: &super::TargetArgs,
+    args: &crate::util::stage::TargetArgs,
     service: Option<&str>,
     tail: &str,
     follow: bool,

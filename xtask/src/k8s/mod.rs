@@ -2,11 +2,6 @@
 //! deploy/stack.toml (a kustomize base, a PostgreSQL component and overlays under deploy/k8s/),
 //! checked offline, and applied with kubectl to a cluster the operator names.
 
-pub mod generate;
-pub mod model;
-pub mod references;
-pub mod restricted;
-
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -17,7 +12,9 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
+    stack::k8s::{check, generate},
     stack::Stack,
+    util::k8s::{kustomize, overlay_names, overlay_path, parse_documents, render_overlay},
     util::process::run_with_timeout,
     util::{project_root, section, show},
 };
@@ -161,74 +158,6 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<()> {
     Ok(())
 }
 
-fn overlays_dir(root: &Path) -> Result<PathBuf> {
-    let stack = Stack::load(root)?;
-    let k8s = stack
-        .file
-        .kubernetes
-        .as_ref()
-        .context("deploy/stack.toml has no [kubernetes] table")?;
-    Ok(root.join(&k8s.dir).join("overlays"))
-}
-
-/// Overlay names: the directories under deploy/k8s/overlays.
-pub fn overlay_names(root: &Path) -> Result<Vec<String>> {
-    let dir = overlays_dir(root)?;
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .with_context(|| format!("reading {}; run `cargo xtask gen`", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-fn overlay_path(root: &Path, overlay: &str) -> Result<PathBuf> {
-    let names = overlay_names(root)?;
-    if !names.iter().any(|n| n == overlay) {
-        bail!("no overlay `{overlay}`; overlays are: {}", names.join(", "));
-    }
-    Ok(overlays_dir(root)?.join(overlay))
-}
-
-/// `kubectl kustomize` of an overlay: the YAML stream.
-fn kustomize(root: &Path, overlay: &str) -> Result<String> {
-    let dir = overlay_path(root, overlay)?;
-    let mut c = Command::new("kubectl");
-    c.arg("kustomize").arg(&dir);
-    let out = run_with_timeout(c, Duration::from_secs(60))
-        .context("running kubectl (is it installed? https://kubernetes.io/docs/tasks/tools/)")?
-        .context("`kubectl kustomize` did not finish within 60 s")?;
-    if !out.status.success() {
-        bail!(
-            "`kubectl kustomize {}` failed:\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
-    }
-    String::from_utf8(out.stdout).context("kubectl kustomize printed non-UTF-8")
-}
-
-/// `kubectl kustomize deploy/k8s/overlays/OVERLAY`, parsed into one JSON value per document.
-pub fn render_overlay(root: &Path, overlay: &str) -> Result<Vec<serde_json::Value>> {
-    parse_documents(&kustomize(root, overlay)?)
-}
-
-/// A YAML stream → its documents (empty ones skipped).
-pub fn parse_documents(text: &str) -> Result<Vec<serde_json::Value>> {
-    use serde::Deserialize;
-    let mut docs = Vec::new();
-    for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
-        let value = serde_json::Value::deserialize(doc)
-            .with_context(|| format!("YAML document {} is not valid", i + 1))?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
-    Ok(docs)
-}
-
 /// The namespace every object of every overlay belongs in (the stack file's [kubernetes]).
 fn namespace(root: &Path) -> Result<String> {
     Stack::load(root)?
@@ -237,14 +166,6 @@ fn namespace(root: &Path) -> Result<String> {
         .as_ref()
         .map(|k| k.namespace.clone())
         .context("deploy/stack.toml has no [kubernetes] table")
-}
-
-/// Berth's own checks of one rendered overlay: the restricted profile, then what the objects
-/// mean together (one namespace, references that resolve).
-pub fn check(docs: &[serde_json::Value], namespace: &str) -> Vec<restricted::Violation> {
-    let mut out = restricted::check(docs);
-    out.extend(references::check(docs, namespace));
-    out
 }
 
 fn validate(root: &Path, only: &[String]) -> Result<()> {

@@ -186,25 +186,10 @@ pub fn write_reports(scan: &Scan, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for (name, content) in files {
         let path = dir.join(name);
-        crate::scan::write_atomic(&path, content.as_bytes())?;
+        crate::util::write_atomic(&path, content.as_bytes())?;
         paths.push(path);
     }
     Ok(paths)
-}
-
-/// Temp name, fsync, rename: a report is whole or absent.
-pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(content)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
-    Ok(())
 }
 
 /// Scans the tree at `root`: everything but writing the reports. `externals` runs the installed
@@ -306,7 +291,7 @@ fn default_expand(stack: &Stack, text: &str) -> String {
 }
 
 /// The Kubernetes part: every overlay under deploy/k8s/overlays, rendered and checked against
-/// the restricted profile by the k8s module (`crate::k8s::restricted`).
+/// the restricted profile by the k8s module (`crate::stack::k8s::restricted`).
 fn kubernetes(
     root: &Path,
     findings: &mut Vec<Finding>,
@@ -357,10 +342,10 @@ fn kubernetes(
 
 /// (object, rule, message) for each restricted-profile violation of `overlay`.
 ///
-/// THE Kubernetes hook: the one call site into the k8s module.
+/// THE Kubernetes hook: the one call site into the Kubernetes checks.
 fn k8s_violations(root: &Path, overlay: &str) -> Result<Vec<(String, String, String)>> {
-    let docs = crate::k8s::render_overlay(root, overlay)?;
-    Ok(crate::k8s::restricted::check(&docs)
+    let docs = crate::util::k8s::render_overlay(root, overlay)?;
+    Ok(crate::stack::k8s::restricted::check(&docs)
         .into_iter()
         .map(|v| (v.object, v.rule.to_string(), v.message))
         .collect())

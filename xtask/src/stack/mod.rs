@@ -6,6 +6,7 @@
 pub mod compose;
 pub mod diag;
 pub mod interp;
+pub mod k8s;
 pub mod model;
 pub mod resolve;
 pub mod validate;

@@ -43,7 +43,7 @@ pub struct StackFile {
     pub stages: BTreeMap<Name, Stage>,
     /// What Kubernetes needs beyond the compose facts (schema: xtask/src/k8s/model.rs).
     #[serde(default)]
-    pub kubernetes: Option<crate::k8s::model::Kubernetes>,
+    pub kubernetes: Option<super::k8s::model::Kubernetes>,
     /// Servers `cargo xtask deploy` puts releases on, over SSH (docs/deploy.md).
     #[serde(default)]
     pub targets: BTreeMap<Name, Target>,

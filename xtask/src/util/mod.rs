@@ -1,13 +1,17 @@
 //! What the tasks share: paths, output (sections, warnings, timers), the process layer's
 //! extras ([`process`]) and the tool table ([`tools`]).
 
+pub mod cargo;
 pub mod docker;
+pub mod frontend;
+pub mod k8s;
 pub mod process;
+pub mod stage;
 pub mod tools;
 
 use std::{
     env,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
@@ -110,6 +114,44 @@ impl Timer {
 /// `12.3s`: the precision a human wants for a build step.
 pub fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Temp name, fsync, rename: a report is whole or absent.
+pub fn write_atomic(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write;
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(())
+}
+
+/// Secrets must never reach git: refuse to write them where git would pick them up.
+pub fn refuse_tracked_secrets(root: &Path, dir: &Path) -> anyhow::Result<()> {
+    if !root.join(".git").exists() || !dir.starts_with(root) {
+        return Ok(());
+    }
+    let probe = dir.join("probe");
+    let ignored = std::process::Command::new("git")
+        .current_dir(root)
+        .args(["check-ignore", "--quiet", "--no-index"])
+        .arg(&probe)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(true);
+    if !ignored {
+        anyhow::bail!(
+            "{} is not ignored by git: add it to .gitignore before secrets are written there",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
