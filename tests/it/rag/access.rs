@@ -111,8 +111,18 @@ async fn adding_a_member_answers_the_same_for_missing_and_inactive_accounts() {
     assert_eq!(without_name(&pending), without_name(&missing));
 }
 
-#[tokio::test]
-async fn nothing_leaks_across_users() {
+/// An admin's private collection holding a secret document and a conversation, and another
+/// approved user, eve, who must see nothing of them. A test binds `model` and `f` (as `_model`,
+/// `_f` if unused): dropped, they stop the model server or the server under test.
+struct Private {
+    model: ModelServer,
+    f: Fixture,
+    secret: String,
+    conv: String,
+    eve: Browser,
+}
+
+async fn private_secret() -> Private {
     let model = ModelServer::start();
     let f = fixture(&model_env(&model, "ollama")).await;
     let secret =
@@ -123,24 +133,40 @@ async fn nothing_leaks_across_users() {
         )
         .await;
     let conv = new_conversation(&f.me).await;
-
-    // Another approved user.
     let eve = approved_user(&f, "eve").await;
+    Private {
+        model,
+        f,
+        secret,
+        conv,
+        eve,
+    }
+}
 
+#[tokio::test]
+async fn another_user_lists_and_searches_nothing_of_a_private_collection() {
+    let Private {
+        f,
+        eve,
+        model: _model,
+        ..
+    } = private_secret().await;
     assert_eq!(
         json(eve.get("/collections").await)
             .await
             .as_array()
             .unwrap()
             .len(),
-        0
+        0,
+        "eve lists the admin's collection"
     );
     assert_eq!(
         search(&eve, "secret project codename").await["results"]
             .as_array()
             .unwrap()
             .len(),
-        0
+        0,
+        "eve's search finds the admin's document"
     );
     let resp = eve
         .post(
@@ -148,24 +174,57 @@ async fn nothing_leaks_across_users() {
             json!({"query": "codename", "collection_ids": [f.collection]}),
         )
         .await;
-    assert_eq!(resp.status(), 404);
-    assert_eq!(eve.get(&format!("/documents/{secret}")).await.status(), 404);
+    assert_eq!(
+        resp.status(),
+        404,
+        "eve searches the admin's collection by id"
+    );
+}
+
+#[tokio::test]
+async fn another_user_cannot_open_a_private_document_chunk_or_conversation() {
+    let Private {
+        f,
+        secret,
+        conv,
+        eve,
+        model: _model,
+    } = private_secret().await;
+    assert_eq!(
+        eve.get(&format!("/documents/{secret}")).await.status(),
+        404,
+        "the document"
+    );
     assert_eq!(
         eve.get(&format!("/documents/{secret}/file")).await.status(),
-        404
+        404,
+        "the document's file"
     );
     assert_eq!(
         eve.get(&format!("/collections/{}/documents", f.collection))
             .await
             .status(),
-        404
+        404,
+        "the collection's documents"
     );
     assert_eq!(
         eve.get(&format!("/conversations/{conv}")).await.status(),
-        404
+        404,
+        "the admin's conversation"
     );
     let chunk = search(&f.me, "codename").await["results"][0]["chunk_id"].clone();
-    assert_eq!(eve.get(&format!("/chunks/{chunk}")).await.status(), 404);
+    assert_eq!(
+        eve.get(&format!("/chunks/{chunk}")).await.status(),
+        404,
+        "the document's chunk"
+    );
+}
+
+#[tokio::test]
+async fn another_users_chat_neither_answers_from_nor_prompts_with_a_private_document() {
+    let Private {
+        model, eve, f: _f, ..
+    } = private_secret().await;
     let eve_conv = new_conversation(&eve).await;
     let events = events(ask(&eve, &eve_conv, "What is the secret project codename?").await).await;
     let all = format!("{events:?}");
@@ -181,14 +240,33 @@ async fn nothing_leaks_across_users() {
         !sent.to_string().contains("Bluebird"),
         "leaked into eve's prompt"
     );
+}
+
+#[tokio::test]
+async fn another_user_cannot_upload_into_a_private_collection() {
+    let Private {
+        f,
+        eve,
+        model: _model,
+        ..
+    } = private_secret().await;
     assert!(
         eve.upload(&f.collection, "x.txt", b"x".to_vec())
             .await
             .status()
-            == 404
+            == 404,
+        "eve uploads into the admin's collection"
     );
+}
 
-    // Shared with eve as a member: now she can read it.
+#[tokio::test]
+async fn a_member_of_a_shared_collection_reads_it_and_nothing_private() {
+    let Private {
+        f,
+        eve,
+        model: _model,
+        ..
+    } = private_secret().await;
     let shared = json(
         f.me.post("/collections", json!({"name": "team", "shared": true}))
             .await,
@@ -204,17 +282,27 @@ async fn nothing_leaks_across_users() {
         )
         .await
         .status(),
-        204
+        204,
+        "adding eve to the shared collection"
     );
     let hits = search(&eve, "offsite Lisbon").await;
-    assert_eq!(hits["results"][0]["document_name"], "team.txt");
-    assert!(!hits.to_string().contains("Bluebird"));
-    // A private collection takes no members.
+    assert_eq!(hits["results"][0]["document_name"], "team.txt", "{hits}");
+    assert!(
+        !hits.to_string().contains("Bluebird"),
+        "the private document among a member's hits: {hits}"
+    );
+}
+
+#[tokio::test]
+async fn a_private_collection_takes_no_members() {
+    let Private {
+        f, model: _model, ..
+    } = private_secret().await;
     let resp =
         f.me.post(
             &format!("/collections/{}/members", f.collection),
             json!({"username": "eve"}),
         )
         .await;
-    assert_eq!(resp.status(), 409);
+    assert_eq!(resp.status(), 409, "a member added to a private collection");
 }

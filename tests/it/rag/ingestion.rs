@@ -3,8 +3,8 @@
 
 use super::*;
 
-#[tokio::test]
-async fn uploads_are_checked_by_content_and_deduplicated() {
+/// A server refusing uploads over 1 MB, with a signed-in admin and a collection `c`.
+async fn small_uploads() -> (tempfile::TempDir, Berth, Browser, String) {
     let dir = tempfile::tempdir().unwrap();
     let berth = Berth::start_with(dir.path(), &[], &[("BERTH_MAX_UPLOAD_MB", "1")]);
     create_admin(dir.path(), "root", PW);
@@ -14,7 +14,25 @@ async fn uploads_are_checked_by_content_and_deduplicated() {
         .as_str()
         .unwrap()
         .to_string();
+    (dir, berth, me, c)
+}
 
+/// An HTML page with a script, uploaded under a `.txt` name.
+const MENU: &[u8] = b"<!DOCTYPE html><html><body><h1>Menu</h1><p>Soup &amp; bread</p><script>x()</script></body></html>";
+
+/// Uploads [`MENU`] as `menu.txt` into `c` and waits until it is ready: the upload's answer.
+async fn upload_menu(me: &Browser, c: &str) -> Value {
+    let resp = me.upload(c, "menu.txt", MENU.to_vec()).await;
+    assert_eq!(resp.status(), 202, "uploading menu.txt");
+    let doc = json(resp).await;
+    let id = doc["id"].as_str().unwrap();
+    me.wait_status(id, "ready", Duration::from_secs(10)).await;
+    doc
+}
+
+#[tokio::test]
+async fn an_upload_refused_for_its_content_names_the_reason_and_leaves_no_temp_file() {
+    let (dir, _berth, me, c) = small_uploads().await;
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("empty.txt", vec![], 422, "empty"),
         (
@@ -52,60 +70,94 @@ async fn uploads_are_checked_by_content_and_deduplicated() {
             .or(body["error"]["code"].as_str())
             .unwrap();
         assert_eq!(got, code, "{name}: {body}");
-        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+        assert!(
+            !body["error"]["message"].as_str().unwrap().is_empty(),
+            "{name}: no message: {body}"
+        );
     }
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
         0,
         "no temp files left"
     );
+}
 
-    // Type from content: HTML named .txt is read as HTML.
-    let html = b"<!DOCTYPE html><html><body><h1>Menu</h1><p>Soup &amp; bread</p><script>x()</script></body></html>";
-    let resp = me.upload(&c, "menu.txt", html.to_vec()).await;
-    assert_eq!(resp.status(), 202);
-    let doc = json(resp).await;
-    assert_eq!(doc["media_type"], "text/html");
-    let id = doc["id"].as_str().unwrap();
-    me.wait_status(id, "ready", Duration::from_secs(10)).await;
+#[tokio::test]
+async fn an_uploads_type_comes_from_its_content_not_its_name() {
+    let (_dir, _berth, me, c) = small_uploads().await;
+    let doc = upload_menu(&me, &c).await;
+    assert_eq!(doc["media_type"], "text/html", "HTML named .txt: {doc}");
     assert_eq!(
         search(&me, "soup").await["results"][0]["text"],
-        "Menu\n\nSoup & bread"
+        "Menu\n\nSoup & bread",
+        "the page's text, without markup or script"
     );
+}
 
-    // The same content again: reported, not re-indexed.
-    let resp = me.upload(&c, "menu-copy.html", html.to_vec()).await;
-    assert_eq!(resp.status(), 409);
+#[tokio::test]
+async fn the_same_content_uploaded_again_is_reported_not_re_indexed() {
+    let (_dir, _berth, me, c) = small_uploads().await;
+    let doc = upload_menu(&me, &c).await;
+    let resp = me.upload(&c, "menu-copy.html", MENU.to_vec()).await;
+    assert_eq!(resp.status(), 409, "the same bytes under another name");
     let body = json(resp).await;
-    assert_eq!(body["error"]["code"], "duplicate");
-    assert_eq!(body["error"]["details"]["document_id"], id);
+    assert_eq!(body["error"]["code"], "duplicate", "{body}");
+    assert_eq!(body["error"]["details"]["document_id"], doc["id"], "{body}");
+}
 
-    // Download returns the original bytes; delete removes chunks, vectors and the file.
-    // Uploaded HTML comes back as text in a sandbox: it never runs on Berth's origin.
+/// Uploaded HTML comes back as text in a sandbox: it never runs on Berth's origin.
+#[tokio::test]
+async fn a_download_returns_the_original_bytes_as_sandboxed_text() {
+    let (_dir, _berth, me, c) = small_uploads().await;
+    let doc = upload_menu(&me, &c).await;
+    let id = doc["id"].as_str().unwrap();
     let file = me.get(&format!("/documents/{id}/file")).await;
     assert_eq!(file.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(
         file.headers()["content-security-policy"],
         "sandbox; default-src 'none'"
     );
-    assert!(file.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .starts_with("attachment"));
-    assert_eq!(file.bytes().await.unwrap().as_ref(), html);
+    assert!(
+        file.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment"),
+        "not an attachment: {:?}",
+        file.headers()["content-disposition"]
+    );
+    assert_eq!(
+        file.bytes().await.unwrap().as_ref(),
+        MENU,
+        "the downloaded bytes differ from the uploaded ones"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_document_removes_its_chunks_vectors_and_file() {
+    let (dir, _berth, me, c) = small_uploads().await;
+    let doc = upload_menu(&me, &c).await;
+    let id = doc["id"].as_str().unwrap();
     let resp = me
         .send(Method::DELETE, &format!("/documents/{id}"), json!({}))
         .await;
-    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.status(), 204, "deleting the document");
     assert_eq!(
         search(&me, "soup").await["results"]
             .as_array()
             .unwrap()
             .len(),
-        0
+        0,
+        "a deleted document's chunks are still found"
     );
-    assert_eq!(me.get(&format!("/documents/{id}/file")).await.status(), 404);
-    assert!(!dir.path().join("files").join(id).exists());
+    assert_eq!(
+        me.get(&format!("/documents/{id}/file")).await.status(),
+        404,
+        "a deleted document's file is still served"
+    );
+    assert!(
+        !dir.path().join("files").join(id).exists(),
+        "a deleted document's file is still on disk"
+    );
 }
 
 #[tokio::test]
