@@ -164,12 +164,7 @@ fn app_layers_import_only_downward() {
 
 /// Files over the limit today, with their size: they may not grow. Split one, then lower or
 /// remove its line here.
-const LONG_FILES: &[(&str, usize)] = &[
-    ("xtask/src/stack/validate.rs", 1102),
-    ("xtask/src/deploy/switch.rs", 1077),
-    ("xtask/src/lifecycle.rs", 1070),
-    ("xtask/src/stack/k8s/generate/mod.rs", 960),
-];
+const LONG_FILES: &[(&str, usize)] = &[];
 
 const MAX_LINES: usize = 800;
 
