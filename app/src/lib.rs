@@ -19,6 +19,7 @@ pub mod error;
 pub mod metrics;
 
 pub mod cache;
+pub mod embed;
 pub mod llm;
 pub mod store;
 

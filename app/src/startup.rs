@@ -14,7 +14,7 @@ use crate::llm;
 use crate::metrics::Metrics;
 use crate::service::audit::Audit;
 use crate::service::ingest::Ingestor;
-use crate::service::retrieval::Retriever;
+use crate::service::retrieval::{OpenError, Retriever};
 use crate::store::Store;
 use crate::telemetry;
 
@@ -56,13 +56,26 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
             tracing::warn!(released, "resuming ingestion interrupted by a crash");
         }
     }
-    let retriever = Arc::new(
-        Retriever::open(store.clone(), &settings.rag, metrics.clone())
-            .await
-            .context("loading the retrieval index")?,
-    );
-    if settings.rag.embed.is_none() {
-        tracing::info!("no embedding model configured: retrieval is lexical only");
+    let retriever = match Retriever::open(store.clone(), &settings.rag, metrics.clone()).await {
+        Ok(r) => Arc::new(r),
+        Err(OpenError::Model(problem)) => return Err(BootError::Config(problem)),
+        Err(OpenError::Database(e)) => {
+            return Err(anyhow::Error::new(e)
+                .context("loading the retrieval index")
+                .into())
+        }
+    };
+    match &settings.rag.embed {
+        None => tracing::info!(
+            "no embedding model: retrieval is lexical only; `berth models pull {}` fetches \
+             the built-in one (semantic search, nothing else to run)",
+            crate::domain::settings::DEFAULT_BUILTIN_MODEL
+        ),
+        Some(_) => tracing::info!(
+            model = retriever.embedding_model().unwrap_or_default(),
+            provider = retriever.embedder.as_ref().map_or("", |e| e.provider()),
+            "embeddings ready"
+        ),
     }
     let files_dir = settings.data_dir.join("files");
     std::fs::create_dir_all(&files_dir).map_err(|e| {

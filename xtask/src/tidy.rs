@@ -78,8 +78,8 @@ fn app_rank(module: &str) -> Option<usize> {
     Some(match module {
         // Leaves: they import nothing of the crate.
         "domain" | "error" | "metrics" => 0,
-        // The outside systems: database, model servers, Redis.
-        "store" | "llm" | "cache" => 1,
+        // The outside systems: database, model servers, the built-in embedder, Redis.
+        "store" | "llm" | "embed" | "cache" => 1,
         "service" => 2,
         "http" => 3,
         // The composition root and the operator commands.

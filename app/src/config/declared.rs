@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::{self, Parse};
-use super::{Api, CookieSecure, DatabaseLocation, LogFormat};
+use super::{Api, CookieSecure, DatabaseLocation, EmbedApi, LogFormat};
 use crate::domain::accounts::policy::PolicyKind;
 
 /// Which commands use a setting. `berth serve` uses them all; the others take only theirs, so
@@ -249,21 +249,36 @@ declare! {
     LLM_TIMEOUT("llm_timeout"): Duration = "120" {
         Models, "SECONDS", parse::seconds::<1, 3600>, expected "seconds, at most 3600"
     }
+    /// Where embeddings come from: `builtin` (a model run inside Berth, from the data dir's
+    /// models/ or --embed-model-dir), `ollama` or `openai` (a server at --embed-url), or
+    /// `auto`: the server when --embed-url is set, else the built-in model when one is
+    /// present (`berth models pull`), else none (retrieval is lexical only).
+    EMBED_API("embed_api"): EmbedApi = "auto" {
+        Models, "API", parse::embed_api, expected "auto, builtin, ollama or openai"
+    }
     /// Embedding server: Ollama base URL, or OpenAI-compatible base URL ending in /v1 with
-    /// --embed-api openai. Unset: retrieval is lexical only.
+    /// --embed-api openai.
     EMBED_URL("embed_url"): Option<String> = "" {
         Models, "URL", parse::http_url,
         expected "an http:// or https:// base URL, e.g. http://127.0.0.1:11434"
     }
-    /// The embedding server's API: `ollama` or `openai`.
-    EMBED_API("embed_api"): Api = "ollama" {
-        Models, "API", parse::api, expected "ollama or openai"
-    }
-    /// The embedding model, e.g. nomic-embed-text. Required with --embed-url. Changing it
-    /// re-embeds every chunk in the background; vectors of different models are never mixed.
+    /// The embedding model: on a server its name (e.g. nomic-embed-text, required with
+    /// --embed-url); built in, a Hugging Face model id looked up in the data dir's models/
+    /// (default sentence-transformers/all-MiniLM-L6-v2). Changing it re-embeds every chunk in
+    /// the background; vectors of different models are never mixed.
     EMBED_MODEL("embed_model"): Option<String> = "" {
         Models, "MODEL", parse::optional_text,
         expected "a model name (required when the URL is set)"
+    }
+    /// The built-in model's directory (config.json, tokenizer.json, model.safetensors), for
+    /// a model kept outside the data dir or fetched by hand.
+    EMBED_MODEL_DIR("embed_model_dir"): Option<PathBuf> = "" {
+        Models, "DIR", parse::optional_path, expected "a directory"
+    }
+    /// Threads the built-in embedder uses for ingestion (queries get as many more, so a large
+    /// ingest never queues a search): `auto` is half the machine's cores, at least 1.
+    EMBED_THREADS("embed_threads"): Option<usize> = "auto" {
+        Models, "N", parse::auto_or_whole::<1, 256>, expected "auto, or threads from 1 to 256"
     }
     /// Bearer key for an OpenAI-compatible embedding server, if it wants one.
     EMBED_API_KEY("embed_api_key"): Option<String> = "" {

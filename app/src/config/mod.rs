@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use crate::domain::accounts::policy::{PasswordPolicy, PolicyKind};
 pub use crate::domain::settings::{
-    Api, AuthSettings, ConnectionLimits, CookieSecure, DatabaseLocation, Endpoint, RagSettings,
+    Api, AuthSettings, BuiltinModel, ConnectionLimits, CookieSecure, DatabaseLocation, EmbedApi,
+    Embedding, Endpoint, RagSettings,
 };
 use crate::error::BootError;
 use declared as d;
@@ -65,6 +66,7 @@ impl Settings {
         let database = l
             .get(&d::DATABASE_URL)?
             .unwrap_or_else(|| DatabaseLocation::Sqlite(data_dir.join("berth.db")));
+        let rag = rag(l, &data_dir)?;
         Ok(Settings {
             listen: l.get(&d::LISTEN)?,
             database,
@@ -83,7 +85,7 @@ impl Settings {
                 max_connections_per_address: l.get(&d::MAX_CONNECTIONS_PER_ADDRESS)?,
             },
             auth: auth(l)?,
-            rag: rag(l)?,
+            rag,
         })
     }
 }
@@ -110,21 +112,22 @@ fn auth(l: &Layers<'_>) -> Result<AuthSettings, BootError> {
 /// The settings of one model server.
 struct EndpointSettings {
     url: &'static d::Setting<Option<String>>,
-    api: &'static d::Setting<Api>,
+    /// None: the caller says (embeddings read theirs from `embed_api`).
+    api: Option<&'static d::Setting<Api>>,
     model: &'static d::Setting<Option<String>>,
     api_key: &'static d::Setting<Option<String>>,
 }
 
 const LLM: EndpointSettings = EndpointSettings {
     url: &d::LLM_URL,
-    api: &d::LLM_API,
+    api: Some(&d::LLM_API),
     model: &d::LLM_MODEL,
     api_key: &d::LLM_API_KEY,
 };
 
 const EMBED: EndpointSettings = EndpointSettings {
     url: &d::EMBED_URL,
-    api: &d::EMBED_API,
+    api: None,
     model: &d::EMBED_MODEL,
     api_key: &d::EMBED_API_KEY,
 };
@@ -153,14 +156,20 @@ fn local_only<T>(
 fn endpoint(
     l: &Layers<'_>,
     of: &EndpointSettings,
+    api: Option<Api>,
     allow_remote: bool,
 ) -> Result<Option<Endpoint>, BootError> {
     let Some(url) = l.get(of.url)? else {
         return Ok(None);
     };
     local_only(l, of.url, &url, allow_remote, "documents")?;
+    let api = match (api, of.api) {
+        (Some(api), _) => api,
+        (None, Some(setting)) => l.get(setting)?,
+        (None, None) => Api::Ollama,
+    };
     Ok(Some(Endpoint {
-        api: l.get(of.api)?,
+        api,
         url,
         model: l
             .get(of.model)?
@@ -169,7 +178,64 @@ fn endpoint(
     }))
 }
 
-fn rag(l: &Layers<'_>) -> Result<RagSettings, BootError> {
+/// Where embeddings come from: `embed_api`, the URL, and whether a built-in model is present.
+fn embedding(
+    l: &Layers<'_>,
+    data_dir: &std::path::Path,
+    allow_remote: bool,
+) -> Result<Option<Embedding>, BootError> {
+    let api = l.get(&d::EMBED_API)?;
+    let server = |api| Ok(endpoint(l, &EMBED, Some(api), allow_remote)?.map(Embedding::Server));
+    match api {
+        EmbedApi::Server(api) => return server(api),
+        EmbedApi::Auto if l.get(&d::EMBED_URL)?.is_some() => return server(Api::Ollama),
+        EmbedApi::Builtin if l.get(&d::EMBED_URL)?.is_some() => {
+            return Err(l.refuse(
+                &d::EMBED_URL,
+                "the built-in embedder (embed_api = builtin) runs inside Berth and takes no \
+                 URL: unset embed_url, or set embed_api to ollama or openai",
+            ))
+        }
+        EmbedApi::Auto | EmbedApi::Builtin => {}
+    }
+    let name = l
+        .get(&d::EMBED_MODEL)?
+        .unwrap_or_else(|| crate::domain::settings::DEFAULT_BUILTIN_MODEL.to_string());
+    let dir = match l.get(&d::EMBED_MODEL_DIR)? {
+        Some(dir) => dir,
+        None => models_dir(data_dir).join(&name),
+    };
+    let present = dir.join("config.json").is_file() && dir.join("model.safetensors").is_file();
+    if !present {
+        if api == EmbedApi::Auto {
+            return Ok(None);
+        }
+        return Err(l.refuse(
+            &d::EMBED_API,
+            format!(
+                "no model at {}: fetch it with `berth models pull {name}`, or point \
+                 embed_model_dir at a directory holding config.json, tokenizer.json and \
+                 model.safetensors",
+                dir.display()
+            ),
+        ));
+    }
+    let threads = l.get(&d::EMBED_THREADS)?.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    });
+    Ok(Some(Embedding::Builtin(BuiltinModel {
+        name,
+        dir,
+        threads,
+    })))
+}
+
+/// Where `berth models pull` puts models: `DATA_DIR/models/ORG/NAME`.
+pub fn models_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("models")
+}
+
+fn rag(l: &Layers<'_>, data_dir: &std::path::Path) -> Result<RagSettings, BootError> {
     let allow_remote = l.get(&d::ALLOW_REMOTE_LLM)?;
     let chunk_size = l.get(&d::CHUNK_SIZE)?;
     let chunk_overlap = l.get(&d::CHUNK_OVERLAP)?;
@@ -184,8 +250,8 @@ fn rag(l: &Layers<'_>) -> Result<RagSettings, BootError> {
         local_only(l, &d::REDIS_URL, url, allow_remote, "cached queries")?;
     }
     Ok(RagSettings {
-        llm: endpoint(l, &LLM, allow_remote)?,
-        embed: endpoint(l, &EMBED, allow_remote)?,
+        llm: endpoint(l, &LLM, None, allow_remote)?,
+        embed: embedding(l, data_dir, allow_remote)?,
         llm_timeout: l.get(&d::LLM_TIMEOUT)?,
         max_upload_bytes: l.get(&d::MAX_UPLOAD_MB)?,
         extract: crate::domain::documents::Budget {
@@ -405,5 +471,98 @@ mod tests {
             .to_string();
         assert!(err.contains("database_url"), "{err}");
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    fn data_dir_with_model() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir
+            .path()
+            .join("models/sentence-transformers/all-MiniLM-L6-v2");
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::write(model.join("config.json"), "{}").unwrap();
+        std::fs::write(model.join("model.safetensors"), "").unwrap();
+        dir
+    }
+
+    #[test]
+    fn embeddings_are_built_in_when_a_model_is_in_the_data_dir() {
+        let data = data_dir_with_model();
+        let s = load(&["--data-dir", data.path().to_str().unwrap()]).unwrap();
+        let Some(Embedding::Builtin(m)) = s.rag.embed else {
+            panic!("expected the built-in embedder")
+        };
+        assert_eq!(m.name, "sentence-transformers/all-MiniLM-L6-v2");
+        assert!(m
+            .dir
+            .ends_with("models/sentence-transformers/all-MiniLM-L6-v2"));
+        assert!(m.threads >= 1);
+    }
+
+    #[test]
+    fn without_a_model_or_url_retrieval_is_lexical() {
+        let empty = tempfile::tempdir().unwrap();
+        let s = load(&["--data-dir", empty.path().to_str().unwrap()]).unwrap();
+        assert!(s.rag.embed.is_none());
+    }
+
+    #[test]
+    fn an_embedding_url_means_a_server_even_with_a_model_present() {
+        let data = data_dir_with_model();
+        let s = load(&[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--embed-url",
+            "http://127.0.0.1:11434",
+            "--embed-model",
+            "nomic-embed-text",
+        ])
+        .unwrap();
+        assert!(matches!(s.rag.embed, Some(Embedding::Server(e)) if e.api == Api::Ollama));
+    }
+
+    #[test]
+    fn builtin_without_a_model_names_the_command_that_fetches_one() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = load(&[
+            "--data-dir",
+            empty.path().to_str().unwrap(),
+            "--embed-api",
+            "builtin",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("embed_api")
+                && err.contains("berth models pull sentence-transformers/all-MiniLM-L6-v2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn builtin_with_a_url_is_refused() {
+        let err = load(&[
+            "--embed-api",
+            "builtin",
+            "--embed-url",
+            "http://127.0.0.1:11434",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("embed_url") && err.contains("takes no URL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn embed_threads_is_auto_or_a_count() {
+        let data = data_dir_with_model();
+        let dir = data.path().to_str().unwrap();
+        let s = load(&["--data-dir", dir, "--embed-threads", "3"]).unwrap();
+        assert!(matches!(s.rag.embed, Some(Embedding::Builtin(m)) if m.threads == 3));
+        let err = load(&["--data-dir", dir, "--embed-threads", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("embed_threads"), "{err}");
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Api, CookieSecure, DatabaseLocation, LogFormat};
+use super::{Api, CookieSecure, DatabaseLocation, EmbedApi, LogFormat};
 use crate::domain::accounts::policy::PolicyKind;
 
 /// How one setting's text becomes its value.
@@ -134,6 +134,32 @@ pub fn api(s: &str) -> Result<Api, String> {
         "openai" => Ok(Api::OpenAi),
         _ => Err(format!("{s:?} is not a known API")),
     }
+}
+
+pub fn embed_api(s: &str) -> Result<EmbedApi, String> {
+    match s {
+        "auto" => Ok(EmbedApi::Auto),
+        "builtin" => Ok(EmbedApi::Builtin),
+        "ollama" => Ok(EmbedApi::Server(Api::Ollama)),
+        "openai" => Ok(EmbedApi::Server(Api::OpenAi)),
+        _ => Err(format!("{s:?} is not a known embedding source")),
+    }
+}
+
+/// A path; unset is None.
+pub fn optional_path(s: &str) -> Result<Option<PathBuf>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    path(s).map(Some)
+}
+
+/// `auto` (None) or a whole number in range.
+pub fn auto_or_whole<const MIN: u64, const MAX: u64>(s: &str) -> Result<Option<usize>, String> {
+    if s == "auto" {
+        return Ok(None);
+    }
+    whole::<usize, MIN, MAX>(s).map(Some)
 }
 
 /// An http(s) base URL without its trailing slash; unset is None. Whether its host may be

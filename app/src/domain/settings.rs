@@ -35,10 +35,39 @@ pub struct Endpoint {
     pub api_key: Option<String>,
 }
 
+/// Where embeddings come from, as configured (`embed_api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedApi {
+    /// The server when a URL is set, else the built-in model when present, else none.
+    Auto,
+    Builtin,
+    Server(Api),
+}
+
+/// A sentence-embedding model run inside Berth.
+#[derive(Debug, Clone)]
+pub struct BuiltinModel {
+    /// Its Hugging Face id (or directory name): the name vectors are stored under, with the
+    /// weights' hash.
+    pub name: String,
+    pub dir: PathBuf,
+    /// Threads for bulk embedding (queries get as many more).
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    Server(Endpoint),
+    Builtin(BuiltinModel),
+}
+
+/// The built-in embedder's model when none is named.
+pub const DEFAULT_BUILTIN_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
 #[derive(Debug, Clone)]
 pub struct RagSettings {
     pub llm: Option<Endpoint>,
-    pub embed: Option<Endpoint>,
+    pub embed: Option<Embedding>,
     pub llm_timeout: Duration,
     pub max_upload_bytes: u64,
     /// What extracting one document may cost.

@@ -45,19 +45,22 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     // people in, searches lexically and answers extractively, and taking every instance out of
     // the load balancer because Ollama restarts would turn a degradation into an outage.
     let mut degraded = false;
-    for (name, client) in [
-        ("llm", state.llm.as_ref()),
-        ("embeddings", state.retriever.embedder.as_ref()),
-    ] {
-        let check = match client {
+    let llm = match state.llm.as_ref() {
+        None => None,
+        Some(c) => Some((c.model(), c.ping().await)),
+    };
+    let embeddings = match state.retriever.embedder.as_ref() {
+        None => None,
+        Some(e) => Some((e.model(), e.ping().await)),
+    };
+    for (name, pinged) in [("llm", llm), ("embeddings", embeddings)] {
+        let check = match pinged {
             None => json!({ "ok": true, "configured": false }),
-            Some(c) => match c.ping().await {
-                Ok(()) => json!({ "ok": true, "configured": true, "model": c.model() }),
-                Err(error) => {
-                    degraded = true;
-                    json!({ "ok": false, "configured": true, "model": c.model(), "error": error })
-                }
-            },
+            Some((model, Ok(()))) => json!({ "ok": true, "configured": true, "model": model }),
+            Some((model, Err(error))) => {
+                degraded = true;
+                json!({ "ok": false, "configured": true, "model": model, "error": error })
+            }
         };
         checks.insert(name.into(), check);
     }

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::domain::settings::{Api, Endpoint};
+use crate::embed::Embedder;
 use crate::http::auth::CurrentUser;
 use crate::service::retrieval::Mode;
 
@@ -18,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelInfo {
-    /// `ollama` or `openai`; null when not configured.
+    /// `builtin`, `ollama` or `openai`; null when not configured.
     pub provider: Option<String>,
     pub model: Option<String>,
 }
@@ -42,12 +43,19 @@ fn info(e: Option<&Endpoint>) -> ModelInfo {
     }
 }
 
+fn embedder_info(e: Option<&Embedder>) -> ModelInfo {
+    ModelInfo {
+        provider: e.map(|e| e.provider().into()),
+        model: e.map(|e| e.model().into()),
+    }
+}
+
 /// The models in use and the retrieval mode.
 #[utoipa::path(get, path = "/status", tag = "chat", responses((status = 200, body = Status)))]
 pub async fn status(State(state): State<AppState>, _user: CurrentUser) -> Json<Status> {
     Json(Status {
         llm: info(state.rag.llm.as_ref()),
-        embeddings: info(state.rag.embed.as_ref()),
+        embeddings: embedder_info(state.retriever.embedder.as_ref()),
         retrieval: state.retriever.mode(),
         version: env!("CARGO_PKG_VERSION").into(),
     })

@@ -12,7 +12,7 @@ use anyhow::{anyhow, Context as _};
 use serde_json::Value;
 
 use super::LOG_LINES;
-use crate::config::{Api, Settings};
+use crate::config::{Api, Embedding, Settings};
 use crate::error::BootError;
 
 /// The real server (`berth serve`, this very binary) on the throwaway copy, listening on a port
@@ -54,20 +54,32 @@ impl Server {
         // The same embedding model and ranking as production, so the query is embedded and
         // ranked as there. No LLM: the drill does not chat.
         let rag = &settings.rag;
-        if let Some(embed) = &rag.embed {
-            cmd.env("BERTH_EMBED_URL", &embed.url)
-                .env(
-                    "BERTH_EMBED_API",
-                    match embed.api {
-                        Api::Ollama => "ollama",
-                        Api::OpenAi => "openai",
-                    },
-                )
-                .env("BERTH_EMBED_MODEL", &embed.model)
-                // Already checked against the live setting when this command's were loaded.
-                .env("BERTH_ALLOW_REMOTE_LLM", "true");
-            if let Some(key) = &embed.api_key {
-                cmd.env("BERTH_EMBED_API_KEY", key);
+        match &rag.embed {
+            None => {
+                // Not "auto": a model in the drill's scratch data dir must not switch it on.
+                cmd.env("BERTH_EMBED_API", "ollama");
+            }
+            Some(Embedding::Server(embed)) => {
+                cmd.env("BERTH_EMBED_URL", &embed.url)
+                    .env(
+                        "BERTH_EMBED_API",
+                        match embed.api {
+                            Api::Ollama => "ollama",
+                            Api::OpenAi => "openai",
+                        },
+                    )
+                    .env("BERTH_EMBED_MODEL", &embed.model)
+                    // Already checked against the live setting when this command's were loaded.
+                    .env("BERTH_ALLOW_REMOTE_LLM", "true");
+                if let Some(key) = &embed.api_key {
+                    cmd.env("BERTH_EMBED_API_KEY", key);
+                }
+            }
+            Some(Embedding::Builtin(model)) => {
+                cmd.env("BERTH_EMBED_API", "builtin")
+                    .env("BERTH_EMBED_MODEL", &model.name)
+                    .env("BERTH_EMBED_MODEL_DIR", &model.dir)
+                    .env("BERTH_EMBED_THREADS", model.threads.to_string());
             }
         }
         cmd.env("BERTH_RETRIEVAL_K", rag.retrieval_k.to_string())

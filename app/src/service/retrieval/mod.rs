@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{self, Cache};
 use crate::domain::settings::RagSettings;
-use crate::llm;
+use crate::embed::Embedder;
 use crate::metrics::Metrics;
 use crate::store::{blob_to_f32s, ChunkRow, Store};
 use vector_index::VectorIndex;
@@ -32,7 +32,7 @@ pub struct Hit {
 
 pub struct Retriever {
     store: Store,
-    pub embedder: Option<llm::Client>,
+    pub embedder: Option<Embedder>,
     /// The embedded store's vectors (PostgreSQL searches its own with pgvector).
     index: Option<Arc<VectorIndex>>,
     settings: RagSettings,
@@ -67,6 +67,16 @@ struct TermStats {
     df: HashMap<String, i64>,
 }
 
+/// Why retrieval cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The built-in embedding model cannot be loaded (the message says what to do).
+    #[error("{0}")]
+    Model(String),
+}
+
 const META_MODEL: &str = "embedding_model";
 const META_DIM: &str = "embedding_dimension";
 
@@ -75,11 +85,17 @@ impl Retriever {
         store: Store,
         settings: &RagSettings,
         metrics: Arc<Metrics>,
-    ) -> Result<Retriever, sqlx::Error> {
-        let embedder = settings
-            .embed
-            .clone()
-            .map(|e| llm::Client::new(e, settings.llm_timeout));
+    ) -> Result<Retriever, OpenError> {
+        let embedder = match settings.embed.clone() {
+            None => None,
+            Some(e) => {
+                let timeout = settings.llm_timeout;
+                let opened = tokio::task::spawn_blocking(move || Embedder::open(&e, timeout))
+                    .await
+                    .map_err(|_| OpenError::Model("loading the embedding model crashed".into()))?;
+                Some(opened.map_err(|e| OpenError::Model(e.to_string()))?)
+            }
+        };
         let index = match (&store, &embedder) {
             (Store::Sqlite(_), Some(e)) => {
                 let index = VectorIndex::default();
@@ -215,7 +231,7 @@ impl Retriever {
     }
 
     pub fn embedding_model(&self) -> Option<&str> {
-        self.embedder.as_ref().map(llm::Client::model)
+        self.embedder.as_ref().map(Embedder::model)
     }
 
     /// Vectors just committed for a ready document (or re-embedded chunks).
@@ -284,13 +300,7 @@ impl Retriever {
             ) {
                 (None, _) => None,
                 (Some(_), Some(q)) => Some((Ok(q), false)),
-                (Some(embedder), None) => Some((
-                    embedder
-                        .embed(&[query.to_string()])
-                        .await
-                        .map(|mut v| v.pop().unwrap_or_default()),
-                    true,
-                )),
+                (Some(embedder), None) => Some((embedder.embed_query(query).await, true)),
             }
         };
         let (lexical, embedding) = tokio::join!(lexical, embedding);
