@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, fmt};
 use serde::{de, Deserialize, Deserializer};
 use toml::Spanned;
 
-pub use super::values::{ByteSize, Cpus, Duration, LogDriver, RestartPolicy};
+pub use super::values::{ByteSize, Cpus, Duration, ImageRef, LogDriver, RestartPolicy};
 
 pub type Name = Spanned<String>;
 
@@ -152,7 +152,7 @@ pub struct Image {
     #[serde(default)]
     pub target: Option<Name>,
     /// The image's name and tag (may use variables).
-    pub name: Name,
+    pub name: Spanned<ImageRef>,
     /// Build arguments; each must be an `ARG` of the Dockerfile.
     #[serde(default)]
     pub args: BTreeMap<Name, Spanned<String>>,
@@ -165,7 +165,7 @@ pub struct ImageOverride {
     #[serde(default)]
     pub target: Option<Name>,
     #[serde(default)]
-    pub name: Option<Name>,
+    pub name: Option<Spanned<ImageRef>>,
     #[serde(default)]
     pub args: BTreeMap<Name, Spanned<String>>,
 }
@@ -213,7 +213,7 @@ pub struct Service {
     pub description: Option<String>,
     /// An image from a registry, pinned (`name:tag` or `name@sha256:...`)...
     #[serde(default)]
-    pub image: Option<Name>,
+    pub image: Option<Spanned<ImageRef>>,
     /// ...or one of [images], built here.
     #[serde(default)]
     pub build: Option<Name>,

@@ -177,7 +177,7 @@ pub fn resolve_image(file: &StackFile, stage: &Stage, key: &str) -> Option<Resol
             .and_then(|o| o.name.as_ref())
             .unwrap_or(&image.name)
             .get_ref()
-            .clone(),
+            .to_string(),
         args,
     })
 }
@@ -196,7 +196,7 @@ pub fn resolve_service(
         .and_then(|b| resolve_image(file, stage, b.get_ref()));
     let image = match (&build, &service.image) {
         (Some(b), _) => b.name.clone(),
-        (None, Some(i)) => i.get_ref().clone(),
+        (None, Some(i)) => i.get_ref().to_string(),
         (None, None) => String::new(),
     };
     let mut environment: BTreeMap<String, String> = service

@@ -191,6 +191,21 @@ fn hardening_rules_are_enforced() {
     // Unpinned images.
     let err = errors_with("image = \"redis:8.0\"", "image = \"redis\"");
     assert!(err.contains("image `redis` is not pinned"), "{err}");
+    // A malformed reference is refused as it is read, at its place, with the form expected.
+    let err = errors_with("image = \"redis:8.0\"", "image = \"Redis:8.0\"");
+    assert!(
+        err.contains("invalid image reference `Redis:8.0` (its name part `Redis` is not")
+            && err.contains("[REGISTRY/]NAME[:TAG][@sha256:DIGEST]"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&location(
+            "image = \"redis:8.0\"",
+            "image = \"Redis:8.0\"",
+            "\"Redis:8.0\""
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::{
 use super::{
     diag::{one_of, Diagnostic},
     interp,
-    model::{Name, StackFile},
+    model::{ImageRef, Name, StackFile},
     resolve::{self, ResolvedStage},
     values::has_variable,
 };
@@ -67,18 +67,6 @@ fn is_identifier(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-/// A registry reference pinned to a version: `name:tag` (not `latest`) or `name@sha256:...`.
-fn is_pinned(image: &str) -> bool {
-    if image.contains("@sha256:") {
-        return true;
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.split_once(':') {
-        Some((_, tag)) => !tag.is_empty() && tag != "latest",
-        None => false,
-    }
 }
 
 /// Stage names (`FROM ... AS name`) and `ARG` names of a Dockerfile.
@@ -209,12 +197,14 @@ fn check_profiles(c: &mut Checker) {
 /// Every string that may hold `${NAME}`, with its place.
 fn interpolated(file: &StackFile) -> Vec<(&str, Range<usize>)> {
     let mut names: Vec<&Name> = vec![&file.project.secrets_dir];
+    let mut images: Vec<&toml::Spanned<ImageRef>> = Vec::new();
     for image in file.images.values() {
-        names.push(&image.name);
+        images.push(&image.name);
         names.extend(image.args.values());
     }
     for s in file.services.values() {
-        names.extend(s.image.iter().chain(&s.user));
+        images.extend(s.image.iter());
+        names.extend(s.user.iter());
         names.extend(s.entrypoint.iter().flatten());
         names.extend(s.command.iter().flatten());
         names.extend(s.environment.values());
@@ -225,7 +215,7 @@ fn interpolated(file: &StackFile) -> Vec<(&str, Range<usize>)> {
     }
     for stage in file.stages.values() {
         for image in stage.images.values() {
-            names.extend(image.name.iter());
+            images.extend(image.name.iter());
             names.extend(image.args.values());
         }
         for s in stage.services.values() {
@@ -239,6 +229,7 @@ fn interpolated(file: &StackFile) -> Vec<(&str, Range<usize>)> {
         .into_iter()
         .map(|n| (n.get_ref().as_str(), n.span()))
         .collect();
+    out.extend(images.into_iter().map(|i| (i.get_ref().as_str(), i.span())));
     // Limits may be variables too.
     let resources = file
         .services

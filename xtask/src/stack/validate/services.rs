@@ -26,7 +26,7 @@ pub(super) fn check_services(c: &mut Checker) {
                 "`image = \"name:tag\"` or `build = \"IMAGE\"`",
             ),
             (Some(i), None) => {
-                if !has_variable(i.get_ref()) && !is_pinned(i.get_ref()) {
+                if !i.get_ref().is_pinned() {
                     c.expected(
                         i.span(),
                         format!("image `{}` is not pinned", i.get_ref()),
