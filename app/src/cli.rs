@@ -36,6 +36,9 @@ pub enum Command {
     /// Replace the data (database and uploaded files) with a backup archive, after checking it
     /// and taking a safety backup. Stop Berth first.
     Restore(crate::maintenance::RestoreArgs),
+    /// Embedding models in the data dir: fetch one from the Hugging Face Hub, list them.
+    #[command(subcommand)]
+    Models(crate::models_cli::ModelsCommand),
     /// Exit 0 if the server's /health answers 200 within 3 s, else 1 (container health checks).
     Healthcheck(HealthcheckArgs),
 }

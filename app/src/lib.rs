@@ -20,6 +20,7 @@ pub mod metrics;
 
 pub mod cache;
 pub mod embed;
+pub mod hub;
 pub mod llm;
 pub mod store;
 
@@ -31,5 +32,6 @@ pub mod admin_cli;
 pub mod cli;
 pub mod config;
 pub mod maintenance;
+pub mod models_cli;
 pub mod startup;
 pub mod telemetry;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         }
         Command::Backup(command) => berth::maintenance::run_backup(&command),
         Command::Restore(args) => berth::maintenance::run_restore(&args),
+        Command::Models(command) => berth::models_cli::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

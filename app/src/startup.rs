@@ -101,11 +101,14 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
         auth: Arc::new(settings.auth.clone()),
         rag: Arc::new(settings.rag.clone()),
         retriever,
-        llm: settings
-            .rag
-            .llm
-            .clone()
-            .map(|e| llm::Client::new(e, settings.rag.llm_timeout)),
+        llm: match settings.rag.llm.clone() {
+            None => None,
+            Some(e) => Some(llm::Client::new(
+                e,
+                settings.rag.llm_timeout,
+                llm::http_client(settings.rag.ca_bundle.as_deref()).map_err(BootError::Config)?,
+            )),
+        },
         data_dir: settings.data_dir.clone(),
         files_dir,
         wake,

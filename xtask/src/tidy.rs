@@ -79,12 +79,12 @@ fn app_rank(module: &str) -> Option<usize> {
         // Leaves: they import nothing of the crate.
         "domain" | "error" | "metrics" => 0,
         // The outside systems: database, model servers, the built-in embedder, Redis.
-        "store" | "llm" | "embed" | "cache" => 1,
+        "store" | "llm" | "embed" | "hub" | "cache" => 1,
         "service" => 2,
         "http" => 3,
         // The composition root and the operator commands.
-        "admin_cli" | "cli" | "config" | "maintenance" | "startup" | "telemetry" | "main"
-        | "healthcheck" | "lib" => 4,
+        "admin_cli" | "cli" | "config" | "maintenance" | "models_cli" | "startup" | "telemetry"
+        | "main" | "healthcheck" | "lib" => 4,
         _ => return None,
     })
 }

@@ -26,6 +26,10 @@ pub enum Scope {
     Models,
     /// Ranking: the server and a backup drill.
     Ranking,
+    /// Outbound TLS (model servers, the Hugging Face Hub): the server, a drill, `berth models`.
+    Tls,
+    /// Where models are downloaded from: `berth models`.
+    Hub,
     /// Everything else only the running server reads.
     Server,
 }
@@ -289,6 +293,17 @@ declare! {
     ALLOW_REMOTE_LLM("allow_remote_llm"): bool = "false" {
         Models, "BOOL", parse::boolean, expected "true or false"
     }
+    /// PEM file of extra certificate authorities to trust for outbound HTTPS (model servers,
+    /// the Hugging Face Hub), e.g. a company's private CA; the system's and Mozilla's roots
+    /// are trusted as well.
+    CA_BUNDLE("ca_bundle"): Option<PathBuf> = "" {
+        Tls, "FILE", parse::optional_path, expected "a PEM file"
+    }
+    /// Where `berth models pull` downloads from: the Hugging Face Hub, or a mirror that serves
+    /// its URL layout.
+    HUB_URL("hub_url"): Option<String> = "https://huggingface.co" {
+        Hub, "URL", parse::http_url, expected "an http:// or https:// base URL"
+    }
     /// Largest accepted upload, in MiB.
     MAX_UPLOAD_MB("max_upload_mb"): u64 = "50" {
         Server, "MIB", parse::mebibytes::<4096>, expected "MiB, from 1 to 4096"
@@ -350,6 +365,8 @@ impl Scope {
             Scope::Data => "serve, admin, backup create/verify/drill, restore",
             Scope::Passwords => "serve, admin",
             Scope::Models | Scope::Ranking => "serve, backup drill",
+            Scope::Tls => "serve, backup drill, models",
+            Scope::Hub => "models",
             Scope::Server => "serve",
         }
     }

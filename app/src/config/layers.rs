@@ -30,6 +30,9 @@ pub struct ForData;
 /// `berth backup drill`: the data, and what the restored server searches with.
 #[derive(Debug)]
 pub struct ForDrill;
+/// `berth models …`: the data dir (models live in it) and where they come from.
+#[derive(Debug)]
+pub struct ForModels;
 
 impl Uses for ForServe {
     const SCOPES: &'static [Scope] = &[
@@ -37,8 +40,12 @@ impl Uses for ForServe {
         Scope::Passwords,
         Scope::Models,
         Scope::Ranking,
+        Scope::Tls,
         Scope::Server,
     ];
+}
+impl Uses for ForModels {
+    const SCOPES: &'static [Scope] = &[Scope::Data, Scope::Tls, Scope::Hub];
 }
 impl Uses for ForAdmin {
     const SCOPES: &'static [Scope] = &[Scope::Data, Scope::Passwords];
@@ -47,7 +54,7 @@ impl Uses for ForData {
     const SCOPES: &'static [Scope] = &[Scope::Data];
 }
 impl Uses for ForDrill {
-    const SCOPES: &'static [Scope] = &[Scope::Data, Scope::Models, Scope::Ranking];
+    const SCOPES: &'static [Scope] = &[Scope::Data, Scope::Models, Scope::Ranking, Scope::Tls];
 }
 
 /// Where a setting's value came from, for error messages.

@@ -20,7 +20,7 @@ pub use crate::domain::settings::{
 use crate::error::BootError;
 use declared as d;
 use layers::Layers;
-pub use layers::{ForAdmin, ForData, ForDrill, ForServe, Given, Uses};
+pub use layers::{ForAdmin, ForData, ForDrill, ForModels, ForServe, Given, Uses};
 pub use parse::is_local_host;
 
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct Settings {
     pub limits: ConnectionLimits,
     pub auth: AuthSettings,
     pub rag: RagSettings,
+    /// `berth models pull`'s source, without a trailing slash.
+    pub hub_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +88,9 @@ impl Settings {
             },
             auth: auth(l)?,
             rag,
+            hub_url: l
+                .get(&d::HUB_URL)?
+                .unwrap_or_else(|| "https://huggingface.co".into()),
         })
     }
 }
@@ -266,6 +271,7 @@ fn rag(l: &Layers<'_>, data_dir: &std::path::Path) -> Result<RagSettings, BootEr
         vector_weight: l.get(&d::RETRIEVAL_VECTOR_WEIGHT)?,
         redis_url,
         cache_ttl: l.get(&d::CACHE_TTL)?,
+        ca_bundle: l.get(&d::CA_BUNDLE)?,
     })
 }
 #[cfg(test)]

@@ -81,6 +81,8 @@ pub struct RagSettings {
     /// logged); None: no cache.
     pub redis_url: Option<String>,
     pub cache_ttl: Duration,
+    /// Extra certificate authorities for outbound HTTPS (PEM).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

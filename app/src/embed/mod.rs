@@ -22,10 +22,11 @@ impl Embedder {
     pub fn open(
         settings: &Embedding,
         timeout: std::time::Duration,
+        http: &reqwest::Client,
     ) -> Result<Embedder, ModelError> {
         Ok(match settings {
             Embedding::Server(endpoint) => {
-                Embedder::Server(llm::Client::new(endpoint.clone(), timeout))
+                Embedder::Server(llm::Client::new(endpoint.clone(), timeout, http.clone()))
             }
             Embedding::Builtin(m) => {
                 Embedder::Builtin(Arc::new(Builtin::load(&m.dir, &m.name, m.threads)?))

@@ -56,12 +56,38 @@ pub struct Client {
 
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(1000)];
 
+/// The HTTP client for outbound requests (model servers, the Hub): rustls, trusting the
+/// system's roots, Mozilla's, and the PEM certificates in `ca_bundle` if given.
+pub fn http_client(ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .use_rustls_tls();
+    if let Some(path) = ca_bundle {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read ca_bundle {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+            format!(
+                "ca_bundle {} holds no PEM certificates (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            )
+        })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "ca_bundle {} holds no certificates",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("the HTTP client cannot start: {e}"))
+}
+
 impl Client {
-    pub fn new(endpoint: Endpoint, timeout: Duration) -> Client {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .expect("HTTP client builds");
+    pub fn new(endpoint: Endpoint, timeout: Duration, http: reqwest::Client) -> Client {
         Client {
             endpoint,
             http,

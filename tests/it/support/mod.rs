@@ -2,6 +2,7 @@
 //! data directory, read its JSON logs, stop it with a signal.
 
 pub mod files;
+pub mod hub;
 pub mod llm;
 pub mod metrics;
 pub mod pg;

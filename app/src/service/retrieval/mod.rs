@@ -90,9 +90,14 @@ impl Retriever {
             None => None,
             Some(e) => {
                 let timeout = settings.llm_timeout;
-                let opened = tokio::task::spawn_blocking(move || Embedder::open(&e, timeout))
-                    .await
-                    .map_err(|_| OpenError::Model("loading the embedding model crashed".into()))?;
+                let http = crate::llm::http_client(settings.ca_bundle.as_deref())
+                    .map_err(OpenError::Model)?;
+                let opened =
+                    tokio::task::spawn_blocking(move || Embedder::open(&e, timeout, &http))
+                        .await
+                        .map_err(|_| {
+                            OpenError::Model("loading the embedding model crashed".into())
+                        })?;
                 Some(opened.map_err(|e| OpenError::Model(e.to_string()))?)
             }
         };
