@@ -4,13 +4,13 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     path::{Path, PathBuf},
     process::{Command, ExitCode, Stdio},
 };
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use xshell::{cmd, Shell};
 
 use crate::{
     stack::{interp, Stack},
@@ -435,11 +435,8 @@ fn sboms(context: &Path, out_dir: &Path, epoch: &str) -> Result<Vec<PathBuf>> {
 }
 
 fn inspect(reference: &str) -> Result<Value> {
-    let text = process::read({
-        let mut c = Command::new("docker");
-        c.args(["image", "inspect", reference]);
-        c
-    })?;
+    let sh = Shell::new()?;
+    let text = process::read_cmd(cmd!(sh, "docker image inspect {reference}"))?;
     let v: Value = serde_json::from_str(&text)?;
     Ok(v[0].clone())
 }
@@ -462,17 +459,12 @@ fn login(registry: &str) -> Result<()> {
         return Ok(());
     };
     section(&format!("release: docker login {host} as {user}"));
-    let mut child = Command::new("docker")
-        .args(["login", host, "--username", &user, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .context("cannot run docker login")?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(password.as_bytes())?;
-    if !child.wait()?.success() {
+    let sh = Shell::new()?;
+    let login = cmd!(sh, "docker login {host} --username {user} --password-stdin")
+        .stdin(password.as_bytes())
+        .quiet()
+        .run();
+    if login.is_err() {
         bail!("docker login {host} failed: check BERTH_REGISTRY_USERNAME/BERTH_REGISTRY_PASSWORD");
     }
     Ok(())
@@ -480,11 +472,8 @@ fn login(registry: &str) -> Result<()> {
 
 /// Pushes `reference`; returns the manifest digest the registry acknowledged.
 fn push(reference: &str) -> Result<String> {
-    let out = process::read({
-        let mut c = Command::new("docker");
-        c.args(["push", reference]);
-        c
-    })?;
+    let sh = Shell::new()?;
+    let out = process::read_cmd(cmd!(sh, "docker push {reference}"))?;
     out.split_whitespace()
         .skip_while(|w| *w != "digest:")
         .nth(1)
@@ -494,18 +483,12 @@ fn push(reference: &str) -> Result<String> {
 
 /// The digest the registry serves for `reference` now.
 fn registry_digest(reference: &str) -> Result<String> {
-    let text = process::read({
-        let mut c = Command::new("docker");
-        c.args([
-            "buildx",
-            "imagetools",
-            "inspect",
-            "--format",
-            "{{json .Manifest}}",
-            reference,
-        ]);
-        c
-    })?;
+    let sh = Shell::new()?;
+    let format = "{{json .Manifest}}";
+    let text = process::read_cmd(cmd!(
+        sh,
+        "docker buildx imagetools inspect --format {format} {reference}"
+    ))?;
     let v: Value = serde_json::from_str(&text)?;
     v["digest"]
         .as_str()

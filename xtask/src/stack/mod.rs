@@ -1,7 +1,8 @@
 //! The deployment stack, declared once in deploy/stack.toml: its schema ([`model`]), the checks
 //! ([`validate`]), one stage's view of it ([`resolve`]), and what is generated from it
-//! ([`compose`]: compose files and .env.example). `gen`, `build`, `up` and friends read it
-//! through [`Stack::load`]; the Kubernetes manifests and the security scan are meant to as well.
+//! ([`compose`]: compose files and .env.example; [`k8s`]: the Kubernetes tree and the checks of
+//! rendered manifests). `gen`, `build`, `up`, `k8s`, `scan` and friends read it through
+//! [`Stack::load`].
 
 pub mod compose;
 pub mod diag;

@@ -70,6 +70,11 @@ pub fn read(mut command: Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// [`read`] for a command made with xshell's `cmd!`.
+pub fn read_cmd(command: xshell::Cmd<'_>) -> Result<String> {
+    read(command.into())
+}
+
 /// The first non-blank line of a command's output.
 pub fn first_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
