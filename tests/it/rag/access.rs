@@ -124,7 +124,7 @@ struct Private {
 
 async fn private_secret() -> Private {
     let model = ModelServer::start();
-    let f = fixture(&model_env(&model, "ollama")).await;
+    let f = fixture(&real_embeddings(&model, "ollama")).await;
     let secret =
         f.me.ingest(
             &f.collection,

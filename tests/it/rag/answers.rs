@@ -6,7 +6,7 @@ use super::*;
 #[tokio::test]
 async fn an_answer_streams_from_ollama_with_structured_citations() {
     let model = ModelServer::start();
-    let mut env = model_env(&model, "ollama");
+    let mut env = real_embeddings(&model, "ollama");
     env.push(("BERTH_CHUNK_SIZE".into(), "100".into()));
     env.push(("BERTH_CHUNK_OVERLAP".into(), "10".into()));
     let f = fixture(&env).await;

@@ -15,6 +15,7 @@ mod access;
 mod answers;
 mod ingestion;
 mod retrieval;
+mod semantic;
 
 const PW: &str = "Adm1n!chosen-well";
 
@@ -40,6 +41,29 @@ fn model_env(model: &ModelServer, api: &str) -> Vec<(String, String)> {
         ("BERTH_EMBED_API".into(), api.into()),
         ("BERTH_EMBED_MODEL".into(), "test-embed".into()),
         ("BERTH_LLM_TIMEOUT".into(), "5".into()),
+    ]
+}
+
+/// The LLM from `model`, embeddings from the real built-in model (all-MiniLM-L6-v2, from
+/// `cargo xtask fixtures`): for tests of retrieval and answers, where the fake's embeddings
+/// would measure the fake.
+fn real_embeddings(model: &ModelServer, api: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = model_env(model, api)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("BERTH_EMBED_"))
+        .collect();
+    env.extend(builtin_embeddings());
+    env
+}
+
+fn builtin_embeddings() -> Vec<(String, String)> {
+    vec![
+        ("BERTH_EMBED_API".into(), "builtin".into()),
+        (
+            "BERTH_EMBED_MODEL_DIR".into(),
+            berth_embed::test_model_dir().to_string_lossy().into_owned(),
+        ),
+        ("BERTH_EMBED_THREADS".into(), "1".into()),
     ]
 }
 
