@@ -27,6 +27,8 @@ const WATCHED: &[&str] = &[
     "app/src",
     "app/migrations",
     "app/Cargo.toml",
+    "embed/src",
+    "embed/Cargo.toml",
     "Cargo.toml",
     "Cargo.lock",
 ];
@@ -108,6 +110,7 @@ pub fn run(args: Args, dev_stack: DevStack) -> Result<()> {
     if args.stack {
         dev.env = dev_stack(args.dry_run)?;
     }
+    dev.choose_embeddings();
     if args.dry_run {
         dev.print_plan(watch);
         return Ok(());
@@ -200,6 +203,33 @@ impl Dev {
             data_dir,
             env: Vec::new(),
         })
+    }
+
+    /// Semantic search whenever a model is at hand: the data dir's own (`berth models pull`), else
+    /// the test model `cargo xtask fixtures` fetched; otherwise says how to get one.
+    fn choose_embeddings(&mut self) {
+        let configured =
+            |k: &str| std::env::var_os(k).is_some() || self.env.iter().any(|(name, _)| name == k);
+        if configured("BERTH_EMBED_URL") || configured("BERTH_EMBED_MODEL_DIR") {
+            return;
+        }
+        let model = crate::util::DEFAULT_EMBED_MODEL;
+        let own = self.data_dir.join("models").join(model);
+        let fixture = crate::util::test_models_dir().join(model);
+        if own.join("model.safetensors").is_file() {
+            println!("embeddings: built in, {model} from {}", own.display());
+        } else if fixture.join("model.safetensors").is_file() {
+            println!("embeddings: built in, {model} from {}", fixture.display());
+            self.env.push((
+                "BERTH_EMBED_MODEL_DIR".into(),
+                fixture.to_string_lossy().into_owned(),
+            ));
+        } else {
+            warn(&format!(
+                "no embedding model: search matches words only. `cargo xtask fixtures models` \
+                 fetches {model} (~85 MB) for semantic search"
+            ));
+        }
     }
 
     fn addr(&self) -> SocketAddr {

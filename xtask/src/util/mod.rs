@@ -48,6 +48,20 @@ pub fn dev_data_dir() -> PathBuf {
     project_root().join(".berth-dev/data")
 }
 
+/// Where `cargo xtask fixtures` keeps the real models the tests run: `$BERTH_TEST_MODELS`, else
+/// `~/.cache/berth/test-models` (the rule `berth_embed::test_models_dir` follows; xtask does not
+/// link the embedder to ask it).
+pub fn test_models_dir() -> PathBuf {
+    match std::env::var_os("BERTH_TEST_MODELS") {
+        Some(dir) => dir.into(),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/berth/test-models"),
+    }
+}
+
+/// The built-in embedder's default model, as `berth models pull` names it.
+pub const DEFAULT_EMBED_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
 /// The server binary the dev tasks run.
 pub struct ServerBin {
     pub path: PathBuf,
