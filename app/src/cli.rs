@@ -26,6 +26,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (API, web UI, /health, /ready, /metrics).
     Serve(ServeArgs),
+    /// Ingest uploads from the shared queue (PostgreSQL), apart from the API: extraction,
+    /// chunking and embedding, so large ingests never slow searches. Serves only /health,
+    /// /ready and /metrics. Pair with `berth serve --ingest false`, or add capacity beside it.
+    Worker(ServeArgs),
     /// Account recovery and bootstrap, straight on the database (works inside a container).
     #[command(subcommand)]
     Admin(AdminCommand),

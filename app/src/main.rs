@@ -12,6 +12,9 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Healthcheck(args) => return healthcheck::run(&args),
         Command::Serve(args) => Settings::load(&args.settings).and_then(berth::startup::run),
+        Command::Worker(args) => {
+            Settings::load(&args.settings).and_then(berth::startup::run_worker)
+        }
         Command::Admin(command) => {
             let settings = match &command {
                 AdminCommand::Create(a) | AdminCommand::ResetPassword(a) => &a.settings,

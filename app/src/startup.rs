@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::{DatabaseLocation, Settings};
 use crate::error::BootError;
 use crate::http::routes::{self, AppState};
 use crate::llm;
@@ -18,20 +18,49 @@ use crate::service::retrieval::{OpenError, Retriever};
 use crate::store::Store;
 use crate::telemetry;
 
+/// What a process is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `berth serve`: the API and the web UI (ingesting too unless `ingest = false`).
+    Server,
+    /// `berth worker`: ingestion from the shared queue; over HTTP only /health, /ready and
+    /// /metrics.
+    Worker,
+}
+
 pub fn run(settings: Settings) -> Result<(), BootError> {
+    start(settings, Role::Server)
+}
+
+pub fn run_worker(settings: Settings) -> Result<(), BootError> {
+    start(settings, Role::Worker)
+}
+
+fn start(settings: Settings, role: Role) -> Result<(), BootError> {
+    let ingests = role == Role::Worker || settings.ingest;
+    if !ingests || role == Role::Worker {
+        if let DatabaseLocation::Sqlite(_) = settings.database {
+            return Err(BootError::Config(
+                "separate ingestion workers (berth worker, ingest = false) need PostgreSQL \
+                 (set database_url): the embedded store belongs to one process, which \
+                 ingests itself"
+                    .into(),
+            ));
+        }
+    }
     telemetry::init(&settings.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(settings));
+    let result = runtime.block_on(serve(settings, role));
     // Blocking work still running (an extraction between checkpoints) is abandoned, not waited
     // for: a stopped server exits within its shutdown timeout whatever ingestion was doing.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result
 }
 
-async fn serve(settings: Settings) -> Result<(), BootError> {
+async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
     let store = Store::open_waiting(&settings.database, settings.database_connect_timeout).await?;
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
         BootError::Config(format!(
@@ -93,7 +122,12 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
         files_dir: files_dir.clone(),
         wake: wake.clone(),
     });
-    let worker = ingestor.spawn(stop_rx.clone());
+    let worker = if role == Role::Worker || settings.ingest {
+        Some(ingestor.spawn(stop_rx.clone()))
+    } else {
+        tracing::info!("ingestion is off here (ingest = false): berth worker processes do it");
+        None
+    };
     let state = AppState {
         store: store.clone(),
         audit: Audit::new(store.clone(), metrics.registry()),
@@ -114,19 +148,30 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
         wake,
         shutting_down: stop_rx.clone(),
     };
-    if store.count_active_admins().await.unwrap_or(0) == 0 {
+    if role == Role::Server && store.count_active_admins().await.unwrap_or(0) == 0 {
         tracing::warn!(
             "no admin account exists yet: create one with `berth admin create --username NAME` \
              (in a checkout: `cargo xtask admin create --username NAME`)"
         );
     }
-    let app = routes::router(state, &settings.limits);
-    tracing::info!(
-        %address,
-        backend = store.backend(),
-        version = env!("CARGO_PKG_VERSION"),
-        "Berth is listening on http://{address}/"
-    );
+    let app = match role {
+        Role::Server => routes::router(state, &settings.limits),
+        Role::Worker => routes::worker_router(state),
+    };
+    match role {
+        Role::Server => tracing::info!(
+            %address,
+            backend = store.backend(),
+            version = env!("CARGO_PKG_VERSION"),
+            "Berth is listening on http://{address}/"
+        ),
+        Role::Worker => tracing::info!(
+            %address,
+            backend = store.backend(),
+            version = env!("CARGO_PKG_VERSION"),
+            "Berth worker is ingesting; health and metrics on http://{address}/"
+        ),
+    }
 
     let deadline = {
         let mut rx = stop_rx.clone();
@@ -147,7 +192,9 @@ async fn serve(settings: Settings) -> Result<(), BootError> {
     }
     // The worker stops at its next checkpoint; an unfinished document is resumed at the next
     // start. Within the shutdown timeout, whatever it was doing.
-    let _ = tokio::time::timeout(settings.shutdown_timeout, worker).await;
+    if let Some(worker) = worker {
+        let _ = tokio::time::timeout(settings.shutdown_timeout, worker).await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -20,3 +20,4 @@ mod models;
 mod rag;
 mod scale_out;
 mod store_contract;
+mod workers;

@@ -304,6 +304,11 @@ declare! {
     HUB_URL("hub_url"): Option<String> = "https://huggingface.co" {
         Hub, "URL", parse::http_url, expected "an http:// or https:// base URL"
     }
+    /// Run ingestion (extracting, chunking, embedding uploads) in this server. false: an API-only
+    /// instance, with `berth worker` processes doing it (PostgreSQL only: they share its queue).
+    INGEST("ingest"): bool = "true" {
+        Server, "BOOL", parse::boolean, expected "true or false"
+    }
     /// Largest accepted upload, in MiB.
     MAX_UPLOAD_MB("max_upload_mb"): u64 = "50" {
         Server, "MIB", parse::mebibytes::<4096>, expected "MiB, from 1 to 4096"

@@ -37,6 +37,8 @@ pub struct Settings {
     pub rag: RagSettings,
     /// `berth models pull`'s source, without a trailing slash.
     pub hub_url: String,
+    /// Whether `berth serve` runs ingestion itself.
+    pub ingest: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +90,7 @@ impl Settings {
             },
             auth: auth(l)?,
             rag,
+            ingest: l.get(&d::INGEST)?,
             hub_url: l
                 .get(&d::HUB_URL)?
                 .unwrap_or_else(|| "https://huggingface.co".into()),

@@ -30,8 +30,17 @@ impl Berth {
     }
 
     pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Berth {
+        Berth::start_as("serve", data_dir, args, env)
+    }
+
+    /// `berth worker` (ingestion only; /health, /ready, /metrics over HTTP).
+    pub fn start_worker(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Berth {
+        Berth::start_as("worker", data_dir, args, env)
+    }
+
+    fn start_as(command: &str, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Berth {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .args(database_args_unless_given(data_dir, args, env))
@@ -62,7 +71,7 @@ impl Berth {
             logs,
         };
         let line = berth.wait_for_log(
-            |l| l.contains("Berth is listening"),
+            |l| l.contains("Berth is listening") || l.contains("Berth worker is ingesting"),
             Duration::from_secs(30),
         );
         let v: serde_json::Value = serde_json::from_str(&line).expect("listening line is JSON");

@@ -295,6 +295,30 @@ pub fn router(state: AppState, limits: &ConnectionLimits) -> Router {
         )
 }
 
+/// A worker's HTTP: health, readiness and metrics, nothing else (it holds no sessions).
+pub fn worker_router(state: AppState) -> Router {
+    let metrics_state = state.metrics.clone();
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"error": {
+                    "code": "not_found",
+                    "message": "this is a Berth ingestion worker: it serves /health, /ready and \
+                                /metrics only; the API is on the berth serve instances",
+                }})),
+            )
+        })
+        .layer(middleware::from_fn_with_state(
+            metrics_state,
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
 /// Every JSON body this API takes is an object. serde reads a struct from an array too
 /// (`["alice", "pw"]` as a sign-in), which no client means and the document does not allow.
 async fn json_bodies_are_objects(
