@@ -24,6 +24,7 @@ mod corpus;
 mod idle;
 mod ingest;
 mod processes;
+mod quality;
 mod search;
 mod vector_index;
 
@@ -46,6 +47,10 @@ struct Args {
     sizes: Vec<usize>,
     /// `--stores sqlite,postgres`: which stores the search figures cover.
     stores: Vec<String>,
+    /// `--quality DIR`: instead, retrieval quality on the BEIR collection in DIR.
+    quality: Option<PathBuf>,
+    /// `--model-dir DIR`: the built-in embedder's model, for `--quality`.
+    model_dir: Option<PathBuf>,
 }
 
 fn args() -> Result<Args> {
@@ -55,6 +60,8 @@ fn args() -> Result<Args> {
     let mut only_search = false;
     let mut sizes = vec![10_000, 100_000];
     let mut stores = vec!["sqlite".to_string(), "postgres".to_string()];
+    let mut quality = None;
+    let mut model_dir = None;
     let list = |v: Option<String>| -> Vec<String> {
         v.unwrap_or_default()
             .split(',')
@@ -63,13 +70,16 @@ fn args() -> Result<Args> {
             .collect()
     };
     let usage = "usage: berth-bench --berth BIN --out FILE.json [--quick] [--only search] \
-                 [--sizes 10000,100000] [--stores sqlite,postgres]";
+                 [--sizes 10000,100000] [--stores sqlite,postgres] \
+                 [--quality BEIR_DIR --model-dir MODEL_DIR]";
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--berth" => berth = it.next().map(PathBuf::from),
             "--out" => out = it.next().map(PathBuf::from),
             "--quick" => quick = true,
+            "--quality" => quality = it.next().map(PathBuf::from),
+            "--model-dir" => model_dir = it.next().map(PathBuf::from),
             "--only" => match it.next().as_deref() {
                 Some("search") => only_search = true,
                 other => bail!("--only takes `search`, not {other:?}; {usage}"),
@@ -97,6 +107,8 @@ fn args() -> Result<Args> {
         only_search,
         sizes,
         stores,
+        quality,
+        model_dir,
     })
 }
 
@@ -111,6 +123,15 @@ struct Figure {
 fn main() -> Result<()> {
     let args = args()?;
     let rt = tokio::runtime::Runtime::new()?;
+    if let Some(dir) = &args.quality {
+        let model_dir = args
+            .model_dir
+            .as_deref()
+            .context("--quality needs --model-dir")?;
+        let report = rt.block_on(quality::quality(&args, dir, model_dir))?;
+        std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
     let mut figures = Vec::new();
     if !args.only_search {
         vector_index(&args, &mut figures);

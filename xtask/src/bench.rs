@@ -1,6 +1,9 @@
 //! `cargo xtask bench`: builds the release binary and the bench harness, runs it, and writes
 //! the figures as a table to docs/benchmarks.md (with the date and machine) and as JSON.
 
+mod quality;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -16,6 +19,10 @@ use crate::util::{project_root, section};
                   without a model, hybrid search latency through the HTTP API at 10k and 100k \
                   chunks, process start, idle RSS, and /health throughput at 64 connections \
                   (needs `wrk`). Writes target/bench/bench.json and docs/benchmarks.md.\n\n\
+                  With --quality: retrieval quality instead (nDCG@10, recall@1/10, MRR@10 of \
+                  lexical, dense and hybrid search, on SQLite and PostgreSQL) on a BEIR \
+                  collection, by default one built from this machine's Python standard library; \
+                  writes target/bench/quality.json and its section of docs/benchmarks.md.\n\n\
                   Figures are reported, never asserted: a slow run does not fail."
 )]
 pub struct Args {
@@ -26,6 +33,11 @@ pub struct Args {
     /// growth (target/faults/soak.json; the next bench run puts it in docs/benchmarks.md)
     #[arg(long, value_name = "MINUTES", num_args = 0..=1, default_missing_value = "30")]
     soak: Option<u64>,
+    /// Instead: retrieval quality on the BEIR collection in DIR (corpus.jsonl, queries.jsonl,
+    /// qrels/test.tsv); without DIR, the default collection, built into target/quality/default
+    /// by bench/quality/build_default.py from Python's standard-library docstrings
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    quality: Option<Option<PathBuf>>,
     /// Print what would run, change nothing
     #[arg(long)]
     dry_run: bool,
@@ -38,6 +50,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let quick = args.quick.then_some("--quick");
     if let Some(minutes) = args.soak {
         return soak(minutes, args.dry_run);
+    }
+    if let Some(dir) = args.quality {
+        quality::run(&sh, dir, args.dry_run)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if args.dry_run {
         println!("would run: cargo build --release --locked -p berth -p berth-bench");
@@ -68,7 +84,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
          was measured. Client and server share the machine's cores.\n\n{table}\n",
         if args.quick { " --quick" } else { "" }
     );
-    sh.write_file("docs/benchmarks.md", doc)?;
+    // The quality section (`--quality`) is kept as the last quality run left it.
+    let old = std::fs::read_to_string(root.join("docs/benchmarks.md")).unwrap_or_default();
+    sh.write_file(
+        "docs/benchmarks.md",
+        quality::splice(&old, Some(&doc), None),
+    )?;
     println!("\nwrote docs/benchmarks.md and target/bench/bench.json");
     Ok(ExitCode::SUCCESS)
 }

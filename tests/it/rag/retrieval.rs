@@ -1,6 +1,15 @@
-//! Retrieval: embeddings per model and the quality of search on a known corpus.
+//! Retrieval: embeddings per model and the quality of search on real text.
 
 use super::*;
+
+// The collection loader and the metrics of `cargo xtask bench --quality`, so the test measures
+// as the benchmark does.
+#[allow(dead_code)]
+#[path = "../../../bench/src/quality/beir.rs"]
+mod beir;
+#[allow(dead_code)]
+#[path = "../../../bench/src/quality/metrics.rs"]
+mod metrics;
 
 #[tokio::test]
 async fn a_new_embedding_model_re_embeds_without_mixing() {
@@ -37,111 +46,96 @@ async fn a_new_embedding_model_re_embeds_without_mixing() {
     assert_eq!(search(&me, "vacation").await["mode"], "hybrid");
 }
 
-/// Questions whose wording differs from the documents (synonyms), over a small corpus with one
-/// right document each. Prints recall@5 for lexical and hybrid retrieval.
+/// Retrieval quality on a slice of the default collection of `cargo xtask bench --quality`
+/// (bench/quality/build_default.py: docstrings of Python's standard library, each summary line a
+/// query whose one relevant document is the rest of its docstring; labels from the text's own
+/// structure, nothing hand-picked), through the HTTP API with the real built-in embedder:
+/// hybrid's nDCG@10 must not be below lexical-only's. Prints the hybrid, lexical-only and
+/// dense-only figures; the server restarts on the same data with one half's weight at 0.
 #[tokio::test]
-async fn retrieval_quality_on_a_known_corpus() {
-    let corpus = [
-        (
-            "cars.txt",
-            "Company automobile policy: staff may rent an automobile for client visits.",
-        ),
-        (
-            "health.txt",
-            "See a physician if you feel unwell for more than three days; sick leave is paid.",
-        ),
-        (
-            "purchase.txt",
-            "To acquire equipment, file a purchase request with finance before ordering.",
-        ),
-        (
-            "laptop.txt",
-            "Every engineer receives a notebook computer with 32 GB of memory.",
-        ),
-        (
-            "pay.txt",
-            "Compensation is paid on the 25th of each month by bank transfer.",
-        ),
-        (
-            "vacation.txt",
-            "Annual vacation is 28 days; unused days carry over until March.",
-        ),
-        (
-            "start.txt",
-            "New hires commence on the first Monday of the month with an onboarding day.",
-        ),
-        (
-            "budget.txt",
-            "Each team has a training budget of 2000 euros per year for courses.",
-        ),
-        (
-            "office.txt",
-            "The office opens at 8 and closes at 18; the doors lock at 19.",
-        ),
-        (
-            "security.txt",
-            "Badges must be worn visibly; lost badges are reported to security at once.",
-        ),
-        (
-            "parking.txt",
-            "Parking spaces are assigned by lottery every January.",
-        ),
-        (
-            "coffee.txt",
-            "Coffee and tea are free in the kitchen on every floor.",
-        ),
-    ];
-    let questions = [
-        ("Can I use a car to visit a customer?", "cars.txt"),
-        ("When should I go to the doctor?", "health.txt"),
-        ("How do I buy new equipment?", "purchase.txt"),
-        ("What laptop do engineers get?", "laptop.txt"),
-        ("When is the salary paid?", "pay.txt"),
-        ("How many holiday days do I have?", "vacation.txt"),
-        ("When do new hires begin?", "start.txt"),
-        (
-            "How much money is there for training courses?",
-            "budget.txt",
-        ),
-        ("What time does the office open?", "office.txt"),
-        ("What happens if I lose my badge?", "security.txt"),
-        ("How are parking spaces assigned?", "parking.txt"),
-        ("Is coffee free?", "coffee.txt"),
-    ];
-    let mut recall = Vec::new();
-    for with_vectors in [false, true] {
-        let model = ModelServer::start();
-        let env = if with_vectors {
-            model_env(&model, "ollama")
-        } else {
-            Vec::new()
-        };
-        let f = fixture(&env).await;
-        for (name, text) in corpus {
-            f.me.ingest(&f.collection, name, text).await;
-        }
-        let mut found = 0;
-        for (q, want) in questions {
-            let hits = search(&f.me, q).await;
-            let names: Vec<&str> = hits["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| h["document_name"].as_str().unwrap())
-                .collect();
-            if names.iter().take(5).any(|n| *n == want) {
-                found += 1;
-            }
-        }
-        recall.push(found as f64 / questions.len() as f64);
-    }
-    println!(
-        "recall@5: lexical {:.2}, hybrid {:.2}",
-        recall[0], recall[1]
+async fn hybrid_ranks_real_text_at_least_as_well_as_lexical() {
+    let slice = tempfile::tempdir().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bench/quality/build_default.py"
     );
+    let built = std::process::Command::new("python3")
+        .arg(script)
+        .arg(slice.path())
+        .args(["--docs", "150", "--queries", "50"])
+        .output()
+        .expect("python3 runs bench/quality/build_default.py");
     assert!(
-        recall[1] >= recall[0],
-        "hybrid must not be worse than lexical: {recall:?}"
+        built.status.success(),
+        "build_default.py failed: {}",
+        String::from_utf8_lossy(&built.stderr)
     );
-    assert!(recall[1] >= 0.9, "hybrid recall@5 {:.2}", recall[1]);
+    let collection = beir::load(slice.path()).unwrap();
+    assert_eq!(
+        (collection.corpus.len(), collection.queries.len()),
+        (150, 50)
+    );
+    let env = builtin_embeddings();
+    let f = fixture(&env).await;
+    let documents = beir::ingest(
+        &session(&f.me),
+        &f.collection,
+        &collection.corpus,
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
+    let dir = f._dir.path().to_path_buf();
+    let mut berth = Some(f.berth);
+    let mut scores = Vec::new();
+    for zero in [
+        None,
+        Some("BERTH_RETRIEVAL_VECTOR_WEIGHT"),
+        Some("BERTH_RETRIEVAL_LEXICAL_WEIGHT"),
+    ] {
+        // The same data each time: hybrid, lexical only, dense only.
+        let mut env = env.clone();
+        if let Some(key) = zero {
+            drop(berth.take());
+            env.push((key.into(), "0".into()));
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            berth = Some(Berth::start_with(&dir, &[], &env));
+        }
+        let mut me = Browser::new(berth.as_ref().unwrap());
+        me.sign_in("root", PW).await;
+        let (runs, modes) = beir::search_all(
+            &session(&me),
+            &f.collection,
+            &collection.queries,
+            &documents,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(modes.into_iter().collect::<Vec<_>>(), ["hybrid"]);
+        scores.push(metrics::evaluate(&runs, &collection.qrels));
+    }
+    let [hybrid, lexical, dense] = [scores[0], scores[1], scores[2]];
+    for (name, s) in [("hybrid", hybrid), ("lexical", lexical), ("dense", dense)] {
+        println!(
+            "{name}: nDCG@10 {:.3}, recall@1 {:.3}, recall@10 {:.3}, MRR@10 {:.3} ({} queries, {} documents)",
+            s.ndcg_at_10, s.recall_at_1, s.recall_at_10, s.mrr_at_10, s.queries, documents.len()
+        );
+    }
+    assert!(
+        hybrid.ndcg_at_10 >= lexical.ndcg_at_10,
+        "hybrid nDCG@10 {:.3} is below lexical-only {:.3} (dense-only {:.3})",
+        hybrid.ndcg_at_10,
+        lexical.ndcg_at_10,
+        dense.ndcg_at_10
+    );
+}
+
+fn session(b: &Browser) -> beir::Session<'_> {
+    beir::Session {
+        http: &b.http,
+        api: b.base.clone(),
+        csrf: b.csrf.clone().expect("signed in"),
+    }
 }
