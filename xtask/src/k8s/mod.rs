@@ -403,7 +403,8 @@ mod tests {
                 "PodDisruptionBudget/app",
                 "HorizontalPodAutoscaler/app",
                 "NetworkPolicy/app-to-db",
-                "NetworkPolicy/db"
+                "NetworkPolicy/db",
+                "NetworkPolicy/worker-to-db"
             ]
         );
     }
