@@ -72,8 +72,19 @@ struct Lfs {
     size: Option<u64>,
 }
 
+/// The error with its causes (a TLS refusal says which certificate problem), the URL left out.
 fn unreachable(e: reqwest::Error) -> HubError {
-    HubError::Unreachable(e.without_url().to_string())
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    HubError::Unreachable(text)
 }
 
 impl Hub {

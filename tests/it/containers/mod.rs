@@ -118,6 +118,8 @@ async fn the_cpu_stack_serves_berth_end_to_end() {
             "prod",
             "--profile",
             "cpu",
+            "--profile",
+            "workers",
             "--project-name",
             &stack.project,
         ],
@@ -231,6 +233,28 @@ async fn the_cpu_stack_serves_berth_end_to_end() {
         "answered by the stand-in model from the document: {content}"
     );
     assert_eq!(message["citations"][0]["document_id"], doc.as_str());
+
+    // The workers profile: an ingestion worker on the same image, hardened the same way,
+    // healthy, claiming from the same queue.
+    let worker = format!("{}-worker-1", stack.project);
+    wait_until_healthy(&worker, Duration::from_secs(60));
+    let inspect = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{.Config.Cmd}}",
+            &worker,
+        ])
+        .output()
+        .unwrap();
+    let inspect = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        inspect.starts_with("10001:10001 true [ALL] [worker]"),
+        "{inspect}"
+    );
+    let logs = stack.compose(&["logs", "--no-color", "worker"]);
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("Berth worker is ingesting"), "{logs}");
 
     let ready = json(
         root_user

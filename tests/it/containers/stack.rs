@@ -167,6 +167,8 @@ impl Drop for TestStack {
                 "proxy",
                 "--profile",
                 "backup",
+                "--profile",
+                "workers",
                 "down",
                 "--volumes",
                 "--remove-orphans",

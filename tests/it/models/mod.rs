@@ -13,12 +13,22 @@ const COMMIT_2: &str = "1111111111111111111111111111111111111111";
 
 /// Runs `berth models ARGS` for `data`: (exit code, stdout, stderr).
 fn models(data: &Path, hub: &HubFake, args: &[&str]) -> (i32, String, String) {
+    models_with(data, hub, args, &[])
+}
+
+fn models_with(
+    data: &Path,
+    hub: &HubFake,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> (i32, String, String) {
     let out = Command::new(BIN)
         .arg("models")
         .args(args)
         .arg("--data-dir")
         .arg(data)
         .env("BERTH_HUB_URL", &hub.url)
+        .envs(env.iter().copied())
         .output()
         .expect("run berth models");
     (
@@ -150,4 +160,42 @@ fn list_shows_pulled_models_with_their_commit() {
     let (code, out, _) = models(data.path(), &hub, &["list"]);
     assert_eq!(code, 0);
     assert!(out.contains(REPO) && out.contains(&COMMIT_1[..12]), "{out}");
+}
+
+#[test]
+fn over_https_a_private_ca_is_trusted_only_when_given() {
+    let data = tempfile::tempdir().unwrap();
+    let hub = HubFake::start_tls();
+    hub.serve(REPO, COMMIT_1, &berth_embed::test_model_dir());
+    let (code, _, err) = models(data.path(), &hub, &["pull", REPO]);
+    assert_eq!(code, 1, "an unknown CA must be refused: {err}");
+    assert!(err.contains("certificate"), "the error says why: {err}");
+    let ca = data.path().join("ca.pem");
+    std::fs::write(&ca, hub.ca_pem.as_deref().unwrap()).unwrap();
+    let (code, out, err) = models_with(
+        data.path(),
+        &hub,
+        &["pull", REPO],
+        &[("BERTH_CA_BUNDLE", &ca)],
+    );
+    assert_eq!(code, 0, "with ca_bundle the pull succeeds: {out}{err}");
+    assert_eq!(manifest(data.path())["commit"], COMMIT_1);
+}
+
+#[test]
+fn a_ca_bundle_that_is_not_pem_is_refused_clearly() {
+    let data = tempfile::tempdir().unwrap();
+    let bad = data.path().join("ca.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let (code, _, err) = models_with(
+        data.path(),
+        &hub(),
+        &["pull", REPO],
+        &[("BERTH_CA_BUNDLE", &bad)],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("ca_bundle") && err.contains("certificates"),
+        "{err}"
+    );
 }

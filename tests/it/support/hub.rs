@@ -23,6 +23,8 @@ struct State {
 pub struct HubFake {
     pub url: String,
     state: Arc<Mutex<State>>,
+    /// Over HTTPS: the PEM of the CA that signed its certificate.
+    pub ca_pem: Option<String>,
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -50,8 +52,48 @@ fn is_lfs(name: &str) -> bool {
     name.ends_with(".safetensors") || name.ends_with(".bin")
 }
 
+/// A CA, and a certificate for 127.0.0.1 and localhost signed by it.
+fn test_ca() -> (String, rustls::ServerConfig) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Berth test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (ca_cert.pem(), config)
+}
+
 impl HubFake {
     pub fn start() -> HubFake {
+        HubFake::start_with(None)
+    }
+
+    /// Over HTTPS, with a certificate from a CA of its own (`ca_pem`).
+    pub fn start_tls() -> HubFake {
+        let (ca_pem, config) = test_ca();
+        let mut hub = HubFake::start_with(Some(config));
+        hub.url = hub.url.replace("http://", "https://");
+        hub.ca_pem = Some(ca_pem);
+        hub
+    }
+
+    fn start_with(tls: Option<rustls::ServerConfig>) -> HubFake {
         let state = Arc::new(Mutex::new(State::default()));
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = state.clone();
@@ -67,13 +109,39 @@ impl HubFake {
                     let state = shared.clone();
                     async move { answer(&state, uri.path()) }
                 });
-                axum::serve(listener, app).await.unwrap();
+                let Some(tls) = tls else {
+                    axum::serve(listener, app).await.unwrap();
+                    return;
+                };
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, app) = (acceptor.clone(), app.clone());
+                    tokio::spawn(async move {
+                        // A client that refuses the certificate ends the handshake: fine.
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let service = hyper::service::service_fn(
+                            move |req: hyper::Request<hyper::body::Incoming>| {
+                                let mut app = app.clone();
+                                async move {
+                                    use tower::Service as _;
+                                    app.call(req.map(Body::new)).await
+                                }
+                            },
+                        );
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
             });
         });
         let addr = rx.recv().unwrap();
         HubFake {
             url: format!("http://{addr}"),
             state,
+            ca_pem: None,
         }
     }
 
