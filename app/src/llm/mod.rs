@@ -36,7 +36,7 @@ impl LlmError {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ChatMessage {
-    pub role: &'static str,
+    pub role: crate::domain::chat::Speaker,
     pub content: String,
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::domain::accounts::now_ms;
+use crate::domain::chat::{AnswerMode, Speaker};
 use crate::llm::{self, LlmError};
 use crate::metrics::Metrics;
 use crate::service::access::{self, AccessError};
@@ -36,8 +37,7 @@ pub struct Chat {
 pub struct StoredAnswer {
     pub id: i64,
     pub content: String,
-    /// `llm` or `extractive`.
-    pub mode: &'static str,
+    pub mode: AnswerMode,
     pub citations: Vec<Citation>,
     pub created_at: i64,
 }
@@ -102,7 +102,14 @@ impl Chat {
             .await?;
         let sources = chat::citations(&hits);
         self.store
-            .insert_message(conversation_id, "user", &question, None, "[]", now_ms())
+            .insert_message(
+                conversation_id,
+                Speaker::User.as_str(),
+                &question,
+                None,
+                "[]",
+                now_ms(),
+            )
             .await?;
         if history.is_empty() && conversation.title == "New conversation" {
             let title: String = question.chars().take(80).collect();
@@ -156,14 +163,14 @@ impl Chat {
                     .send(Progress::Token(answer.clone()))
                     .await
                     .map_err(|_| LlmError::Cancelled)?;
-                (answer, "extractive", sources.to_vec())
+                (answer, AnswerMode::Extractive, sources.to_vec())
             }
             Some(llm) => {
                 let answer = self
                     .generated(llm, sources, history, question, events)
                     .await?;
                 let citations = chat::cited(&answer, sources);
-                (answer, "llm", citations)
+                (answer, AnswerMode::Llm, citations)
             }
         };
         let citations_json = serde_json::to_string(&citations).expect("citations serialise");
@@ -172,9 +179,9 @@ impl Chat {
             .store
             .insert_message(
                 conversation_id,
-                "assistant",
+                Speaker::Assistant.as_str(),
                 &answer,
-                Some(mode),
+                Some(mode.as_str()),
                 &citations_json,
                 now,
             )

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::chat::Speaker;
 use crate::llm::ChatMessage;
 use crate::service::retrieval::Hit;
 use crate::store::MessageRow;
@@ -54,23 +55,22 @@ pub fn prompt(sources: &[Citation], history: &[MessageRow], question: &str) -> V
         system.push_str("\n(no matching passages were found)\n");
     }
     let mut messages = vec![ChatMessage {
-        role: "system",
+        role: Speaker::System,
         content: system,
     }];
     // The last few turns give follow-up questions their context; older ones cost tokens.
     let recent = history.len().saturating_sub(6);
     for m in &history[recent..] {
         messages.push(ChatMessage {
-            role: if m.role == "assistant" {
-                "assistant"
-            } else {
-                "user"
+            role: match Speaker::parse(&m.role) {
+                Some(Speaker::Assistant) => Speaker::Assistant,
+                _ => Speaker::User,
             },
             content: m.content.clone(),
         });
     }
     messages.push(ChatMessage {
-        role: "user",
+        role: Speaker::User,
         content: question.to_string(),
     });
     messages

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::domain::accounts::{now_ms, rfc3339};
+use crate::domain::chat::Speaker;
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::access;
@@ -233,9 +234,9 @@ fn into_event(p: Progress) -> Result<Event, Infallible> {
 fn answered(a: StoredAnswer) -> Message {
     Message {
         id: a.id,
-        role: "assistant".into(),
+        role: Speaker::Assistant.as_str().into(),
         content: a.content,
-        mode: Some(a.mode.into()),
+        mode: Some(a.mode.as_str().into()),
         citations: a.citations,
         created_at: rfc3339(a.created_at),
     }
