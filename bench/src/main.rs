@@ -21,6 +21,7 @@ use berth::store::{DocumentRow, NewChunk, Store};
 use serde_json::{json, Value};
 
 mod corpus;
+mod embedding;
 mod idle;
 mod ingest;
 mod processes;
@@ -29,6 +30,7 @@ mod search;
 mod vector_index;
 
 use corpus::{Rng, Vocabulary};
+use embedding::{embedding_throughput, ingest_with_model};
 use idle::idle_and_health;
 use ingest::{ingest, wait_for_hnsw};
 use processes::{create_admin, rss_kib, sign_in, start, tempdir, which, Postgres, Wrk};
@@ -43,6 +45,8 @@ struct Args {
     quick: bool,
     /// `--only search`: just the hybrid-search figures (for tuning retrieval).
     only_search: bool,
+    /// `--only embedding`: just the built-in embedder's figures.
+    only_embedding: bool,
     /// `--sizes 10000,100000`: the chunk counts of the search figures.
     sizes: Vec<usize>,
     /// `--stores sqlite,postgres`: which stores the search figures cover.
@@ -58,6 +62,7 @@ fn args() -> Result<Args> {
     let mut out = None;
     let mut quick = false;
     let mut only_search = false;
+    let mut only_embedding = false;
     let mut sizes = vec![10_000, 100_000];
     let mut stores = vec!["sqlite".to_string(), "postgres".to_string()];
     let mut quality = None;
@@ -69,7 +74,8 @@ fn args() -> Result<Args> {
             .filter(|s| !s.is_empty())
             .collect()
     };
-    let usage = "usage: berth-bench --berth BIN --out FILE.json [--quick] [--only search] \
+    let usage =
+        "usage: berth-bench --berth BIN --out FILE.json [--quick] [--only search|embedding] \
                  [--sizes 10000,100000] [--stores sqlite,postgres] \
                  [--quality BEIR_DIR --model-dir MODEL_DIR]";
     let mut it = std::env::args().skip(1);
@@ -82,7 +88,8 @@ fn args() -> Result<Args> {
             "--model-dir" => model_dir = it.next().map(PathBuf::from),
             "--only" => match it.next().as_deref() {
                 Some("search") => only_search = true,
-                other => bail!("--only takes `search`, not {other:?}; {usage}"),
+                Some("embedding") => only_embedding = true,
+                other => bail!("--only takes `search` or `embedding`, not {other:?}; {usage}"),
             },
             "--sizes" => {
                 sizes = list(it.next())
@@ -105,6 +112,7 @@ fn args() -> Result<Args> {
         out: out.context("--out FILE.json is required")?,
         quick,
         only_search,
+        only_embedding,
         sizes,
         stores,
         quality,
@@ -133,13 +141,22 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let mut figures = Vec::new();
+    if args.only_embedding {
+        embedding_throughput(&args, &mut figures)?;
+        rt.block_on(ingest_with_model(&args, &mut figures))?;
+        return report(&args, &figures);
+    }
     if !args.only_search {
         vector_index(&args, &mut figures);
+        if let Err(e) = embedding_throughput(&args, &mut figures) {
+            eprintln!("bench: built-in embedding figures skipped: {e:#}");
+        }
     }
     rt.block_on(async {
         if !args.only_search {
             idle_and_health(&args, &mut figures).await?;
             ingest(&args, &mut figures).await?;
+            ingest_with_model(&args, &mut figures).await?;
         }
         if args.stores.iter().any(|s| s == "sqlite") {
             for &n in &args.sizes {
@@ -160,13 +177,17 @@ fn main() -> Result<()> {
         }
         anyhow::Ok(())
     })?;
+    report(&args, &figures)
+}
+
+fn report(args: &Args, figures: &[Figure]) -> Result<()> {
     let json: Vec<Value> = figures
         .iter()
         .map(|f| json!({"name": f.name, "value": f.value, "unit": f.unit, "how": f.how}))
         .collect();
     std::fs::write(&args.out, serde_json::to_string_pretty(&json)?)?;
     println!("| figure | value | how |\n|---|---|---|");
-    for f in &figures {
+    for f in figures {
         println!("| {} | {} {} | {} |", f.name, round(f.value), f.unit, f.how);
     }
     Ok(())

@@ -14,8 +14,6 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-mod models;
-
 use crate::{
     util::process::run_with_timeout,
     util::{project_root, secs, section, warn, Timer},
@@ -140,7 +138,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     // The real models first: the tests need them with or without Docker.
     if args.only.is_empty() || args.only.iter().any(|o| o == "models") {
-        models::ensure(dry)?;
+        crate::util::test_models::ensure(dry)?;
         if !args.only.is_empty() && only_images.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }

@@ -7,6 +7,7 @@ pub mod frontend;
 pub mod k8s;
 pub mod process;
 pub mod stage;
+pub mod test_models;
 pub mod tools;
 
 use std::{
