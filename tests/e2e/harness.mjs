@@ -114,16 +114,11 @@ export async function setUp() {
   const dataDir = mkdtempSync(join(tmpdir(), "berth-e2e-"));
   const llm = await startModelServer();
   await createAdmin(bin, dataDir);
-  // Embeddings from the real built-in model (`cargo xtask e2e` fetches it); the in-test
-  // server's only when run by hand without one.
-  const modelDir = process.env.BERTH_E2E_MODEL_DIR;
-  const embeddings = modelDir
-    ? { BERTH_EMBED_API: "builtin", BERTH_EMBED_MODEL_DIR: modelDir, BERTH_EMBED_THREADS: "1" }
-    : { BERTH_EMBED_URL: llm.url, BERTH_EMBED_MODEL: EMBED_MODEL };
   const server = startServer(bin, dataDir, {
     BERTH_LLM_URL: llm.url,
     BERTH_LLM_MODEL: CHAT_MODEL,
-    ...embeddings,
+    BERTH_EMBED_URL: llm.url,
+    BERTH_EMBED_MODEL: EMBED_MODEL,
     // Small passages, so a test document has several and a cited one has text around it.
     BERTH_CHUNK_SIZE: "300",
     BERTH_CHUNK_OVERLAP: "30",

@@ -210,34 +210,6 @@ test("she asks a question, the answer streams in, and a citation opens its passa
   await alice.getByRole("button", { name: /^Source \d+: harbour-handbook\.txt$/ }).first().waitFor();
 });
 
-test("a question in other words is answered from the passage it means", { timeout: 120_000 }, async (t) => {
-  if (!process.env.BERTH_E2E_MODEL_DIR) {
-    assert.ok(!process.env.CI, "CI runs the browser tests with the real embedding model");
-    t.skip("no embedding model (cargo xtask e2e provides one)");
-    return;
-  }
-  const alice = pages.alice;
-  assert.ok(alice, "the previous tests signed alice in and uploaded a document");
-  const question = "Is cooking allowed on my yacht?";
-  // The test means something only if no word of the question is in the document.
-  const words = (s) => s.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 3);
-  const shared = words(question).filter((w) => words(HANDBOOK).includes(w));
-  assert.deepEqual(shared, [], "the question shares no word with the handbook");
-  await alice.getByRole("link", { name: "Chat" }).click();
-  await alice.getByRole("heading", { name: "New conversation" }).waitFor();
-  await alice.getByLabel("Your question").fill(question);
-  await alice.getByLabel("Your question").press("Enter");
-  const answer = alice.getByRole("article", { name: "Answer" }).last();
-  const chip = answer.getByRole("button", { name: /^Source 1: harbour-handbook\.txt$/ });
-  await chip.waitFor();
-  await chip.click();
-  const dialog = alice.getByRole("dialog", { name: (await chip.getAttribute("aria-label")) ?? "" });
-  const marked = await dialog.getByTestId("passage").locator("mark").innerText();
-  assert.match(marked, /barbecues are forbidden/, "the first source is the passage about fires on deck");
-  await env.screenshot(alice, "10-paraphrase-citation");
-  await alice.keyboard.press("Escape");
-});
-
 test("the account page creates an API token, shows it once, and revokes it", { timeout: 60_000 }, async () => {
   const alice = pages.alice;
   assert.ok(alice);

@@ -94,16 +94,13 @@ pub fn run(args: Args) -> Result<()> {
             }
         })?,
     };
-    let model_dir = crate::util::test_models_dir().join(crate::util::DEFAULT_EMBED_MODEL);
     let mut test = Command::new("node");
     test.arg("--test")
         .args(&files)
         .current_dir(&root)
         .env("BERTH_BIN", &bin)
         .env("BERTH_E2E_CHROMIUM", &chromium)
-        .env("BERTH_E2E_ARTIFACTS", root.join("test-artifacts"))
-        // Retrieval by meaning, as users get it: the real built-in embedding model.
-        .env("BERTH_E2E_MODEL_DIR", &model_dir);
+        .env("BERTH_E2E_ARTIFACTS", root.join("test-artifacts"));
 
     if args.dry_run {
         println!("e2e --dry-run: would");
@@ -112,7 +109,6 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             println!("  build:   nothing (--bin {})", bin.display());
         }
-        println!("  model:   cargo xtask fixtures models (the test embedding model)");
         println!("  bundle:  cargo xtask frontend --bundle-only");
         println!("  install: npm ci in tests/e2e when its lockfile changed");
         println!(
@@ -125,7 +121,6 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     which::which("node").context("node is not on PATH: install Node.js 20.19 or newer")?;
-    crate::util::test_models::ensure(false)?;
     let npm = frontend::npm()?;
     if build {
         section("e2e: cargo build --locked -p berth");
