@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::Connection;
 use support::llm::ModelServer;
-use support::{pg, Berth};
+use support::pg::{self, scalar};
+use support::Berth;
 use tokio::net::{TcpListener, TcpStream};
 
 const PW: &str = "Adm1n!chosen-well";
@@ -269,13 +269,6 @@ impl Session {
     }
 }
 
-async fn scalar(url: &str, sql: &str) -> i64 {
-    let mut db = sqlx::PgConnection::connect(url).await.unwrap();
-    let n = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
-    db.close().await.unwrap();
-    n
-}
-
 fn document(d: usize) -> (String, String) {
     let text: String = (0..(20 + d % 9 * 4))
         .map(|p| {
@@ -382,25 +375,7 @@ async fn three_instances_behind_one_port() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(
-        scalar(
-            &db.url,
-            "SELECT COUNT(*) FROM documents WHERE attempts <> 1"
-        )
-        .await,
-        0,
-        "each document claimed once"
-    );
-    assert_eq!(
-        scalar(
-            &db.url,
-            "SELECT COUNT(*) FROM (SELECT document_id, ordinal FROM chunks \
-             GROUP BY document_id, ordinal HAVING COUNT(*) > 1) dup"
-        )
-        .await,
-        0,
-        "no chunk indexed twice"
-    );
+    pg::assert_each_document_ingested_once(&db.url).await;
     assert_eq!(
         scalar(
             &db.url,

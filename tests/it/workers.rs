@@ -5,34 +5,15 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::pg::{self, scalar};
+use crate::support::{self, json, Berth, Browser};
 use serde_json::json;
-use sqlx::Connection;
-
-use crate::support::{self, json, pg, Berth, Browser};
 
 const PW: &str = "Adm1n!chosen-well";
 
-async fn scalar(url: &str, sql: &str) -> i64 {
-    let mut db = sqlx::PgConnection::connect(url).await.unwrap();
-    let n = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
-    db.close().await.unwrap();
-    n
-}
-
-fn embeddings() -> Vec<(&'static str, String)> {
-    vec![
-        ("BERTH_EMBED_API", "builtin".into()),
-        (
-            "BERTH_EMBED_MODEL_DIR",
-            berth_embed::test_model_dir().to_string_lossy().into_owned(),
-        ),
-        ("BERTH_EMBED_THREADS", "1".into()),
-    ]
-}
-
 fn start(worker: bool, dir: &std::path::Path, url: &str) -> Berth {
-    let env = embeddings();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = support::builtin_embeddings();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     if worker {
         Berth::start_worker(dir, &["--database-url", url], &env)
     } else {
@@ -112,25 +93,7 @@ async fn two_workers_and_two_api_instances_ingest_each_document_once() {
         n_docs,
         "each document once: {by_worker:?}"
     );
-    assert_eq!(
-        scalar(
-            &db.url,
-            "SELECT COUNT(*) FROM documents WHERE attempts <> 1"
-        )
-        .await,
-        0,
-        "each document claimed once"
-    );
-    assert_eq!(
-        scalar(
-            &db.url,
-            "SELECT COUNT(*) FROM (SELECT document_id, ordinal FROM chunks \
-             GROUP BY document_id, ordinal HAVING COUNT(*) > 1) dup"
-        )
-        .await,
-        0,
-        "no chunk indexed twice"
-    );
+    pg::assert_each_document_ingested_once(&db.url).await;
     // The workers' vectors serve the API's searches.
     let found = json(
         me.post(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::llm::ModelServer;
-use support::{create_admin, db_strings, json, Berth, Browser};
+use support::{builtin_embeddings, create_admin, db_strings, json, Berth, Browser};
 
 mod access;
 mod answers;
@@ -54,17 +54,6 @@ fn real_embeddings(model: &ModelServer, api: &str) -> Vec<(String, String)> {
         .collect();
     env.extend(builtin_embeddings());
     env
-}
-
-fn builtin_embeddings() -> Vec<(String, String)> {
-    vec![
-        ("BERTH_EMBED_API".into(), "builtin".into()),
-        (
-            "BERTH_EMBED_MODEL_DIR".into(),
-            berth_embed::test_model_dir().to_string_lossy().into_owned(),
-        ),
-        ("BERTH_EMBED_THREADS".into(), "1".into()),
-    ]
 }
 
 async fn fixture(env: &[(String, String)]) -> Fixture {

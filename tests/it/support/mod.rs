@@ -229,6 +229,19 @@ pub async fn db_execute(data_dir: &Path, sql: &str) -> Result<u64, String> {
     result.map_err(|e| e.to_string())
 }
 
+/// Settings for the real built-in embedder (all-MiniLM-L6-v2 from `cargo xtask fixtures`), one
+/// bulk thread.
+pub fn builtin_embeddings() -> Vec<(String, String)> {
+    vec![
+        ("BERTH_EMBED_API".into(), "builtin".into()),
+        (
+            "BERTH_EMBED_MODEL_DIR".into(),
+            berth_embed::test_model_dir().to_string_lossy().into_owned(),
+        ),
+        ("BERTH_EMBED_THREADS".into(), "1".into()),
+    ]
+}
+
 /// Runs `berth` to completion (for commands that must fail at start): (exit code, stderr).
 pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(BIN);

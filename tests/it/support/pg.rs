@@ -569,3 +569,31 @@ where
     .join()
     .expect("the helper thread panicked")
 }
+
+/// One number from the database at `url` (`SELECT COUNT(*) …`).
+pub async fn scalar(url: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+    let n = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
+    db.close().await.unwrap();
+    n
+}
+
+/// However many processes ingested: every document was claimed once and no chunk stored twice.
+pub async fn assert_each_document_ingested_once(url: &str) {
+    assert_eq!(
+        scalar(url, "SELECT COUNT(*) FROM documents WHERE attempts <> 1").await,
+        0,
+        "each document claimed once"
+    );
+    assert_eq!(
+        scalar(
+            url,
+            "SELECT COUNT(*) FROM (SELECT document_id, ordinal FROM chunks \
+             GROUP BY document_id, ordinal HAVING COUNT(*) > 1) dup"
+        )
+        .await,
+        0,
+        "no chunk indexed twice"
+    );
+}
