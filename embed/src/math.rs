@@ -48,9 +48,29 @@ impl<'a> View<'a> {
 /// transposes it.
 pub fn matmul_transposed(a: View, b: View, c: &mut [f32], c_stride: usize, accumulate: bool) {
     assert_eq!(a.cols, b.cols, "inner dimensions differ");
-    a.check();
     b.check();
-    let (m, k, n) = (a.rows, a.cols, b.rows);
+    // bᵀ is k × n read with b's strides swapped.
+    sgemm(a, (b.data, b.rows, 1, b.stride), c, c_stride, accumulate);
+}
+
+/// `c = a · b` for a row-major `b` (`a.cols × b.cols`): attention's weights times values.
+pub fn matmul(a: View, b: View, c: &mut [f32], c_stride: usize) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    b.check();
+    sgemm(a, (b.data, b.cols, b.stride, 1), c, c_stride, false);
+}
+
+/// `c = a · B` (+ `c`), B being `a.cols × n` read from `data` at (row stride, column stride).
+/// The callers have checked that B stays inside `data`.
+fn sgemm(
+    a: View,
+    (b, n, b_row_stride, b_col_stride): (&[f32], usize, usize, usize),
+    c: &mut [f32],
+    c_stride: usize,
+    accumulate: bool,
+) {
+    a.check();
+    let (m, k) = (a.rows, a.cols);
     if m == 0 || n == 0 {
         return;
     }
@@ -59,10 +79,9 @@ pub fn matmul_transposed(a: View, b: View, c: &mut [f32], c_stride: usize, accum
         "output past its slice"
     );
     let beta = if accumulate { 1.0 } else { 0.0 };
-    // SAFETY: the asserts above keep every element the kernel reads (a: m rows of k at
-    // `a.stride`; b: n rows of k at `b.stride`, read as its k × n transpose) and writes (c: m
-    // rows of n at `c_stride`) inside their slices; `c` is borrowed mutably, so it aliases
-    // neither input.
+    // SAFETY: `a.check()` keeps a's m rows of k inside its slice; the caller's `b.check()`
+    // keeps B's k × n elements at its strides inside `b`; the assert above keeps c's m rows of
+    // n at `c_stride` inside `c`, which is borrowed mutably and so aliases neither input.
     #[allow(unsafe_code)]
     unsafe {
         matrixmultiply::sgemm(
@@ -73,45 +92,10 @@ pub fn matmul_transposed(a: View, b: View, c: &mut [f32], c_stride: usize, accum
             a.data.as_ptr(),
             a.stride as isize,
             1,
-            b.data.as_ptr(),
-            1,
-            b.stride as isize,
+            b.as_ptr(),
+            b_row_stride as isize,
+            b_col_stride as isize,
             beta,
-            c.as_mut_ptr(),
-            c_stride as isize,
-            1,
-        );
-    }
-}
-
-/// `c = a · b` for a row-major `b` (`a.cols × b.cols`): attention's weights times values.
-pub fn matmul(a: View, b: View, c: &mut [f32], c_stride: usize) {
-    assert_eq!(a.cols, b.rows, "inner dimensions differ");
-    a.check();
-    b.check();
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(
-        (m - 1) * c_stride + n <= c.len() && n <= c_stride,
-        "output past its slice"
-    );
-    // SAFETY: as in `matmul_transposed`, with b read row-major (k rows of n at `b.stride`).
-    #[allow(unsafe_code)]
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.data.as_ptr(),
-            a.stride as isize,
-            1,
-            b.data.as_ptr(),
-            b.stride as isize,
-            1,
-            0.0,
             c.as_mut_ptr(),
             c_stride as isize,
             1,
