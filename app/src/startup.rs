@@ -8,13 +8,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{DatabaseLocation, Settings};
+use crate::embed::Embedder;
 use crate::error::BootError;
 use crate::http::routes::{self, AppState};
 use crate::llm;
 use crate::metrics::Metrics;
 use crate::service::audit::Audit;
 use crate::service::ingest::Ingestor;
-use crate::service::retrieval::{OpenError, Retriever};
+use crate::service::retrieval::Retriever;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -85,15 +86,24 @@ async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
             tracing::warn!(released, "resuming ingestion interrupted by a crash");
         }
     }
-    let retriever = match Retriever::open(store.clone(), &settings.rag, metrics.clone()).await {
-        Ok(r) => Arc::new(r),
-        Err(OpenError::Model(problem)) => return Err(BootError::Config(problem)),
-        Err(OpenError::Database(e)) => {
-            return Err(anyhow::Error::new(e)
-                .context("loading the retrieval index")
-                .into())
+    // One outbound client (rustls, ca_bundle read once) for the model servers.
+    let http = llm::http_client(settings.rag.ca_bundle.as_deref()).map_err(BootError::Config)?;
+    let embedder = match settings.rag.embed.clone() {
+        None => None,
+        Some(e) => {
+            let (timeout, http) = (settings.rag.llm_timeout, http.clone());
+            // Loading reads and hashes the weights: off the async threads.
+            let opened = tokio::task::spawn_blocking(move || Embedder::open(&e, timeout, &http))
+                .await
+                .context("loading the embedding model")?;
+            Some(opened.map_err(|e| BootError::Config(e.to_string()))?)
         }
     };
+    let retriever = Arc::new(
+        Retriever::open(store.clone(), embedder, &settings.rag, metrics.clone())
+            .await
+            .context("loading the retrieval index")?,
+    );
     match &settings.rag.embed {
         None => tracing::info!(
             "no embedding model: retrieval is lexical only; `berth models pull {}` fetches \
@@ -137,11 +147,7 @@ async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
         retriever,
         llm: match settings.rag.llm.clone() {
             None => None,
-            Some(e) => Some(llm::Client::new(
-                e,
-                settings.rag.llm_timeout,
-                llm::http_client(settings.rag.ca_bundle.as_deref()).map_err(BootError::Config)?,
-            )),
+            Some(e) => Some(llm::Client::new(e, settings.rag.llm_timeout, http)),
         },
         data_dir: settings.data_dir.clone(),
         files_dir,

@@ -199,3 +199,31 @@ fn a_ca_bundle_that_is_not_pem_is_refused_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn a_model_that_cannot_be_loaded_stops_the_server_saying_why() {
+    let data = tempfile::tempdir().unwrap();
+    let model = data.path().join("broken-model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::copy(
+        berth_embed::test_model_dir().join("config.json"),
+        model.join("config.json"),
+    )
+    .unwrap();
+    std::fs::write(model.join("model.safetensors"), b"not weights").unwrap();
+    let (code, err) = crate::support::run_to_exit(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        &[
+            ("BERTH_EMBED_API", "builtin"),
+            ("BERTH_EMBED_MODEL_DIR", model.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(code, 2, "a configuration error: {err}");
+    assert!(err.contains("not a safetensors file"), "{err}");
+}

@@ -51,6 +51,7 @@ cases! {
         let zeta: Vec<i64> = vec![ids[0], ids[700], ids[1400]];
         let retriever = berth::service::retrieval::Retriever::open(
             store.clone(),
+            None,
             &berth::config::Settings::defaults().rag,
             berth::metrics::Metrics::new(),
         )

@@ -67,40 +67,18 @@ struct TermStats {
     df: HashMap<String, i64>,
 }
 
-/// Why retrieval cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    /// The built-in embedding model cannot be loaded (the message says what to do).
-    #[error("{0}")]
-    Model(String),
-}
-
 const META_MODEL: &str = "embedding_model";
 const META_DIM: &str = "embedding_dimension";
 
 impl Retriever {
+    /// Retrieval over `store`, with `embedder` (opened by the caller: a model server's client,
+    /// or the loaded built-in model) or lexical only.
     pub async fn open(
         store: Store,
+        embedder: Option<Embedder>,
         settings: &RagSettings,
         metrics: Arc<Metrics>,
-    ) -> Result<Retriever, OpenError> {
-        let embedder = match settings.embed.clone() {
-            None => None,
-            Some(e) => {
-                let timeout = settings.llm_timeout;
-                let http = crate::llm::http_client(settings.ca_bundle.as_deref())
-                    .map_err(OpenError::Model)?;
-                let opened =
-                    tokio::task::spawn_blocking(move || Embedder::open(&e, timeout, &http))
-                        .await
-                        .map_err(|_| {
-                            OpenError::Model("loading the embedding model crashed".into())
-                        })?;
-                Some(opened.map_err(|e| OpenError::Model(e.to_string()))?)
-            }
-        };
+    ) -> Result<Retriever, sqlx::Error> {
         let index = match (&store, &embedder) {
             (Store::Sqlite(_), Some(e)) => {
                 let index = VectorIndex::default();
