@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::{models_dir, ForModels, Given, Settings};
+use crate::domain::settings::DEFAULT_BUILTIN_MODEL;
 use crate::error::BootError;
 use crate::hub::{Hub, RemoteFile};
 
@@ -204,8 +205,8 @@ async fn pull(args: &PullArgs, settings: &Settings) -> Result<(), BootError> {
     }
     // Loaded once before it replaces anything: an architecture Berth cannot run is refused here.
     let check_dir = staging.0.clone();
-    let check_name = name.clone();
-    tokio::task::spawn_blocking(move || berth_embed::Model::load(&check_dir, &check_name))
+    let model_name = name.clone();
+    tokio::task::spawn_blocking(move || berth_embed::Model::load(&check_dir, &model_name))
         .await
         .context("checking the model")?
         .map_err(|e| anyhow::anyhow!("{name} was downloaded but cannot be used: {e}"))?;
@@ -252,14 +253,10 @@ fn read_manifest(dir: &Path) -> Option<Manifest> {
 fn list(settings: &Settings) -> Result<(), BootError> {
     let models = models_dir(&settings.data_dir);
     let mut found = Vec::new();
-    let Ok(orgs) = std::fs::read_dir(&models) else {
-        println!(
-            "no models in {}: `berth models pull sentence-transformers/all-MiniLM-L6-v2` fetches one",
-            models.display()
-        );
-        return Ok(());
-    };
-    for org in orgs
+    // No models folder yet lists like an empty one.
+    for org in std::fs::read_dir(&models)
+        .into_iter()
+        .flatten()
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
     {
@@ -282,7 +279,7 @@ fn list(settings: &Settings) -> Result<(), BootError> {
     found.sort();
     if found.is_empty() {
         println!(
-            "no models in {}: `berth models pull sentence-transformers/all-MiniLM-L6-v2` fetches one",
+            "no models in {}: `berth models pull {DEFAULT_BUILTIN_MODEL}` fetches one",
             models.display()
         );
     }

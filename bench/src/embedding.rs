@@ -118,7 +118,7 @@ pub(crate) fn embedding_throughput(args: &Args, figures: &mut Vec<Figure>) -> Re
     Ok(())
 }
 
-/// p95 in ms of sequential `GET`/`POST` round trips until `until` says stop (or `n` done).
+/// p95 in ms of sequential search and `/health` round trips, while `keep_going(i)` says so.
 async fn latencies(
     http: &reqwest::Client,
     csrf: &str,
