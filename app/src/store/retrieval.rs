@@ -7,17 +7,32 @@ use super::Store;
 type Result<T> = std::result::Result<T, sqlx::Error>;
 use super::documents::{pg_vector, ChunkRow};
 
+/// What BM25 needs to know of all chunks (of any collection, as FTS5 counts them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Corpus {
+    pub chunks: i64,
+    /// Mean length in indexed terms. PostgreSQL's; FTS5 keeps its own (0 on SQLite).
+    pub mean_terms: f64,
+}
+
 impl Store {
-    /// Full-text search over ready documents in `collections`: (chunk id, score), best first.
+    /// Full-text search over ready documents in `collections`, ranked by BM25 (k1 = 1.2,
+    /// b = 0.75, FTS5's idf) on both backends: (chunk id, score), best first. `corpus` is
+    /// read by PostgreSQL, whose full-text ranking has no BM25 of its own.
     pub async fn lexical_search(
         &self,
         terms: &[String],
         collections: &[String],
         k: i64,
+        corpus: Corpus,
     ) -> Result<Vec<(i64, f64)>> {
         if terms.is_empty() || collections.is_empty() {
             return Ok(Vec::new());
         }
+        // A term said twice counts once, as PostgreSQL's set of lexemes counts it (FTS5 would
+        // score each phrase of the query).
+        let mut seen = std::collections::HashSet::new();
+        let terms: Vec<&str> = terms.iter().map(String::as_str).filter(|t| seen.insert(*t)).collect();
         match self {
             Store::Sqlite(s) => {
                 let collections_json =
@@ -65,74 +80,67 @@ impl Store {
                     .await
             }
             Store::Postgres(s) => {
-                // Each term through plainto_tsquery (which parses no syntax), OR-ed as tsquery
-                // values: user input is never tsquery or websearch syntax. Collections as an array
-                // (`= ANY`), which the planner estimates and filters cheaply, unlike a set
-                // returned by jsonb_array_elements_text. Ranked by ts_rank (term frequency):
-                // every matching row is ranked, and ts_rank_cd's cover-density pass cost about
-                // twice as much per row, for an OR of single words where covers are single words.
-                let sql =
-                    "WITH q AS (SELECT string_agg('(' || p::text || ')', ' | ')::tsquery AS q \
-                           FROM unnest($1::text[]) t, plainto_tsquery('english', t) p \
-                           WHERE numnode(p) > 0) \
-                           SELECT c.id, ts_rank(c.tsv, q.q)::float8 AS score \
+                // BM25 by hand: ts_rank has no idf, so a common word outranked a rare one.
+                // The query's lexemes (each term through to_tsvector, which parses no syntax:
+                // user input is never tsquery syntax); each one's document frequency counted
+                // exactly through the GIN index; a matching chunk's term frequencies read from
+                // its tsvector cut down to the query's lexemes (setweight marks them, ts_filter
+                // keeps them) instead of walking all of it. Collections as an array (`= ANY`),
+                // which the planner estimates and filters cheaply.
+                let sql = "WITH lexemes AS ( \
+                             SELECT DISTINCT u.lexeme, plainto_tsquery('simple', u.lexeme) AS tq \
+                             FROM unnest($1::text[]) t, unnest(to_tsvector('berth', t)) u), \
+                           weighted AS ( \
+                             SELECT l.lexeme, \
+                                    greatest(ln(($4 - df.n + 0.5) / (df.n + 0.5)), 1e-6) AS idf \
+                             FROM lexemes l, LATERAL (SELECT count(*)::float8 AS n FROM chunks \
+                                                      WHERE tsv @@ l.tq) df \
+                             WHERE numnode(l.tq) > 0), \
+                           q AS ( \
+                             SELECT array_agg(lexeme) AS lexemes, \
+                                    string_agg('(' || tq::text || ')', ' | ')::tsquery AS q \
+                             FROM lexemes WHERE numnode(tq) > 0) \
+                           SELECT c.id, \
+                                  sum(w.idf * f.tf * 2.2 \
+                                      / (f.tf + 1.2 * (0.25 + 0.75 * c.term_count / $5))) AS score \
                            FROM q, chunks c JOIN documents d ON d.id = c.document_id \
+                           CROSS JOIN LATERAL ( \
+                             SELECT lexeme, coalesce(cardinality(positions), 1)::float8 AS tf \
+                             FROM unnest(ts_filter(setweight(c.tsv, 'A', q.lexemes), '{a}'))) f \
+                           JOIN weighted w ON w.lexeme = f.lexeme \
                            WHERE c.tsv @@ q.q AND d.status = 'ready' \
                            AND c.collection_id = ANY($2::text[]) \
-                           ORDER BY score DESC, c.id LIMIT $3";
+                           GROUP BY c.id ORDER BY score DESC, c.id LIMIT $3";
                 sqlx::query_as(sql)
                     .bind(terms)
                     .bind(collections)
                     .bind(k)
+                    .bind(corpus.chunks as f64)
+                    .bind(corpus.mean_terms.max(1.0))
                     .fetch_all(&s.pool)
                     .await
             }
         }
     }
 
-    /// How many chunks (of any document) hold each term, counting no further than `cap`: the
-    /// document frequency that decides whether a term is too common to search by (see
-    /// `retrieval::TermStats`). Counted through the full-text index with the same tokenizer as
-    /// the search, so a term is looked up the way it is matched. (FTS5's fts5vocab table also
-    /// gives document frequencies, but by the stemmed token, which only the tokenizer knows; and
-    /// it counts the whole posting list, where the cap stops early.)
-    pub async fn term_chunk_counts(&self, terms: &[String], cap: i64) -> Result<Vec<i64>> {
-        let mut out = Vec::with_capacity(terms.len());
-        for term in terms {
-            let n: i64 = match self {
-                Store::Sqlite(s) => {
-                    sqlx::query_scalar(
-                        "SELECT count(*) FROM (SELECT rowid FROM chunks_fts \
-                         WHERE chunks_fts MATCH $1 LIMIT $2)",
-                    )
-                    .bind(format!("\"{}\"", term.replace('"', "")))
-                    .bind(cap)
+    /// How many chunks there are (of any document), the N of document frequencies, and on
+    /// PostgreSQL their mean length in terms.
+    pub async fn corpus(&self) -> Result<Corpus> {
+        let (chunks, mean_terms): (i64, f64) = match self {
+            Store::Sqlite(s) => {
+                sqlx::query_as("SELECT count(*), 0.0 FROM chunks")
                     .fetch_one(&s.pool)
                     .await?
-                }
-                Store::Postgres(s) => {
-                    sqlx::query_scalar(
-                        "SELECT count(*) FROM (SELECT 1 FROM chunks \
-                         WHERE tsv @@ plainto_tsquery('english', $1) LIMIT $2) m",
-                    )
-                    .bind(term)
-                    .bind(cap)
-                    .fetch_one(&s.pool)
-                    .await?
-                }
-            };
-            out.push(n);
-        }
-        Ok(out)
-    }
-
-    /// How many chunks there are (of any document): the N of document frequencies.
-    pub async fn chunk_count(&self) -> Result<i64> {
-        on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT count(*) FROM chunks"
-        )
-        .fetch_one(pool)
-        .await)
+            }
+            Store::Postgres(s) => {
+                sqlx::query_as(
+                    "SELECT count(*), coalesce(avg(term_count), 0)::float8 FROM chunks",
+                )
+                .fetch_one(&s.pool)
+                .await?
+            }
+        };
+        Ok(Corpus { chunks, mean_terms })
     }
 
     /// PostgreSQL: the HNSW index (cosine) for vectors of dimension `dim`, created once. A partial

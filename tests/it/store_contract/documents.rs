@@ -133,7 +133,7 @@ cases! {
         assert_eq!(store.complete_document("d1", "x", &chunks(&texts), None, 5).await.unwrap(), None);
         assert!(store.chunk_ids_of("d1").await.unwrap().is_empty());
         store.claim_document(1_000, 60_000).await.unwrap().unwrap();
-        assert!(store.lexical_search(&terms, &both, 10).await.unwrap().is_empty());
+        assert!(store.lexical_search(&terms, &both, 10, store.corpus().await.unwrap()).await.unwrap().is_empty());
         let ids = store
             .complete_document("d1", &texts.join(" "), &chunks(&texts), None, 2_000)
             .await
@@ -149,7 +149,7 @@ cases! {
         rows.sort();
         assert_eq!(rows[0], (0, texts[0].to_string(), "d1.txt".to_string(), "c1".to_string(), 0));
         assert_eq!(rows[1].0, 1);
-        let hits = store.lexical_search(&terms, &both, 10).await.unwrap();
+        let hits = store.lexical_search(&terms, &both, 10, store.corpus().await.unwrap()).await.unwrap();
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [ids[0]]);
         assert!(hits[0].1 > 0.0);
         // Completing twice is refused: it is no longer processing.
@@ -157,6 +157,6 @@ cases! {
         // Deleting the document drops its chunks.
         store.delete_document("d1").await.unwrap();
         assert!(store.chunks_by_ids(&ids).await.unwrap().is_empty());
-        assert!(store.lexical_search(&terms, &both, 10).await.unwrap().is_empty());
+        assert!(store.lexical_search(&terms, &both, 10, store.corpus().await.unwrap()).await.unwrap().is_empty());
     }
 }

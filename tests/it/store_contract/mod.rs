@@ -236,7 +236,7 @@ contract! {
     ]
     search: [
         lexical_search_sees_ready_documents_in_the_given_collections,
-        search_leaves_out_terms_too_common_to_rank_by,
+        lexical_ranking_is_exhaustive_bm25,
         vectors_are_stored_per_model_and_searched,
     ]
     conversations: [

@@ -12,62 +12,88 @@ cases! {
         let b = ingest(&store, "b", &["Late invoices incur a fee.", "Invoices invoices invoices."], None).await;
         // "q" is claimed but never completed: never found.
         store.claim_document(1_000, 60_000).await.unwrap().unwrap();
+        let corpus = store.corpus().await.unwrap();
         let c1 = vec!["c1".to_string()];
         let c2 = vec!["c2".to_string()];
         let both = vec!["c1".to_string(), "c2".to_string()];
         let t = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let ids = |h: Vec<(i64, f64)>| h.into_iter().map(|x| x.0).collect::<Vec<_>>();
-        assert_eq!(ids(store.lexical_search(&t(&["invoices"]), &c1, 10).await.unwrap()), [a[0]]);
-        assert_eq!(sorted(ids(store.lexical_search(&t(&["invoices"]), &c2, 10).await.unwrap())), sorted(b.clone()));
-        let all = store.lexical_search(&t(&["invoices"]), &both, 10).await.unwrap();
+        assert_eq!(ids(store.lexical_search(&t(&["invoices"]), &c1, 10, corpus).await.unwrap()), [a[0]]);
+        assert_eq!(sorted(ids(store.lexical_search(&t(&["invoices"]), &c2, 10, corpus).await.unwrap())), sorted(b.clone()));
+        let all = store.lexical_search(&t(&["invoices"]), &both, 10, corpus).await.unwrap();
         assert_eq!(all.len(), 3);
         assert!(all.windows(2).all(|w| w[0].1 >= w[1].1), "best first: {all:?}");
         assert_eq!(all[0].0, b[1], "the chunk saying it three times ranks first: {all:?}");
         // Any term may match; the limit holds; nothing for no terms, no collections, or unknown words.
-        assert_eq!(sorted(ids(store.lexical_search(&t(&["lunch", "fee"]), &both, 10).await.unwrap())), sorted(vec![a[1], b[0]]));
-        assert_eq!(store.lexical_search(&t(&["invoices"]), &both, 2).await.unwrap().len(), 2);
-        assert!(store.lexical_search(&[], &both, 10).await.unwrap().is_empty());
-        assert!(store.lexical_search(&t(&["invoices"]), &[], 10).await.unwrap().is_empty());
-        assert!(store.lexical_search(&t(&["zeppelin"]), &both, 10).await.unwrap().is_empty());
+        assert_eq!(sorted(ids(store.lexical_search(&t(&["lunch", "fee"]), &both, 10, corpus).await.unwrap())), sorted(vec![a[1], b[0]]));
+        assert_eq!(store.lexical_search(&t(&["invoices"]), &both, 2, corpus).await.unwrap().len(), 2);
+        assert!(store.lexical_search(&[], &both, 10, corpus).await.unwrap().is_empty());
+        assert!(store.lexical_search(&t(&["invoices"]), &[], 10, corpus).await.unwrap().is_empty());
+        assert!(store.lexical_search(&t(&["zeppelin"]), &both, 10, corpus).await.unwrap().is_empty());
         // User text is never query syntax.
         for odd in ["\"in\"voices", "invoices OR", "-invoices", "(invoices", "inv*", "'", "\"", "NEAR"] {
-            store.lexical_search(&t(&[odd]), &both, 10).await.unwrap();
+            store.lexical_search(&t(&[odd]), &both, 10, corpus).await.unwrap();
         }
     }
 
-    async fn search_leaves_out_terms_too_common_to_rank_by(store, location) {
-        // 2,100 chunks hold "alpha" and "beta" (in every chunk: far past the common-term share);
-        // three also hold "zeta".
+    async fn lexical_ranking_is_exhaustive_bm25(store, location) {
+        // 60 chunks of words whose stems are themselves, drawn unevenly (so some words are in
+        // most chunks, some in few) with uneven lengths; 45 in c1, 15 in c2.
         with_collections(&store).await;
         insert_doc(&store, &doc("a", "c1", "h1", 10)).await;
-        let texts: Vec<String> = (0..2_100)
-            .map(|i| match i % 700 {
-                0 => format!("alpha beta zeta filler{i}"),
-                _ => format!("alpha beta alpha filler{i}"),
+        insert_doc(&store, &doc("b", "c2", "h2", 20)).await;
+        const WORDS: [&str; 12] = ["cat", "dog", "fox", "owl", "elk", "yak", "emu", "gnu", "ram", "bat", "hen", "cow"];
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let texts: Vec<String> = (0..60)
+            .map(|_| {
+                let len = 3 + next() % 14;
+                // The square skews the draw toward the first words.
+                (0..len).map(|_| WORDS[(next() % 144).isqrt()]).collect::<Vec<_>>().join(" ")
             })
             .collect();
-        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let ids = ingest(&store, "a", &texts, None).await;
-        let zeta: Vec<i64> = vec![ids[0], ids[700], ids[1400]];
-        let retriever = berth::service::retrieval::Retriever::open(
-            store.clone(),
-            None,
-            &berth::config::Settings::defaults().rag,
-            berth::metrics::Metrics::new(),
-        )
-        .await
-        .unwrap();
-        let c1 = vec!["c1".to_string()];
-        let found = |hits: Vec<berth::service::retrieval::Hit>| {
-            sorted(hits.into_iter().map(|h| h.chunk.id).collect::<Vec<_>>())
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let a = ingest(&store, "a", &refs[..45], None).await;
+        let b = ingest(&store, "b", &refs[45..], None).await;
+        let ids: Vec<i64> = a.iter().chain(&b).copied().collect();
+        // BM25 as FTS5 defines it (k1 1.2, b 0.75, idf clamped at 1e-6), over every chunk.
+        let tokens: Vec<Vec<&str>> = texts.iter().map(|t| t.split(' ').collect()).collect();
+        let mean = tokens.iter().map(Vec::len).sum::<usize>() as f64 / tokens.len() as f64;
+        let n = tokens.len() as f64;
+        // A query term said twice counts once.
+        let bm25 = |query: &[&str], chunk: &[&str]| -> f64 {
+            let unique: std::collections::BTreeSet<&str> = query.iter().copied().collect();
+            unique.iter().map(|q| {
+                let df = tokens.iter().filter(|t| t.contains(q)).count() as f64;
+                let idf = ((n - df + 0.5) / (df + 0.5)).ln().max(1e-6);
+                let tf = chunk.iter().filter(|w| *w == q).count() as f64;
+                idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * chunk.len() as f64 / mean))
+            }).sum()
         };
-        // "alpha" is left out beside the rarer "zeta": only zeta's chunks match, where an OR of
-        // both terms would fill all ten places with alpha's.
-        let (_, hits) = retriever.search("alpha zeta", &c1, 10).await.unwrap();
-        assert_eq!(found(hits), zeta);
-        // Alone, or with only other common terms, a common term is still searched.
-        assert_eq!(retriever.search("alpha", &c1, 10).await.unwrap().1.len(), 10);
-        assert_eq!(retriever.search("alpha beta", &c1, 10).await.unwrap().1.len(), 10);
+        let corpus = store.corpus().await.unwrap();
+        assert_eq!(corpus.chunks, 60);
+        let c1 = vec!["c1".to_string()];
+        for query in [&["yak"][..], &["cat"], &["cat", "cow"], &["dog", "emu", "hen"], &["owl", "owl", "bat"]] {
+            let mut want: Vec<(i64, f64)> = (0..45)
+                .map(|i| (ids[i], bm25(query, &tokens[i])))
+                .filter(|(_, s)| *s > 0.0)
+                .collect();
+            want.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+            want.truncate(10);
+            let terms: Vec<String> = query.iter().map(|q| q.to_string()).collect();
+            let got = store.lexical_search(&terms, &c1, 10, corpus).await.unwrap();
+            assert_eq!(
+                got.iter().map(|h| h.0).collect::<Vec<_>>(),
+                want.iter().map(|h| h.0).collect::<Vec<_>>(),
+                "{query:?}: {got:?}, exhaustive BM25 {want:?}"
+            );
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g.1 - w.1).abs() < 1e-6 * w.1.max(1.0), "{query:?}: {got:?} vs {want:?}");
+            }
+        }
     }
 
     async fn vectors_are_stored_per_model_and_searched(store, location) {

@@ -11,7 +11,7 @@ use crate::cache::{self, Cache};
 use crate::domain::settings::RagSettings;
 use crate::embed::Embedder;
 use crate::metrics::Metrics;
-use crate::store::{blob_to_f32s, ChunkRow, Store};
+use crate::store::{blob_to_f32s, ChunkRow, Corpus, Store};
 use vector_index::VectorIndex;
 
 /// The fusion constant of reciprocal rank fusion (Cormack et al.): 60 is the usual choice.
@@ -39,33 +39,14 @@ pub struct Retriever {
     metrics: Arc<Metrics>,
     /// Query embeddings and hybrid results on Redis, when configured.
     cache: Cache,
-    /// Document frequencies of recent query terms, for the common-term cutoff.
-    term_stats: Mutex<TermStats>,
+    /// The chunk count and mean length BM25 needs, and when they were counted.
+    corpus: Mutex<Option<(Corpus, Instant)>>,
 }
 
-/// A term held by more than this share of all chunks is left out of the full-text query when the
-/// query has rarer terms: Elasticsearch's old `cutoff_frequency` idea (its examples use 0.1 %).
-/// Its BM25 weight, ln((N - df + 0.5) / (df + 0.5)), is below ln 19 ≈ 2.9, and with tf saturation
-/// (k1 = 1.2) it adds at most ~6.5 to a chunk, less than one occurrence of a term in 0.1 % of
-/// chunks (~6.9): chunks holding only common terms rank below those holding a rare one anyway.
-/// Yet every chunk holding it would have to be read and scored, which is where a full-text
-/// query's time goes (at 100k chunks, one such term is 5,000+ rows to score).
-const COMMON_TERM_SHARE: f64 = 0.05;
-/// Below this many chunks every term is searched: the whole index is cheap to score.
-const CUTOFF_MIN_CHUNKS: i64 = 2_000;
-/// How long counted document frequencies (and the chunk count) are reused: they drift slowly,
-/// and the cutoff only needs them roughly.
-const TERM_STATS_TTL: Duration = Duration::from_secs(300);
-/// At most this many terms are remembered; past it the memory starts afresh.
-const TERM_STATS_MAX: usize = 50_000;
-
-#[derive(Default)]
-struct TermStats {
-    /// (chunk count, when counted).
-    chunks: Option<(i64, Instant)>,
-    /// Term → chunks holding it, counted up to the cutoff (so "at least" when at the cutoff).
-    df: HashMap<String, i64>,
-}
+/// How long the chunk count and mean length are reused. PostgreSQL's BM25 scores with them; this
+/// process forgets them itself whenever a document of its own becomes ready or goes, so only
+/// other processes' ingests (workers) wait this long to count, and BM25 moves little meanwhile.
+const CORPUS_TTL: Duration = Duration::from_secs(30);
 
 const META_MODEL: &str = "embedding_model";
 const META_DIM: &str = "embedding_dimension";
@@ -140,58 +121,25 @@ impl Retriever {
             settings: settings.clone(),
             metrics,
             cache,
-            term_stats: Mutex::default(),
+            corpus: Mutex::default(),
         })
     }
 
-    /// The query's terms without the ones too common to search by (see [`COMMON_TERM_SHARE`]),
-    /// unless that would leave none. Document frequencies are counted once and remembered.
-    async fn without_common_terms(&self, terms: Vec<String>) -> Result<Vec<String>, sqlx::Error> {
-        if terms.len() < 2 {
-            return Ok(terms);
-        }
-        let fresh = |at: &Instant| at.elapsed() < TERM_STATS_TTL;
-        let chunks = self
-            .term_stats
+    /// The chunk count and mean length, counted again once [`CORPUS_TTL`] has passed (or while
+    /// there are no chunks, which costs nothing to count).
+    async fn corpus(&self) -> Result<Corpus, sqlx::Error> {
+        let cached = self
+            .corpus
             .lock()
-            .expect("term stats lock")
-            .chunks
-            .filter(|(_, at)| fresh(at))
-            .map(|(n, _)| n);
-        let chunks = match chunks {
-            Some(n) => n,
-            None => {
-                let n = self.store.chunk_count().await?;
-                let mut stats = self.term_stats.lock().expect("term stats lock");
-                stats.chunks = Some((n, Instant::now()));
-                stats.df.clear();
-                n
-            }
-        };
-        if chunks < CUTOFF_MIN_CHUNKS {
-            return Ok(terms);
+            .expect("corpus lock")
+            .filter(|(c, at)| c.chunks > 0 && at.elapsed() < CORPUS_TTL)
+            .map(|(c, _)| c);
+        if let Some(corpus) = cached {
+            return Ok(corpus);
         }
-        let cap = (chunks as f64 * COMMON_TERM_SHARE).ceil() as i64 + 1;
-        let unknown: Vec<String> = {
-            let stats = self.term_stats.lock().expect("term stats lock");
-            terms
-                .iter()
-                .filter(|t| !stats.df.contains_key(*t))
-                .cloned()
-                .collect()
-        };
-        let counted = self.store.term_chunk_counts(&unknown, cap).await?;
-        let mut stats = self.term_stats.lock().expect("term stats lock");
-        if stats.df.len() + unknown.len() > TERM_STATS_MAX {
-            stats.df.clear();
-        }
-        stats.df.extend(unknown.into_iter().zip(counted));
-        let rarer: Vec<String> = terms
-            .iter()
-            .filter(|t| stats.df.get(*t).is_none_or(|df| *df < cap))
-            .cloned()
-            .collect();
-        Ok(if rarer.is_empty() { terms } else { rarer })
+        let corpus = self.store.corpus().await?;
+        *self.corpus.lock().expect("corpus lock") = Some((corpus, Instant::now()));
+        Ok(corpus)
     }
 
     pub fn mode(&self) -> Mode {
@@ -237,6 +185,7 @@ impl Retriever {
     /// A document of these collections became ready (and indexed) or was deleted: cached
     /// results covering them must not be served again.
     pub async fn changed(&self, collections: &[String]) {
+        *self.corpus.lock().expect("corpus lock") = None;
         self.cache.invalidate(collections).await;
     }
 
@@ -272,9 +221,14 @@ impl Retriever {
         // The lexical half (database) and the query embedding (model server) wait on different
         // machines: run them at once, so a search costs the slower of the two, not their sum.
         let lexical = async {
-            let terms = self.without_common_terms(terms(query)).await?;
+            // Every term, however common: BM25 weighs it, and dropping the common ones cost a
+            // sixth of nDCG@10 on the quality harness.
+            let terms = terms(query);
+            let corpus = self.corpus().await?;
             // Each list is deeper than k so fusion has something to work with.
-            self.store.lexical_search(&terms, collections, depth).await
+            self.store
+                .lexical_search(&terms, collections, depth, corpus)
+                .await
         };
         let embedding = async {
             match (
