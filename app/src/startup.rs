@@ -147,7 +147,10 @@ async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
         retriever,
         llm: match settings.rag.llm.clone() {
             None => None,
-            Some(e) => Some(llm::Client::new(e, settings.rag.llm_timeout, http)),
+            Some(e) => Some(
+                llm::Client::new(e, settings.rag.llm_timeout, http)
+                    .with_sampling(settings.rag.sampling),
+            ),
         },
         data_dir: settings.data_dir.clone(),
         files_dir,

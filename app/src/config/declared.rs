@@ -249,6 +249,15 @@ declare! {
     LLM_API_KEY("llm_api_key"): Option<String> = "" {
         Models, "KEY", parse::optional_text, expected "a key", secret
     }
+    /// Sampling temperature of answers: 0 always takes the likeliest word (repeatable answers),
+    /// higher values vary more. Low by default, since answers should keep to the passages.
+    LLM_TEMPERATURE("llm_temperature"): f64 = "0.2" {
+        Models, "T", parse::temperature, expected "a number from 0 to 2"
+    }
+    /// Most tokens an answer may take; a model that runs on stops there.
+    LLM_MAX_TOKENS("llm_max_tokens"): u32 = "1024" {
+        Models, "N", parse::whole::<u32, 16, 32_768>, expected "a count from 16 to 32768"
+    }
     /// Seconds to wait for the LLM's first token and between tokens.
     LLM_TIMEOUT("llm_timeout"): Duration = "120" {
         Models, "SECONDS", parse::seconds::<1, 3600>, expected "seconds, at most 3600"

@@ -261,6 +261,10 @@ fn rag(l: &Layers<'_>, data_dir: &std::path::Path) -> Result<RagSettings, BootEr
         llm: endpoint(l, &LLM, None, allow_remote)?,
         embed: embedding(l, data_dir, allow_remote)?,
         llm_timeout: l.get(&d::LLM_TIMEOUT)?,
+        sampling: crate::domain::settings::Sampling {
+            temperature: l.get(&d::LLM_TEMPERATURE)?,
+            max_tokens: l.get(&d::LLM_MAX_TOKENS)?,
+        },
         max_upload_bytes: l.get(&d::MAX_UPLOAD_MB)?,
         extract: crate::domain::documents::Budget {
             max_chars: l.get(&d::EXTRACT_MAX_CHARS)?,

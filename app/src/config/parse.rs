@@ -83,6 +83,13 @@ pub fn weight(s: &str) -> Result<f64, String> {
     }
 }
 
+pub fn temperature(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if (0.0..=2.0).contains(&t) => Ok(t),
+        _ => Err(format!("{s:?} is not a temperature from 0 to 2")),
+    }
+}
+
 pub fn boolean(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),

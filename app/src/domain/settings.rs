@@ -35,6 +35,13 @@ pub struct Endpoint {
     pub api_key: Option<String>,
 }
 
+/// How answers are drawn from the LLM.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    pub temperature: f64,
+    pub max_tokens: u32,
+}
+
 /// Where embeddings come from, as configured (`embed_api`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbedApi {
@@ -69,6 +76,7 @@ pub struct RagSettings {
     pub llm: Option<Endpoint>,
     pub embed: Option<Embedding>,
     pub llm_timeout: Duration,
+    pub sampling: Sampling,
     pub max_upload_bytes: u64,
     /// What extracting one document may cost.
     pub extract: Budget,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::domain::settings::{Api, Endpoint};
+use crate::domain::settings::{Api, Endpoint, Sampling};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
@@ -52,6 +52,8 @@ pub struct Client {
     endpoint: Endpoint,
     http: reqwest::Client,
     timeout: Duration,
+    /// For chat; None: the server's own defaults.
+    sampling: Option<Sampling>,
 }
 
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(1000)];
@@ -92,6 +94,15 @@ impl Client {
             endpoint,
             http,
             timeout,
+            sampling: None,
+        }
+    }
+
+    /// Answers drawn with this temperature and token limit.
+    pub fn with_sampling(self, sampling: Sampling) -> Client {
+        Client {
+            sampling: Some(sampling),
+            ..self
         }
     }
 

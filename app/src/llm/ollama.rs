@@ -26,7 +26,10 @@ pub(super) async fn chat(
     messages: &[ChatMessage],
     tokens: &mpsc::Sender<String>,
 ) -> Result<ChatStats, LlmError> {
-    let body = json!({ "model": client.model(), "messages": messages, "stream": true });
+    let mut body = json!({ "model": client.model(), "messages": messages, "stream": true });
+    if let Some(s) = client.sampling {
+        body["options"] = json!({ "temperature": s.temperature, "num_predict": s.max_tokens });
+    }
     let started = Instant::now();
     let resp = client.send("/api/chat", &body).await?;
     let mut lines = Lines::new(resp, client.timeout);
