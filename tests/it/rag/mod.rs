@@ -14,6 +14,7 @@ use support::{builtin_embeddings, create_admin, db_strings, json, Berth, Browser
 mod access;
 mod answers;
 mod ingestion;
+mod real_llm;
 mod retrieval;
 mod semantic;
 
@@ -80,7 +81,10 @@ async fn search(b: &Browser, query: &str) -> Value {
 
 /// Server-Sent Events of a response: (event, data) pairs.
 async fn events(resp: reqwest::Response) -> Vec<(String, Value)> {
-    let text = resp.text().await.unwrap();
+    parse_events(&resp.text().await.unwrap())
+}
+
+fn parse_events(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
         .filter_map(|block| {
             let mut event = None;

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod hub;
+pub mod llama;
 pub mod llm;
 pub mod metrics;
 pub mod pg;
