@@ -1,8 +1,8 @@
 //! `--quality DIR`: retrieval quality on a test collection in BEIR's format, through the HTTP
 //! API of the release binary with the built-in embedder. The collection is ingested once per
-//! store; the server is then run three times on the same data — hybrid (the default weights),
-//! lexical only (`--retrieval-vector-weight 0`), dense only (`--retrieval-lexical-weight 0`) —
-//! and every judged query is searched each time. nDCG@10, recall@1, recall@10 and MRR@10
+//! store; the server is then run on the same data for each of [`MODES`] — hybrid (the default
+//! weights), lexical only (`--retrieval-vector-weight 0`), dense only
+//! (`--retrieval-lexical-weight 0`), and fusion with other weights — and every judged query is searched each time. nDCG@10, recall@1, recall@10 and MRR@10
 //! (see `metrics`) go to the JSON report, as rows of store × mode.
 
 use super::*;
@@ -13,12 +13,19 @@ pub(crate) mod metrics;
 
 use metrics::Scores;
 
-/// The three rankings measured: name, and the setting that makes it (as the environment's
-/// `BERTH_RETRIEVAL_*_WEIGHT`, the same as `--retrieval-*-weight 0`).
-const MODES: [(&str, Option<&str>); 3] = [
-    ("hybrid", None),
-    ("lexical", Some("BERTH_RETRIEVAL_VECTOR_WEIGHT")),
-    ("dense", Some("BERTH_RETRIEVAL_LEXICAL_WEIGHT")),
+const LEXICAL: &str = "BERTH_RETRIEVAL_LEXICAL_WEIGHT";
+const VECTOR: &str = "BERTH_RETRIEVAL_VECTOR_WEIGHT";
+
+/// The rankings measured: name, and the settings that make it (as the environment's
+/// `BERTH_RETRIEVAL_*_WEIGHT`, the same as `--retrieval-*-weight`). Beside the default weights
+/// and each half alone, fusion with other weights: what the defaults are chosen by.
+const MODES: [(&str, &[(&str, &str)]); 6] = [
+    ("hybrid", &[]),
+    ("lexical", &[(VECTOR, "0")]),
+    ("dense", &[(LEXICAL, "0")]),
+    ("hybrid, lexical weight 0.5", &[(LEXICAL, "0.5"), (VECTOR, "1")]),
+    ("hybrid, lexical weight 0.75", &[(LEXICAL, "0.75"), (VECTOR, "1")]),
+    ("hybrid, lexical weight 1.5", &[(LEXICAL, "1.5"), (VECTOR, "1")]),
 ];
 
 pub(crate) async fn quality(args: &Args, dir: &Path, model_dir: &Path) -> Result<Value> {
@@ -86,9 +93,9 @@ async fn one_store(
     let mut cid = String::new();
     let mut documents = HashMap::new();
     let mut ingest_secs = 0.0;
-    for (i, (mode, zero)) in MODES.iter().enumerate() {
+    for (i, (mode, settings)) in MODES.iter().enumerate() {
         let mut env = env.clone();
-        env.extend(zero.map(|k| (k, "0".to_string())));
+        env.extend(settings.iter().map(|(k, v)| (*k, v.to_string())));
         let server = start(args, &data, &env).await?;
         if let Some(url) = &database_url {
             if i > 0 {
@@ -140,7 +147,11 @@ async fn one_store(
         rows.push(json!({
             "store": store,
             "mode": mode,
-            "setting": zero.map_or("default weights".to_string(), |k| format!("{k}=0")),
+            "setting": if settings.is_empty() {
+                "default weights".to_string()
+            } else {
+                settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            },
             "ndcg_at_10": s.ndcg_at_10,
             "recall_at_1": s.recall_at_1,
             "recall_at_10": s.recall_at_10,

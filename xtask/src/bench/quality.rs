@@ -93,7 +93,8 @@ pub fn section_text(report: &Value, date: &str, machine: &str) -> String {
          {} documents, {} judged queries. Built-in embedder (all-MiniLM-L6-v2); each store \
          ingests through the HTTP API once, then the server restarts on the same data for each \
          mode: hybrid (default RRF weights), lexical only (`--retrieval-vector-weight 0`), dense \
-         only (`--retrieval-lexical-weight 0`). Each query asks /api/v1/search for {} passages, \
+         only (`--retrieval-lexical-weight 0`), and hybrid with other lexical weights (vector \
+         weight 1), which the defaults are chosen by. Each query asks /api/v1/search for {} passages, \
          ranked as documents by their first passage. nDCG as BEIR computes it (gain = grade, \
          log2 discount).\n\n\
          | store | mode | nDCG@10 | recall@1 | recall@10 | MRR@10 |\n|---|---|---|---|---|---|\n",
