@@ -8,8 +8,8 @@
 //   BERTH_E2E_ARTIFACTS  where screenshots and timings go (test-artifacts/)
 
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -105,20 +105,39 @@ export function isExpectedApiRefusal(text, url) {
   return status >= 400 && status < 500 && status !== 404 && path.startsWith("/api/v1/");
 }
 
-export async function setUp() {
+/** The real embedding model `cargo xtask fixtures` unpacks (all-MiniLM-L6-v2). */
+function testEmbeddingModel() {
+  const models = process.env.BERTH_TEST_MODELS ?? join(homedir(), ".cache/berth/test-models");
+  const dir = join(models, "sentence-transformers/all-MiniLM-L6-v2");
+  if (!existsSync(join(dir, "model.safetensors"))) {
+    throw new Error(`the test embedding model is missing at ${dir}: run \`cargo xtask fixtures models\``);
+  }
+  return dir;
+}
+
+/**
+ * Starts the server, the browser and (for `models: "fake"`, the default) the in-test model
+ * server as Berth's LLM and embedder. `models: "builtin"`: the real built-in embedder and no
+ * LLM (answers are extractive), as `cargo xtask dev` runs with only the fixtures' model.
+ */
+export async function setUp({ models = "fake" } = {}) {
   const bin = resolve(required("BERTH_BIN", join(root, "target/debug/berth")));
   const executablePath = required("BERTH_E2E_CHROMIUM", "/usr/bin/chromium");
-  // This run's screenshots only.
-  rmSync(screenshots, { recursive: true, force: true });
+  // This run's screenshots only (each test file writes its own names).
   mkdirSync(screenshots, { recursive: true });
   const dataDir = mkdtempSync(join(tmpdir(), "berth-e2e-"));
-  const llm = await startModelServer();
+  const llm = models === "fake" ? await startModelServer() : null;
+  const modelEnv = llm
+    ? {
+        BERTH_LLM_URL: llm.url,
+        BERTH_LLM_MODEL: CHAT_MODEL,
+        BERTH_EMBED_URL: llm.url,
+        BERTH_EMBED_MODEL: EMBED_MODEL,
+      }
+    : { BERTH_EMBED_API: "builtin", BERTH_EMBED_MODEL_DIR: testEmbeddingModel(), BERTH_EMBED_THREADS: "1" };
   await createAdmin(bin, dataDir);
   const server = startServer(bin, dataDir, {
-    BERTH_LLM_URL: llm.url,
-    BERTH_LLM_MODEL: CHAT_MODEL,
-    BERTH_EMBED_URL: llm.url,
-    BERTH_EMBED_MODEL: EMBED_MODEL,
+    ...modelEnv,
     // Small passages, so a test document has several and a cited one has text around it.
     BERTH_CHUNK_SIZE: "300",
     BERTH_CHUNK_OVERLAP: "30",
@@ -176,7 +195,7 @@ export async function setUp() {
       for (const context of contexts) await context.close().catch(() => undefined);
       await browser.close().catch(() => undefined);
       await stopServer(server.child);
-      await llm.close();
+      await llm?.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
