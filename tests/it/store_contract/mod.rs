@@ -236,6 +236,7 @@ contract! {
     ]
     search: [
         lexical_search_sees_ready_documents_in_the_given_collections,
+        every_run_of_letters_and_digits_is_a_term,
         lexical_ranking_is_exhaustive_bm25,
         vectors_are_stored_per_model_and_searched,
     ]

@@ -36,6 +36,23 @@ cases! {
         }
     }
 
+    async fn every_run_of_letters_and_digits_is_a_term(store, location) {
+        // As FTS5's unicode61 splits text: dotted names, file names, addresses and hyphenated
+        // words are found by their parts (PostgreSQL's parser alone keeps most of them whole).
+        with_collections(&store).await;
+        insert_doc(&store, &doc("a", "c1", "h1", 10)).await;
+        let texts = ["Call os.path.join(a, b) to join them.", "See qemu-img.1 for the options.",
+                     "Write to someone@example.com or visit https://docs.example.org/v2/faq.", "Nothing here."];
+        let ids = ingest(&store, "a", &texts, None).await;
+        let corpus = store.corpus().await.unwrap();
+        let c1 = vec!["c1".to_string()];
+        for (term, want) in [("path", ids[0]), ("os", ids[0]), ("img", ids[1]), ("qemu", ids[1]),
+                             ("someone", ids[2]), ("faq", ids[2]), ("v2", ids[2])] {
+            let hits = store.lexical_search(&[term.to_string()], &c1, 10, corpus).await.unwrap();
+            assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [want], "{term}");
+        }
+    }
+
     async fn lexical_ranking_is_exhaustive_bm25(store, location) {
         // 60 chunks of words whose stems are themselves, drawn unevenly (so some words are in
         // most chunks, some in few) with uneven lengths; 45 in c1, 15 in c2.
