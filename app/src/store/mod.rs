@@ -23,8 +23,8 @@ pub use accounts::{
 pub use collections::CollectionRow;
 pub use conversations::{ConversationRow, MessageRow};
 pub use documents::{blob_to_f32s, ChunkRow, DocumentRow, NewChunk};
-pub use retrieval::Corpus;
 pub use postgres::PgStore;
+pub use retrieval::Corpus;
 pub use sqlite::SqliteStore;
 
 #[derive(Clone)]

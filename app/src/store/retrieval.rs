@@ -32,7 +32,11 @@ impl Store {
         // A term said twice counts once, as PostgreSQL's set of lexemes counts it (FTS5 would
         // score each phrase of the query).
         let mut seen = std::collections::HashSet::new();
-        let terms: Vec<&str> = terms.iter().map(String::as_str).filter(|t| seen.insert(*t)).collect();
+        let terms: Vec<&str> = terms
+            .iter()
+            .map(String::as_str)
+            .filter(|t| seen.insert(*t))
+            .collect();
         match self {
             Store::Sqlite(s) => {
                 let collections_json =
@@ -133,11 +137,9 @@ impl Store {
                     .await?
             }
             Store::Postgres(s) => {
-                sqlx::query_as(
-                    "SELECT count(*), coalesce(avg(term_count), 0)::float8 FROM chunks",
-                )
-                .fetch_one(&s.pool)
-                .await?
+                sqlx::query_as("SELECT count(*), coalesce(avg(term_count), 0)::float8 FROM chunks")
+                    .fetch_one(&s.pool)
+                    .await?
             }
         };
         Ok(Corpus { chunks, mean_terms })

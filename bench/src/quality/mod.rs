@@ -23,9 +23,18 @@ const MODES: [(&str, &[(&str, &str)]); 6] = [
     ("hybrid", &[]),
     ("lexical", &[(VECTOR, "0")]),
     ("dense", &[(LEXICAL, "0")]),
-    ("hybrid, lexical weight 0.5", &[(LEXICAL, "0.5"), (VECTOR, "1")]),
-    ("hybrid, lexical weight 0.75", &[(LEXICAL, "0.75"), (VECTOR, "1")]),
-    ("hybrid, lexical weight 1.5", &[(LEXICAL, "1.5"), (VECTOR, "1")]),
+    (
+        "hybrid, lexical weight 0.5",
+        &[(LEXICAL, "0.5"), (VECTOR, "1")],
+    ),
+    (
+        "hybrid, lexical weight 0.75",
+        &[(LEXICAL, "0.75"), (VECTOR, "1")],
+    ),
+    (
+        "hybrid, lexical weight 1.5",
+        &[(LEXICAL, "1.5"), (VECTOR, "1")],
+    ),
 ];
 
 pub(crate) async fn quality(args: &Args, dir: &Path, model_dir: &Path) -> Result<Value> {

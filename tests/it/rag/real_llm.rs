@@ -22,7 +22,12 @@ async fn a_real_model_answers_from_the_documents_streamed_with_citations() {
     let conv = new_conversation(&f.me).await;
 
     let asked = Instant::now();
-    let resp = ask(&f.me, &conv, "How many days of paid vacation does an employee get?").await;
+    let resp = ask(
+        &f.me,
+        &conv,
+        "How many days of paid vacation does an employee get?",
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     // Read as it streams, to time the first token.
     let (mut body, mut resp, mut first_token) = (String::new(), resp, None);
@@ -52,7 +57,10 @@ async fn a_real_model_answers_from_the_documents_streamed_with_citations() {
     let cite = &done["citations"][0];
     assert_eq!(cite["document_id"], doc.as_str());
     let cited = json(f.me.get(&format!("/chunks/{}", cite["chunk_id"])).await).await;
-    assert!(cited["text"].as_str().unwrap().contains("28 days"), "{cited}");
+    assert!(
+        cited["text"].as_str().unwrap().contains("28 days"),
+        "{cited}"
+    );
 
     let first_token = first_token.unwrap();
     let generating = (finished - first_token).as_secs_f64().max(1e-3);
