@@ -269,7 +269,10 @@ pub fn exp(x: f32) -> f32 {
     let e = p * r * r + r + 1.0;
     // 2ⁿ from n's bits in `shifted` (1.5·2²³ + n), with no float-to-int conversion: Rust's
     // saturating `as i32` kept this loop scalar.
-    let biased = shifted.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127);
+    let biased = shifted
+        .to_bits()
+        .wrapping_sub(0x4B40_0000)
+        .wrapping_add(127);
     e * f32::from_bits(biased << 23)
 }
 
