@@ -27,11 +27,7 @@ async fn an_answer_streams_from_ollama_with_structured_citations() {
         names.iter().filter(|n| **n == "token").count() > 3,
         "streamed token by token: {names:?}"
     );
-    let streamed: String = events
-        .iter()
-        .filter(|(e, _)| e == "token")
-        .map(|(_, d)| d["text"].as_str().unwrap())
-        .collect();
+    let streamed = streamed(&events);
     let done = &events.last().unwrap().1["message"];
     assert_eq!(done["content"], streamed.as_str());
     assert!(streamed.contains("28 days"), "{streamed}");

@@ -84,6 +84,15 @@ async fn events(resp: reqwest::Response) -> Vec<(String, Value)> {
     parse_events(&resp.text().await.unwrap())
 }
 
+/// The answer's text as it streamed: the `token` events' text, in order.
+fn streamed(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(e, _)| e == "token")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect()
+}
+
 fn parse_events(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
         .filter_map(|block| {

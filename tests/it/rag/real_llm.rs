@@ -44,11 +44,7 @@ async fn a_real_model_answers_from_the_documents_streamed_with_citations() {
     assert_eq!(names.last(), Some(&"done"), "{names:?}");
     let tokens = names.iter().filter(|n| **n == "token").count();
     assert!(tokens > 3, "streamed token by token: {names:?}");
-    let streamed: String = events
-        .iter()
-        .filter(|(e, _)| e == "token")
-        .map(|(_, d)| d["text"].as_str().unwrap())
-        .collect();
+    let streamed = streamed(&events);
     let done = &events.last().unwrap().1["message"];
     assert_eq!(done["mode"], "llm");
     assert_eq!(done["content"], streamed.as_str());
