@@ -232,7 +232,16 @@ fn validator(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target/k8s-venv");
     let bin = venv.join("bin/kubernetes-validate");
     if bin.exists() {
-        return Ok(bin);
+        if interpreter_exists(&bin) {
+            return Ok(bin);
+        }
+        // A virtual environment moved with its folder keeps scripts whose `#!` names the old
+        // place, and running one fails with a bare "No such file or directory".
+        println!(
+            "k8s: {} was made in another place (moved?); making it again",
+            venv.display()
+        );
+        std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
     }
     section(&format!(
         "k8s: installing {VALIDATOR} into {}",
@@ -257,6 +266,19 @@ fn validator(root: &Path) -> Result<PathBuf> {
         bail!("`pip install {VALIDATOR}` failed (PyPI unreachable?); or put kubernetes-validate on PATH");
     }
     Ok(bin)
+}
+
+/// Whether the interpreter a script's `#!` line names is there (true when it names none).
+fn interpreter_exists(script: &Path) -> bool {
+    let head = std::fs::read(script).unwrap_or_default();
+    let first = String::from_utf8_lossy(&head);
+    match first.lines().next().and_then(|l| l.strip_prefix("#!")) {
+        Some(line) => line
+            .split_whitespace()
+            .next()
+            .is_none_or(|interpreter| Path::new(interpreter).exists()),
+        None => true,
+    }
 }
 
 fn kubectl(context: &str) -> Command {
@@ -334,6 +356,18 @@ fn apply(root: &Path, overlay: &str, context: &str, dry_run: bool) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_script_whose_interpreter_is_gone_is_not_runnable() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("tool");
+        std::fs::write(&script, "#!/nowhere/k8s-venv/bin/python\nimport sys\n").unwrap();
+        assert!(!interpreter_exists(&script));
+        std::fs::write(&script, "#!/bin/sh\nexec true\n").unwrap();
+        assert!(interpreter_exists(&script));
+        std::fs::write(&script, "no interpreter line").unwrap();
+        assert!(interpreter_exists(&script));
+    }
 
     /// Whether kubectl is here; under CI a missing kubectl fails the test, never passes it
     /// without rendering anything.
