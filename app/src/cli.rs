@@ -40,6 +40,11 @@ pub enum Command {
     /// Replace the data (database and uploaded files) with a backup archive, after checking it
     /// and taking a safety backup. Stop Berth first.
     Restore(crate::maintenance::RestoreArgs),
+    /// Schema migrations as their own step: status, up (refusing contract migrations while the
+    /// previous release may still run), check. `berth serve` applies them at start unless
+    /// --no-migrate.
+    #[command(subcommand)]
+    Migrate(crate::migrate_cli::MigrateCommand),
     /// Embedding models in the data dir: fetch one from the Hugging Face Hub, list them.
     #[command(subcommand)]
     Models(crate::models_cli::ModelsCommand),
@@ -79,6 +84,19 @@ pub struct AdminArgs {
 /// `berth serve`: every setting (see `docs/settings.md`).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Apply no migrations at start; refuse to start while one is pending (the same as
+    /// `migrate = false`: for installations that run `berth migrate up` as their own step).
+    #[arg(long)]
+    pub no_migrate: bool,
     #[command(flatten)]
     pub settings: Given<ForServe>,
+}
+
+impl ServeArgs {
+    /// The settings, with `--no-migrate` applied.
+    pub fn load(&self) -> Result<crate::config::Settings, crate::error::BootError> {
+        let mut settings = crate::config::Settings::load(&self.settings)?;
+        settings.migrate &= !self.no_migrate;
+        Ok(settings)
+    }
 }

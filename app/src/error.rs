@@ -10,6 +10,10 @@ pub enum BootError {
     /// The database belongs to a newer Berth or is otherwise unusable as it is. Exit code 3.
     #[error("{0}")]
     Database(String),
+    /// The command would be unsafe now and did nothing (a contract migration while the previous
+    /// release may still run). Exit code 4.
+    #[error("{0}")]
+    Refused(String),
     /// Anything else. Exit code 1.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -20,6 +24,7 @@ impl BootError {
         match self {
             BootError::Config(_) => 2,
             BootError::Database(_) => 3,
+            BootError::Refused(_) => 4,
             BootError::Other(_) => 1,
         }
     }

@@ -32,6 +32,7 @@ pub mod admin_cli;
 pub mod cli;
 pub mod config;
 pub mod maintenance;
+pub mod migrate_cli;
 pub mod models_cli;
 pub mod startup;
 pub mod telemetry;

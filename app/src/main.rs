@@ -11,10 +11,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Healthcheck(args) => return healthcheck::run(&args),
-        Command::Serve(args) => Settings::load(&args.settings).and_then(berth::startup::run),
-        Command::Worker(args) => {
-            Settings::load(&args.settings).and_then(berth::startup::run_worker)
-        }
+        Command::Serve(args) => args.load().and_then(berth::startup::run),
+        Command::Worker(args) => args.load().and_then(berth::startup::run_worker),
+        Command::Migrate(command) => berth::migrate_cli::run(&command),
         Command::Admin(command) => {
             let settings = match &command {
                 AdminCommand::Create(a) | AdminCommand::ResetPassword(a) => &a.settings,

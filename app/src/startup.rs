@@ -62,7 +62,12 @@ fn start(settings: Settings, role: Role) -> Result<(), BootError> {
 }
 
 async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
-    let store = Store::open_waiting(&settings.database, settings.database_connect_timeout).await?;
+    let store = if settings.migrate {
+        Store::open_waiting(&settings.database, settings.database_connect_timeout).await?
+    } else {
+        Store::open_migrated_elsewhere(&settings.database, settings.database_connect_timeout)
+            .await?
+    };
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
         BootError::Config(format!(
             "cannot listen on {} ({e}); choose another address with --listen / BERTH_LISTEN",

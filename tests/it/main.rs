@@ -16,6 +16,7 @@ mod containers;
 mod faults;
 mod hostile;
 mod http;
+mod migrate;
 mod models;
 mod rag;
 mod scale_out;

@@ -313,6 +313,12 @@ declare! {
     HUB_URL("hub_url"): Option<String> = "https://huggingface.co" {
         Hub, "URL", parse::http_url, expected "an http:// or https:// base URL"
     }
+    /// Apply pending schema migrations at start. false (or `--no-migrate`): apply none and
+    /// refuse to start while one is pending, for installations that run `berth migrate up` as
+    /// their own step (the Kubernetes init container, the SSH deploy).
+    MIGRATE("migrate"): bool = "true" {
+        Server, "BOOL", parse::boolean, expected "true or false"
+    }
     /// Run ingestion (extracting, chunking, embedding uploads) in this server. false: an API-only
     /// instance, with `berth worker` processes doing it (PostgreSQL only: they share its queue).
     INGEST("ingest"): bool = "true" {

@@ -39,6 +39,8 @@ pub struct Settings {
     pub hub_url: String,
     /// Whether `berth serve` runs ingestion itself.
     pub ingest: bool,
+    /// Whether start-up applies pending migrations (else it requires none pending).
+    pub migrate: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +93,7 @@ impl Settings {
             auth: auth(l)?,
             rag,
             ingest: l.get(&d::INGEST)?,
+            migrate: l.get(&d::MIGRATE)?,
             hub_url: l
                 .get(&d::HUB_URL)?
                 .unwrap_or_else(|| "https://huggingface.co".into()),

@@ -34,9 +34,16 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects (retrying unreachable-server errors for up to `connect_timeout`), refuses a
-    /// database written by a newer Berth, and applies pending migrations.
+    /// [`PgStore::connect`], then every pending migration applied.
     pub async fn open(url: &str, connect_timeout: Duration) -> Result<PgStore, BootError> {
+        let store = PgStore::connect(url, connect_timeout).await?;
+        store.apply_migrations().await?;
+        Ok(store)
+    }
+
+    /// Connects (retrying unreachable-server errors for up to `connect_timeout`) and refuses a
+    /// database written by a newer Berth; migrates nothing.
+    pub async fn connect(url: &str, connect_timeout: Duration) -> Result<PgStore, BootError> {
         // Never echo the URL: it may hold a password.
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| BootError::Config(format!("the PostgreSQL URL is not valid: {e}")))?
@@ -69,11 +76,15 @@ impl PgStore {
             pool,
             options: options.into(),
         };
-        store.migrate().await?;
+        store.refuse_newer_schema().await?;
         Ok(store)
     }
 
-    async fn migrate(&self) -> Result<(), BootError> {
+    pub fn describe(&self) -> String {
+        describe(&self.options)
+    }
+
+    async fn refuse_newer_schema(&self) -> Result<(), BootError> {
         let where_ = describe(&self.options);
         let has_table: Option<String> =
             sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
@@ -89,6 +100,11 @@ impl PgStore {
                 .map_err(|e| anyhow::anyhow!("reading applied migrations: {e}"))?;
             migrations::refuse_unknown(&migrations::POSTGRES, &applied, &where_)?;
         }
+        Ok(())
+    }
+
+    pub async fn apply_migrations(&self) -> Result<(), BootError> {
+        let where_ = describe(&self.options);
         // sqlx takes an advisory lock around the run, so instances starting together apply each
         // migration once; each migration runs in its own transaction.
         migrations::POSTGRES.run(&self.pool).await.map_err(|e| {

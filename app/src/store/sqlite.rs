@@ -36,7 +36,15 @@ fn options(path: &Path) -> SqliteConnectOptions {
 }
 
 impl SqliteStore {
+    /// [`SqliteStore::connect`], then every pending migration applied.
     pub async fn open(path: &Path) -> Result<SqliteStore, BootError> {
+        let store = SqliteStore::connect(path).await?;
+        store.apply_migrations().await?;
+        Ok(store)
+    }
+
+    /// Opens (creating) the database and refuses one written by a newer Berth; migrates nothing.
+    pub async fn connect(path: &Path) -> Result<SqliteStore, BootError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 BootError::Config(format!(
@@ -57,12 +65,6 @@ impl SqliteStore {
             .map_err(|e| {
                 BootError::Database(format!("cannot open database {}: {e}", path.display()))
             })?;
-        migrations::SQLITE.run(&pool).await.map_err(|e| {
-            BootError::Database(format!(
-                "cannot migrate database {}: {e}; no migration was half-applied",
-                path.display()
-            ))
-        })?;
         let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(SqliteStore {
             pool,
@@ -70,6 +72,19 @@ impl SqliteStore {
             identity: (meta.dev(), meta.ino()),
             probe: Default::default(),
         })
+    }
+
+    pub async fn apply_migrations(&self) -> Result<(), BootError> {
+        migrations::SQLITE.run(&self.pool).await.map_err(|e| {
+            BootError::Database(format!(
+                "cannot migrate database {}: {e}; no migration was half-applied",
+                self.path.display()
+            ))
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 
     pub async fn check(&self) -> Result<(), String> {

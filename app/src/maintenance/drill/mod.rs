@@ -162,6 +162,7 @@ async fn step<T>(
             Err(match e {
                 BootError::Config(_) => BootError::Config(message),
                 BootError::Database(_) => BootError::Database(message),
+                BootError::Refused(_) => BootError::Refused(message),
                 BootError::Other(_) => BootError::Other(anyhow!(message)),
             })
         }
