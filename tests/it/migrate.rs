@@ -1,5 +1,6 @@
 //! `berth migrate status|up|check` and `berth serve --no-migrate`: migrations as their own step.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::support::{self, database_args, Berth, BIN};
@@ -107,4 +108,112 @@ async fn check_names_a_migration_edited_after_it_was_applied() {
     );
     let (code, out) = migrate(dir.path(), &["up"]);
     assert_eq!(code, 3, "up refuses it too: {out}");
+}
+
+/// Tables and their columns, as the database describes itself (the migration bookkeeping left out).
+async fn schema_sqlite(url: &str) -> BTreeMap<String, BTreeSet<String>> {
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    group(rows)
+}
+
+async fn schema_postgres(url: &str) -> BTreeMap<String, BTreeSet<String>> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = current_schema()",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    group(rows)
+}
+
+fn group(rows: Vec<(String, String)>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut tables: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (table, column) in rows {
+        tables.entry(table).or_default().insert(column);
+    }
+    tables.remove("_sqlx_migrations");
+    tables
+}
+
+/// What each backend has that the other need not: the full-text index is FTS5's virtual table
+/// (and its shadow tables) on SQLite; on PostgreSQL the chunk's tsvector and BM25 length,
+/// generated columns.
+fn backend_specific(table: &str, column: Option<&str>) -> bool {
+    table.starts_with("chunks_fts")
+        || matches!((table, column), ("chunks", Some("tsv" | "term_count")))
+}
+
+/// on a scratch database of each backend, and the two end with the same tables and columns.
+#[tokio::test]
+async fn every_migration_applies_on_both_backends_to_the_same_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = crate::support::pg::database() else {
+        return;
+    };
+    for database in [
+        format!("sqlite://{}", dir.path().join("berth.db").display()),
+        pg.url.clone(),
+    ] {
+        let (code, out) = support::run_to_exit(
+            &[
+                "migrate",
+                "up",
+                "--allow-contract",
+                "--database-url",
+                &database,
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{out}");
+    }
+    let sqlite = schema_sqlite(&format!(
+        "sqlite://{}",
+        dir.path().join("berth.db").display()
+    ))
+    .await;
+    let postgres = schema_postgres(&pg.url).await;
+    let mut differences = Vec::new();
+    for table in sqlite
+        .keys()
+        .chain(postgres.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        if backend_specific(table, None) {
+            continue;
+        }
+        let (s, p) = (sqlite.get(table), postgres.get(table));
+        let (Some(s), Some(p)) = (s, p) else {
+            differences.push(format!(
+                "table {table}: SQLite {}, PostgreSQL {}",
+                s.is_some(),
+                p.is_some()
+            ));
+            continue;
+        };
+        for column in s.symmetric_difference(p) {
+            if !backend_specific(table, Some(column)) {
+                differences.push(format!("{table}.{column} on one backend only"));
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "the backends' schemas differ:\n{}",
+        differences.join("\n")
+    );
+    assert!(
+        sqlite.contains_key("users") && postgres.contains_key("chunks"),
+        "{sqlite:?}"
+    );
 }

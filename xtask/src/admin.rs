@@ -4,14 +4,15 @@
 //! To add a stage, add a [`Stage`] variant and say in [`Stage::plan`] how to reach its server.
 
 use std::{
-    os::unix::process::ExitStatusExt,
     path::PathBuf,
-    process::{Command, ExitCode, ExitStatus},
+    process::{Command, ExitCode},
 };
 
 use anyhow::{Context, Result};
 
-use crate::util::{cargo, dev_data_dir, dev_server_bin, project_root, section, show};
+use crate::util::{
+    cargo, dev_data_dir, dev_server_bin, process::exit_code, project_root, section, show,
+};
 
 const AFTER_HELP: &str = "Examples:\n  \
     cargo xtask admin create --username alice\n  \
@@ -114,7 +115,7 @@ impl Stage {
                     Some(dir) => std::path::absolute(dir)?,
                     None => dev_data_dir(),
                 };
-                let mut admin = Command::new(&server.path);
+                let mut admin = server.command();
                 admin
                     .args(["admin", action, "--username", &args.username])
                     .args(args.password_stdin.then_some("--password-stdin"))
@@ -154,15 +155,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .status()
         .with_context(|| format!("starting {}", admin.get_program().to_string_lossy()))?;
     Ok(exit_code(status))
-}
-
-/// The child's exit status as ours; death by signal N as a shell reports it, 128 + N.
-fn exit_code(status: ExitStatus) -> ExitCode {
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|sig| 128 + sig))
-        .unwrap_or(1);
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 use crate::util::docker;
+use crate::util::process::exit_code;
 use crate::util::stage::{Ctx, StageArgs};
 use crate::util::{dev_data_dir, dev_server_bin, process, project_root, show};
 
@@ -544,15 +545,6 @@ fn open_secrets(args: &RestoreArgs, file: &Path) -> Result<ExitCode> {
         );
     }
     Ok(code)
-}
-
-fn exit_code(status: std::process::ExitStatus) -> ExitCode {
-    ExitCode::from(
-        status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(1),
-    )
 }
 
 fn create(args: CreateArgs) -> Result<ExitCode> {

@@ -20,6 +20,7 @@ mod fuzz;
 mod gen;
 mod k8s;
 mod lifecycle;
+mod migrate;
 mod pipeline;
 mod release;
 mod scan;
@@ -57,6 +58,7 @@ enum Task {
     Frontend(frontend::Args),
     E2e(e2e::Args),
     Admin(admin::Args),
+    Migrate(migrate::Args),
     Bench(bench::Args),
     Fuzz(fuzz::Args),
     Gen(gen::Args),
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Task::Frontend(args) => frontend::run(args).map(|()| ExitCode::SUCCESS),
         Task::E2e(args) => e2e::run(args).map(|()| ExitCode::SUCCESS),
         Task::Admin(args) => admin::run(args),
+        Task::Migrate(args) => migrate::run(args),
         Task::Bench(args) => bench::run(args),
         Task::Fuzz(args) => fuzz::run(args),
         Task::Gen(args) => gen::run(args).map(|()| ExitCode::SUCCESS),

@@ -21,7 +21,7 @@ pub use self::record::*;
 
 use std::{
     process::ExitCode,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
@@ -34,6 +34,7 @@ use super::{
 };
 use crate::{
     util::docker::random_password,
+    util::time::{now, stamp},
     util::{secs, section, warn, Timer},
 };
 

@@ -8,6 +8,7 @@ pub mod k8s;
 pub mod process;
 pub mod stage;
 pub mod test_models;
+pub mod time;
 pub mod tools;
 
 use std::{
@@ -68,6 +69,13 @@ pub struct ServerBin {
     pub path: PathBuf,
     /// False when BERTH_DEV_BIN names a ready binary: nothing to build.
     pub build: bool,
+}
+
+impl ServerBin {
+    /// A command running this binary.
+    pub fn command(&self) -> Command {
+        Command::new(&self.path)
+    }
 }
 
 /// `BERTH_DEV_BIN` if set, else `target/debug/berth` as `cargo build -p berth` in the repository

@@ -14,6 +14,17 @@ use anyhow::{bail, Context as _, Result};
 
 use super::{section, show};
 
+/// A child's exit status as a task's own, for tasks that pass it on; death by signal N as a
+/// shell reports it, 128 + N.
+pub fn exit_code(status: ExitStatus) -> std::process::ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|sig| 128 + sig))
+        .unwrap_or(1);
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 /// Runs `command` with its output shown, or with `dry_run` prints what it would run.
 pub fn run_or_print(command: Command, dry_run: bool) -> Result<()> {
     if dry_run {
