@@ -15,6 +15,10 @@ pub enum MigrateCommand {
     /// Every migration this Berth carries, its kind (expand: the previous release keeps working;
     /// contract: it would not) and whether the database has it. Exit 0.
     Status(StatusArgs),
+    /// The migrations this Berth carries and their kinds, as JSON: [{version, description,
+    /// kind}], PostgreSQL's (SQLite's are the same versions and kinds). Needs no database: a deploy
+    /// asks the new release's image what it would apply.
+    List,
     /// Apply the pending migrations, each in its own transaction. A pending contract migration is
     /// refused (exit 4, nothing applied) unless --allow-contract: the previous release must be
     /// stopped first.
@@ -51,6 +55,11 @@ pub fn run(command: &MigrateCommand) -> Result<(), BootError> {
     let given = match command {
         MigrateCommand::Status(a) | MigrateCommand::Check(a) => &a.settings,
         MigrateCommand::Up(a) => &a.settings,
+        MigrateCommand::List => {
+            let known = crate::store::migrations::known(&crate::store::migrations::POSTGRES);
+            println!("{}", serde_json::to_string(&known).context("encoding")?);
+            return Ok(());
+        }
     };
     let settings = Settings::load(given)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -64,6 +73,7 @@ pub fn run(command: &MigrateCommand) -> Result<(), BootError> {
             MigrateCommand::Status(a) => status(&store, a.json).await,
             MigrateCommand::Check(a) => check(&store, a.json).await,
             MigrateCommand::Up(a) => up(&store, a).await,
+            MigrateCommand::List => unreachable!("answered above, without a database"),
         };
         store.close().await;
         result

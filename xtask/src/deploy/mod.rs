@@ -33,9 +33,10 @@ const AFTER_HELP: &str = "Exit status:\n  0  done\n  1  failed (the message says
                   deploy lock; ship the images it lacks (docker save | ssh docker load, skipping \
                   images it already has); upload the generated compose file, nginx config and \
                   non-secret settings (secrets are made there on the first deploy and never leave \
-                  it); back up the database (pg_dump into <dir>/backups); start the new version \
-                  beside the old one (it applies the migrations, once, under the app's advisory \
-                  lock); wait until it is ready (/ready); switch the proxy to it (nginx reload: \
+                  it); back up the database (pg_dump into <dir>/backups); apply the release's \
+                  migrations as their own step (`berth migrate up`; a contract migration, one the \
+                  previous release cannot work with, is refused while it serves unless \
+                  --allow-contract); start the new version beside the old one; wait until it is ready (/ready); switch the proxy to it (nginx reload: \
                   no request fails); stop the old one; record the deploy in <dir>/deploy.log. If \
                   the new version never gets ready, it is removed and the old one keeps serving \
                   (automatic rollback, recorded and reported). See docs/deploy.md.",
@@ -56,6 +57,10 @@ pub struct DeployArgs {
     /// How long the new version may take to become ready before it is rolled back
     #[arg(long, value_name = "SECS", default_value = "120")]
     pub ready_timeout: u64,
+    /// Apply the release's contract migrations (ones the previous release cannot work with)
+    /// even though the previous release still serves during the switch
+    #[arg(long)]
+    pub allow_contract: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -234,6 +239,7 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
             dry_run: args.dry_run,
             wait_lock: args.wait_lock,
             ready_timeout: args.ready_timeout,
+            allow_contract: args.allow_contract,
         },
     )
 }
@@ -253,6 +259,7 @@ pub fn rollback(args: RollbackArgs) -> Result<ExitCode> {
             dry_run: args.dry_run,
             wait_lock: args.wait_lock,
             ready_timeout: args.ready_timeout,
+            allow_contract: false,
         },
     )
 }

@@ -14,6 +14,7 @@
 //! by container name.
 
 mod files;
+mod migrations;
 mod record;
 
 use self::files::*;
@@ -59,6 +60,8 @@ pub struct Plan {
     pub dry_run: bool,
     pub wait_lock: u64,
     pub ready_timeout: u64,
+    /// Apply contract migrations even while the previous release serves.
+    pub allow_contract: bool,
 }
 
 /// The upstream line of docker/nginx/nginx.conf that the switch rewrites.
@@ -262,7 +265,33 @@ pub fn run(t: &Target, plan: Plan) -> Result<ExitCode> {
         "blue"
     };
     let new_container = l.container(new_slot);
+    // The migrations: what the release carries against what the database has, read before
+    // anything changes, so a refused contract migration leaves the target as it was.
+    // A rollback goes back to a release whose migrations the database has already.
+    let release_migrations = match plan.action {
+        Action::Deploy => migrations::release_migrations(&image)?,
+        Action::Rollback => Vec::new(),
+    };
+    let applied = match (&before, release_migrations.is_empty()) {
+        (Some(_), false) => migrations::applied_versions(t, &l)?,
+        _ => Vec::new(),
+    };
+    let pending = migrations::plan(
+        &release_migrations,
+        &applied,
+        before.as_ref().map(|(_, v)| v.as_str()),
+        plan.allow_contract,
+    )?;
+    if pending.is_empty() {
+        println!("deploy: the database has every migration of {image}");
+    }
     if plan.dry_run {
+        for m in &pending {
+            println!(
+                "deploy: would apply migration {} {} ({})",
+                m.version, m.description, m.kind
+            );
+        }
         println!(
             "deploy: would upload docker/compose.yaml, docker/.env and nginx.conf to {}",
             t.dir
@@ -297,6 +326,10 @@ pub fn run(t: &Target, plan: Plan) -> Result<ExitCode> {
     } else {
         None
     };
+
+    if !pending.is_empty() {
+        migrations::apply(t, &l, &image, plan.allow_contract)?;
+    }
 
     let gate_timer = Timer::start();
     let result = start_and_gate(t, &l, &image, &plan, new_slot);
