@@ -21,4 +21,5 @@ mod models;
 mod rag;
 mod scale_out;
 mod store_contract;
+mod upgrade;
 mod workers;

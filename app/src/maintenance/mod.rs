@@ -521,7 +521,7 @@ pub fn run_restore(args: &RestoreArgs) -> Result<(), BootError> {
         confirm(&plan)?;
     }
     runtime()?.block_on(async {
-        if !args.no_safety_backup && live_data_exists(&settings) {
+        if !args.no_safety_backup && live_data_exists(&settings).await {
             eprintln!("restore: taking a safety backup of the current data");
             let safety = create(&settings, &tools, &args.dir.path, "pre-restore").await?;
             eprintln!("restore: safety backup {}", safety.display());
@@ -602,10 +602,25 @@ fn confirm(plan: &str) -> Result<(), BootError> {
     Ok(())
 }
 
-fn live_data_exists(settings: &Settings) -> bool {
+async fn live_data_exists(settings: &Settings) -> bool {
     match &settings.database {
         DatabaseLocation::Sqlite(path) => path.exists(),
-        DatabaseLocation::Postgres(_) => true,
+        // A database without Berth's schema (a new installation restoring its first backup)
+        // holds nothing to keep. One that cannot be read is assumed to hold data: the safety
+        // backup then says why it cannot be taken.
+        DatabaseLocation::Postgres(_) => {
+            let store = crate::store::Store::connect_waiting(
+                &settings.database,
+                settings.database_connect_timeout,
+            )
+            .await;
+            let Ok(store) = store else { return true };
+            let status = store.migration_status().await;
+            store.close().await;
+            status.is_ok_and(|s| {
+                !s.unknown.is_empty() || s.migrations.iter().any(|(_, at)| at.is_some())
+            })
+        }
     }
 }
 

@@ -40,7 +40,18 @@ impl Berth {
     }
 
     fn start_as(command: &str, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Berth {
-        let mut cmd = Command::new(BIN);
+        Berth::start_bin(Path::new(BIN), command, data_dir, args, env)
+    }
+
+    /// `BIN COMMAND …` of another build of Berth (the previous release, in `upgrade::`).
+    pub fn start_bin(
+        bin: &Path,
+        command: &str,
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Berth {
+        let mut cmd = Command::new(bin);
         cmd.args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
