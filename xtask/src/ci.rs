@@ -79,6 +79,8 @@ pub enum Check {
     Faults,
     /// `fuzz --seconds 30` (counts its inputs in the note)
     Fuzz,
+    /// `upgrade-test`
+    Upgrade,
 }
 
 /// Runs one of the other tasks' checks (given by `main`, so that ci does not import them).
@@ -157,19 +159,27 @@ pub fn steps() -> Vec<Step> {
         Step {
             name: "test-postgres",
             description:
-                "the black-box account, server, RAG and backup tests pass on PostgreSQL too",
+                "the black-box account, server, RAG, backup and migration tests pass on PostgreSQL too",
             command: "BERTH_TEST_BACKEND=postgres cargo test --locked --no-fail-fast --workspace \
-                      --test it -- accounts:: http:: rag:: scale_out:: backup::",
+                      --test it -- accounts:: http:: rag:: scale_out:: backup:: migrate::",
             needs: &[Tool::Cargo, Tool::DockerEngine],
             run: Run::Here(|sh, _| {
                 Ok(cmd!(
                     sh,
-                    "cargo test --locked --no-fail-fast --workspace --test it -- accounts:: http:: rag:: scale_out:: backup::"
+                    "cargo test --locked --no-fail-fast --workspace --test it -- accounts:: http:: rag:: scale_out:: backup:: migrate::"
                 )
                 .env("BERTH_TEST_BACKEND", "postgres")
                 .quiet()
                 .run()?)
             }),
+        },
+        Step {
+            name: "upgrade",
+            description: "the previous release's data and backup survive the upgrade to this \
+                          checkout; it serves beside this one on PostgreSQL (expand phase)",
+            command: "cargo xtask upgrade-test",
+            needs: &[Tool::Cargo, Tool::DockerEngine],
+            run: Run::Task(Check::Upgrade),
         },
         Step {
             name: "frontend",
@@ -519,6 +529,7 @@ mod tests {
                 ("fixtures", None),
                 ("test", None),
                 ("test-postgres", None),
+                ("upgrade", None),
                 ("frontend", None),
                 ("e2e", None),
                 ("faults", None),
@@ -543,6 +554,7 @@ mod tests {
                 ("fixtures", Some("not in --only".into())),
                 ("test", Some("--skip".into())),
                 ("test-postgres", Some("not in --only".into())),
+                ("upgrade", Some("not in --only".into())),
                 ("frontend", Some("not in --only".into())),
                 ("e2e", Some("not in --only".into())),
                 ("faults", Some("not in --only".into())),

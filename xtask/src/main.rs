@@ -26,6 +26,7 @@ mod release;
 mod scan;
 mod setup;
 mod stack;
+mod upgrade_test;
 mod util;
 
 #[cfg(test)]
@@ -59,6 +60,7 @@ enum Task {
     E2e(e2e::Args),
     Admin(admin::Args),
     Migrate(migrate::Args),
+    UpgradeTest(upgrade_test::Args),
     Bench(bench::Args),
     Fuzz(fuzz::Args),
     Gen(gen::Args),
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Task::E2e(args) => e2e::run(args).map(|()| ExitCode::SUCCESS),
         Task::Admin(args) => admin::run(args),
         Task::Migrate(args) => migrate::run(args),
+        Task::UpgradeTest(args) => upgrade_test::run(args),
         Task::Bench(args) => bench::run(args),
         Task::Fuzz(args) => fuzz::run(args),
         Task::Gen(args) => gen::run(args).map(|()| ExitCode::SUCCESS),

@@ -8,7 +8,9 @@ use std::{path::Path, process::ExitCode};
 use anyhow::{bail, Result};
 
 use crate::util::{stage::StageArgs, Note};
-use crate::{ci, e2e, faults, fixtures, frontend, fuzz, gen, k8s, lifecycle, release, scan};
+use crate::{
+    ci, e2e, faults, fixtures, frontend, fuzz, gen, k8s, lifecycle, release, scan, upgrade_test,
+};
 
 /// `ci`'s steps that are other tasks' checks.
 pub fn run_check(check: ci::Check, note: &mut Note) -> Result<()> {
@@ -28,6 +30,7 @@ pub fn run_check(check: ci::Check, note: &mut Note) -> Result<()> {
         ci::Check::E2e => e2e::run_default(),
         ci::Check::Faults => faults::run_ci(note),
         ci::Check::Fuzz => fuzz::run_ci(note),
+        ci::Check::Upgrade => upgrade_test::run_ci(),
     }
 }
 

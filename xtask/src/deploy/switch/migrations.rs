@@ -22,9 +22,9 @@ impl Known {
 
 /// The migrations `image` carries, asked of the local image.
 pub(super) fn release_migrations(image: &str) -> Result<Vec<Known>> {
-    let mut command = std::process::Command::new("docker");
-    command.args(["run", "--rm", "--network", "none", image, "migrate", "list"]);
-    let out = crate::util::process::read(command)
+    let sh = xshell::Shell::new()?;
+    let command = xshell::cmd!(sh, "docker run --rm --network none {image} migrate list");
+    let out = crate::util::process::read_cmd(command)
         .with_context(|| format!("asking {image} for its migrations (`berth migrate list`)"))?;
     serde_json::from_str(&out).with_context(|| format!("{image}'s `berth migrate list`: {out}"))
 }
