@@ -68,6 +68,11 @@ pub struct K8sService {
     /// Part of the PostgreSQL option: left out of overlays with `database = "external"`.
     #[serde(default)]
     pub database: bool,
+    /// Arguments of an init container that runs first in every pod, with the same image,
+    /// environment and mounts (e.g. `["migrate", "up"]`: migrations as their own step, which a
+    /// contract migration fails, holding the rollout while the old pods keep serving).
+    #[serde(default)]
+    pub init_args: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,3 +54,30 @@ fn converts_compose_units() {
     assert_eq!(ids("999:999").unwrap(), (999, 999));
     assert!(ids("root").is_err());
 }
+
+/// Migrations are their own step in every pod that opens the database: an init container runs
+/// `berth migrate up` with the pod's settings, and the server applies none.
+#[test]
+fn app_and_worker_pods_migrate_in_an_init_container_and_serve_without_migrating() {
+    let files = generate_with("namespace = \"berth\"", "namespace = \"berth\"").unwrap();
+    for name in ["app", "worker"] {
+        let (_, text) = files
+            .iter()
+            .find(|(path, _)| path.ends_with(&format!("base/{name}.yaml")))
+            .unwrap_or_else(|| panic!("no base/{name}.yaml"));
+        let docs = crate::util::k8s::parse_documents(text).unwrap();
+        let pod =
+            &docs.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"];
+        let init = &pod["initContainers"][0];
+        let server = &pod["containers"][0];
+        assert_eq!(init["args"], json!(["migrate", "up"]), "{name}");
+        assert_eq!(init["image"], server["image"], "{name}");
+        assert_eq!(init["volumeMounts"], server["volumeMounts"], "{name}");
+        assert!(init.get("readinessProbe").is_none() && init.get("ports").is_none());
+        let env = server["env"].as_array().unwrap();
+        assert!(
+            env.contains(&json!({"name": "BERTH_MIGRATE", "value": "false"})),
+            "{name}: {env:?}"
+        );
+    }
+}

@@ -184,6 +184,24 @@ impl Generator<'_> {
             container["startupProbe"] = probe(live, (start / period.max(1)).max(1));
         }
 
+        // The init step: the container as configured, minus what only a server has.
+        let init = k.init_args.as_ref().map(|args| {
+            let mut init = container.clone();
+            let fields = init.as_object_mut().expect("a map");
+            for server_only in [
+                "lifecycle",
+                "ports",
+                "livenessProbe",
+                "readinessProbe",
+                "startupProbe",
+            ] {
+                fields.remove(server_only);
+            }
+            fields.insert("name".into(), json!(format!("{name}-init")));
+            fields.insert("args".into(), json!(args));
+            init
+        });
+
         let mut pod = json!({
             "automountServiceAccountToken": false,
             "enableServiceLinks": false,
@@ -197,6 +215,9 @@ impl Generator<'_> {
             "containers": [container],
             "volumes": volumes,
         });
+        if let Some(init) = init {
+            pod["initContainers"] = json!([init]);
+        }
         if let Some(grace) = &r.stop_grace_period {
             pod["terminationGracePeriodSeconds"] = json!(seconds(grace)?);
         }
