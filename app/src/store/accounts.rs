@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::Store;
 use crate::domain::accounts::{rfc3339, AccountState, Role, User};
 
-use super::dispatch::on_pool;
+use super::dispatch::{on_pool, BeginWrite};
 
 /// A user as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -270,7 +270,7 @@ impl Store {
     /// Ends every session and revokes every API token of a user, at once.
     pub async fn end_user_sessions_and_tokens(&self, user_id: &str, now: i64) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)

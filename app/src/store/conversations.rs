@@ -1,6 +1,6 @@
 //! Queries for conversations and their messages.
 
-use super::dispatch::on_pool;
+use super::dispatch::{on_pool, BeginWrite};
 use super::Store;
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
@@ -103,7 +103,7 @@ impl Store {
         now: i64,
     ) -> Result<i64> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO messages (conversation_id, role, content, mode, citations, \
                  created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",

@@ -1,7 +1,7 @@
 //! Queries for documents, their ingestion queue, chunks and vectors. Shared SQL where the
 //! backends agree. (Collections, retrieval and conversations have files of their own.)
 
-use super::dispatch::on_pool;
+use super::dispatch::{on_pool, BeginWrite};
 use super::Store;
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
@@ -114,7 +114,7 @@ impl Store {
                       ON CONFLICT (collection_id, content_hash) DO NOTHING";
         let existing = "SELECT id FROM documents WHERE collection_id = $1 AND content_hash = $2";
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let n = sqlx::query(insert)
                 .bind(&d.id)
                 .bind(&d.collection_id)
@@ -298,7 +298,7 @@ impl Store {
     ) -> Result<Option<Vec<i64>>> {
         macro_rules! body {
             ($pool:expr, $vec_sql:expr, $encode:expr) => {{
-                let mut tx = $pool.begin().await?;
+                let mut tx = $pool.begin_write().await?;
                 let owned: Option<String> = sqlx::query_scalar(
                     "SELECT collection_id FROM documents WHERE id = $1 AND status = 'processing'",
                 )
@@ -396,7 +396,7 @@ impl Store {
     pub async fn put_vectors(&self, model: &str, items: &[(i64, Vec<f32>)]) -> Result<()> {
         macro_rules! body {
             ($pool:expr, $sql:expr, $encode:expr) => {{
-                let mut tx = $pool.begin().await?;
+                let mut tx = $pool.begin_write().await?;
                 for (id, v) in items {
                     sqlx::query($sql)
                         .bind(id)
