@@ -89,8 +89,8 @@ async fn an_uploads_type_comes_from_its_content_not_its_name() {
     assert_eq!(doc["media_type"], "text/html", "HTML named .txt: {doc}");
     assert_eq!(
         search(&me, "soup").await["results"][0]["text"],
-        "Menu\n\nSoup & bread",
-        "the page's text, without markup or script"
+        "# Menu\n\nSoup & bread",
+        "the page's text, without markup or script; its heading as Markdown's"
     );
 }
 

@@ -18,7 +18,8 @@ pub fn chunk(text: &str, kind: Kind, size: usize, overlap: usize) -> Vec<Chunk> 
         .with_overlap(overlap)
         .expect("overlap below size, checked in config")
         .with_trim(true);
-    let pieces: Vec<(usize, &str)> = if kind == Kind::Markdown {
+    // HTML's text keeps its headings as Markdown's (see `html`): split at its sections too.
+    let pieces: Vec<(usize, &str)> = if matches!(kind, Kind::Markdown | Kind::Html) {
         MarkdownSplitter::new(config).chunk_indices(text).collect()
     } else {
         TextSplitter::new(config).chunk_indices(text).collect()

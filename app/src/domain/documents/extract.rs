@@ -188,7 +188,7 @@ pub fn extract(
         Kind::Html => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| Rejection::Malformed("the HTML is not valid UTF-8".into()))?;
-            html_to_text(text, checkpoint)?
+            super::html::to_text(text, checkpoint)?
         }
         Kind::Pdf => pdf_text(bytes, budget, checkpoint)?,
         Kind::Docx => docx_text(bytes, budget, checkpoint)?,
@@ -406,80 +406,6 @@ fn docx_text(bytes: &[u8], budget: &Budget, checkpoint: &Checkpoint) -> Result<S
     Ok(out)
 }
 
-/// HTML to text: drops scripts, styles and tags, breaks lines at block elements, decodes
-/// entities. Enough for retrieval; layout is not the point.
-fn html_to_text(html: &str, checkpoint: &Checkpoint) -> Result<String, Rejection> {
-    let mut out = String::with_capacity(html.len() / 2);
-    let mut rest = html;
-    let mut tags = 0u64;
-    while let Some(lt) = rest.find('<') {
-        tags += 1;
-        if tags.is_multiple_of(1024) {
-            checkpoint.check()?;
-        }
-        out.push_str(&html_escape::decode_html_entities(&rest[..lt]));
-        rest = &rest[lt..];
-        let Some(gt) = rest.find('>') else { break };
-        let tag = rest[1..gt].trim_start_matches('/').to_ascii_lowercase();
-        let name: String = tag
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        rest = &rest[gt + 1..];
-        if matches!(name.as_str(), "script" | "style" | "noscript" | "template") && !rest.is_empty()
-        {
-            let close = format!("</{name}");
-            // Case-insensitive without lowercasing the rest of the page at every script tag
-            // (quadratic on a page of many scripts).
-            match find_ignoring_case(rest, &close) {
-                Some(end) => {
-                    rest = &rest[end..];
-                    if let Some(gt) = rest.find('>') {
-                        rest = &rest[gt + 1..];
-                    }
-                }
-                None => rest = "",
-            }
-            continue;
-        }
-        if matches!(
-            name.as_str(),
-            "p" | "div"
-                | "br"
-                | "li"
-                | "tr"
-                | "h1"
-                | "h2"
-                | "h3"
-                | "h4"
-                | "h5"
-                | "h6"
-                | "section"
-                | "article"
-                | "header"
-                | "footer"
-                | "blockquote"
-                | "pre"
-                | "table"
-                | "ul"
-                | "ol"
-                | "title"
-        ) {
-            out.push('\n');
-        }
-    }
-    out.push_str(&html_escape::decode_html_entities(rest));
-    Ok(out)
-}
-
-/// Byte offset of the first ASCII-case-insensitive match of `needle` (ASCII) in `hay`.
-fn find_ignoring_case(hay: &str, needle: &str) -> Option<usize> {
-    let needle = needle.as_bytes();
-    hay.as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
-}
-
 /// Line endings to `\n`, control characters out, runs of spaces and blank lines collapsed.
 pub fn normalise(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
@@ -555,7 +481,7 @@ mod tests {
               <body><h1>Title</h1><p>Fish &amp; chips</p></body></html>",
         )
         .unwrap();
-        assert_eq!(t, "Title\n\nFish & chips");
+        assert_eq!(t, "# Title\n\nFish & chips");
     }
 
     #[test]

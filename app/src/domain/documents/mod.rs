@@ -3,6 +3,7 @@
 pub mod budget;
 pub mod chunk;
 pub mod extract;
+mod html;
 
 pub use budget::{Budget, Checkpoint};
 pub use extract::{detect, extract, sniff, Kind, Rejection};
