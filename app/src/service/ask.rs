@@ -96,9 +96,9 @@ impl Chat {
             serde_json::from_str(&conversation.collection_ids).unwrap_or_default();
         let collections = access::conversation_scope(&self.store, user_id, &asked).await?;
         let history = self.store.messages(conversation_id).await?;
-        let (_, hits) = self
+        let hits = self
             .retriever
-            .search(&question, &collections, self.retrieval_k)
+            .sources(&question, &collections, self.retrieval_k)
             .await?;
         let sources = chat::citations(&hits);
         self.store

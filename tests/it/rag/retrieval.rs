@@ -139,3 +139,66 @@ fn session(b: &Browser) -> beir::Session<'_> {
         csrf: b.csrf.clone().expect("signed in"),
     }
 }
+
+/// One document full of matches and one with a single match: by passage, the full one takes
+/// every place; by document each gets one; an answer's sources take each document's best first.
+#[tokio::test]
+async fn results_and_sources_span_documents() {
+    let env = [
+        ("BERTH_CHUNK_SIZE".to_string(), "100".to_string()),
+        ("BERTH_CHUNK_OVERLAP".to_string(), "10".to_string()),
+    ];
+    let f = fixture(&env).await;
+    let deep: String = (1..=8)
+        .map(|n| format!("Harbour mooring fee rule {n}: harbour mooring fees are due monthly.\n\n"))
+        .collect();
+    let deep_id = f.me.ingest(&f.collection, "fees.txt", deep).await;
+    let other_id =
+        f.me.ingest(
+            &f.collection,
+            "guide.txt",
+            "Visitors ask about the harbour at the desk.",
+        )
+        .await;
+    let ranked = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["document_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let query = json!({"query": "harbour mooring fees", "k": 3});
+    let by_passage = json(f.me.post("/search", query.clone()).await).await;
+    assert_eq!(ranked(&by_passage), [deep_id.as_str(); 3], "{by_passage}");
+    let mut query = query;
+    query["group_by"] = json!("document");
+    let by_document = json(f.me.post("/search", query).await).await;
+    assert_eq!(
+        ranked(&by_document),
+        [deep_id.as_str(), other_id.as_str()],
+        "{by_document}"
+    );
+
+    let conv = new_conversation(&f.me).await;
+    let events = events(ask(&f.me, &conv, "harbour mooring fees").await).await;
+    let done = &events.last().unwrap().1["message"];
+    let cited: Vec<&str> = done["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["document_id"].as_str().unwrap())
+        .collect();
+    assert!(cited.contains(&other_id.as_str()), "{cited:?}");
+    assert_eq!(
+        cited.len(),
+        6,
+        "retrieval_k sources, the rest from the deep document: {cited:?}"
+    );
+
+    let bad =
+        f.me.post("/search", json!({"query": "x", "group_by": "sentence"}))
+            .await;
+    assert_eq!(bad.status(), 422, "{}", bad.text().await.unwrap());
+}

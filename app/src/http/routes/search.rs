@@ -11,7 +11,7 @@ use super::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::access;
-use crate::service::retrieval::Mode;
+use crate::service::retrieval::{GroupBy, Mode};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(search))
@@ -28,6 +28,10 @@ pub struct SearchRequest {
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 50)]
     #[serde(default, deserialize_with = "whole_number")]
     pub k: Option<usize>,
+    /// `chunk` (the default): the `k` best passages. `document`: the best passage of each of
+    /// the `k` best documents.
+    #[serde(default)]
+    pub group_by: GroupBy,
 }
 
 /// A count written as JSON writes numbers: `5` or `5.0` (JSON Schema's integers include both).
@@ -88,7 +92,10 @@ pub async fn search(
         body.collection_ids.as_deref(),
     )
     .await?;
-    let (mode, hits) = state.retriever.search(query, &collections, k).await?;
+    let (mode, hits) = state
+        .retriever
+        .search(query, &collections, k, body.group_by)
+        .await?;
     Ok(Json(SearchResults {
         mode,
         results: hits

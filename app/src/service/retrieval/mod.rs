@@ -24,6 +24,22 @@ pub enum Mode {
     Lexical,
 }
 
+/// What a result is: a passage, or a document (its best passage). Ten passages of a search
+/// often come from six or seven documents; asking for documents gives ten of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    #[default]
+    Chunk,
+    Document,
+}
+
+/// How many passages are ranked to find `k` documents: enough that `k` distinct ones are almost
+/// always among them (the quality harness asks 50 for its ten).
+fn passages_for_documents(k: usize) -> usize {
+    (k * 5).max(50)
+}
+
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub chunk: ChunkRow,
@@ -189,8 +205,43 @@ impl Retriever {
         self.cache.invalidate(collections).await;
     }
 
-    /// Ranked passages for `query` among `collections` (which the caller may read).
+    /// Ranked results for `query` among `collections` (which the caller may read): `k`
+    /// passages, or the best passage of each of `k` documents.
     pub async fn search(
+        &self,
+        query: &str,
+        collections: &[String],
+        k: usize,
+        group_by: GroupBy,
+    ) -> Result<(Mode, Vec<Hit>), sqlx::Error> {
+        match group_by {
+            GroupBy::Chunk => self.passages(query, collections, k).await,
+            GroupBy::Document => {
+                let (mode, hits) = self
+                    .passages(query, collections, passages_for_documents(k))
+                    .await?;
+                Ok((mode, best_per_document(hits, k)))
+            }
+        }
+    }
+
+    /// Sources for an answer: the best passage of each document first, so the answer draws on
+    /// as many documents as match; then, when fewer than `k` documents do, their next-best
+    /// passages, in rank order (one long handbook still gives `k` passages).
+    pub async fn sources(
+        &self,
+        query: &str,
+        collections: &[String],
+        k: usize,
+    ) -> Result<Vec<Hit>, sqlx::Error> {
+        let (_, hits) = self
+            .passages(query, collections, passages_for_documents(k))
+            .await?;
+        Ok(documents_first(hits, k))
+    }
+
+    /// Ranked passages for `query` among `collections` (which the caller may read).
+    async fn passages(
         &self,
         query: &str,
         collections: &[String],
@@ -300,6 +351,28 @@ impl Retriever {
             .filter_map(|(id, score)| rows.remove(&id).map(|chunk| Hit { chunk, score }))
             .collect())
     }
+}
+
+/// The first (best) hit of each document, at most `k`.
+fn best_per_document(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
+    let mut seen = std::collections::HashSet::new();
+    hits.into_iter()
+        .filter(|h| seen.insert(h.chunk.document_id.clone()))
+        .take(k)
+        .collect()
+}
+
+/// [`best_per_document`], then the remaining hits in rank order, `k` in all; ranked by score.
+fn documents_first(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
+    let mut seen = std::collections::HashSet::new();
+    let (mut first, rest): (Vec<Hit>, Vec<Hit>) = hits
+        .into_iter()
+        .partition(|h| seen.insert(h.chunk.document_id.clone()));
+    first.truncate(k);
+    let room = k - first.len();
+    first.extend(rest.into_iter().take(room));
+    first.sort_by(|a, b| b.score.total_cmp(&a.score));
+    first
 }
 
 /// Reciprocal rank fusion of ranked lists with weights: score = Σ w / (60 + rank).
