@@ -20,4 +20,5 @@ mod models;
 mod rag;
 mod scale_out;
 mod store_contract;
+mod tls;
 mod workers;
