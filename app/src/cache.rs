@@ -130,9 +130,8 @@ impl Cache {
         }
         let redis = redis_url.and_then(|url| match client(url, ca_file) {
             Ok(client) => {
-                let host = client.get_connection_info().addr().to_string();
                 tracing::info!(
-                    redis = %host,
+                    redis = %client.get_connection_info().addr(),
                     tls = url.starts_with("rediss://"),
                     ttl_secs = ttl.as_secs(),
                     "query cache on Redis"

@@ -6,9 +6,10 @@
 /// again the same way. Requests answer 503 for these, and start-up keeps waiting.
 pub fn database_unavailable(err: &sqlx::Error) -> bool {
     match err {
-        // A certificate the CA refuses comes as an I/O error, but waiting will not fix it.
-        sqlx::Error::Io(io) => crate::tls::tls_error(io).is_none(),
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             if db

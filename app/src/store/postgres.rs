@@ -211,7 +211,9 @@ async fn wait_for_server(
             Ok(Err(e)) => e,
             Err(_) => sqlx::Error::PoolTimedOut,
         };
-        let retryable = database_unavailable(&error);
+        // A certificate the CA refuses comes as an I/O error, but waiting will not fix it.
+        let tls_refused = matches!(&error, sqlx::Error::Io(io) if tls::tls_error(io).is_some());
+        let retryable = database_unavailable(&error) && !tls_refused;
         let now = Instant::now();
         if !retryable || now + pause > deadline {
             let why = match error {
