@@ -139,7 +139,7 @@ declare! {
     }
     /// Database URL: `postgres://user:pass@host/db` for PostgreSQL, `sqlite://PATH` for a
     /// SQLite file. Unset: SQLite at DATA_DIR/berth.db. TLS to PostgreSQL: add
-    /// `?sslmode=verify-full` (or disable, prefer, require, verify-ca) and set database_ca_file.
+    /// `?sslmode=verify-full` (or disable, prefer, require) and set database_ca_file.
     DATABASE_URL("database_url"): Option<DatabaseLocation> = "" {
         Data, "URL", parse::database,
         expected "postgres://USER:PASSWORD@HOST:PORT/DB, sqlite://PATH, or unset for DATA_DIR/berth.db",
@@ -153,7 +153,7 @@ declare! {
     }
     /// PEM file of the certificate authority that signed the PostgreSQL server's certificate
     /// (a private CA, or your cloud's database CA), trusted besides Mozilla's roots. Checked
-    /// with sslmode verify-ca or verify-full, which is the default when this is set.
+    /// with sslmode=verify-full, which is the default when this is set.
     DATABASE_CA_FILE("database_ca_file"): Option<PathBuf> = "" {
         Data, "FILE", parse::optional_path, expected "a PEM file of CA certificates"
     }
