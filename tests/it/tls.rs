@@ -76,6 +76,29 @@ exec docker-entrypoint.sh postgres -c ssl=on -c ssl_cert_file="$d/server.crt" \
     )
 }
 
+/// `berth admin create` with `env`, which must succeed.
+fn admin_create(data_dir: &Path, env: &[(&str, &str)]) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(support::BIN)
+        .args(["admin", "create", "--username", "root", "--password-stdin"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth admin");
+    writeln!(child.stdin.take().unwrap(), "Adm1n!chosen-well").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "berth admin create over TLS: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `berth serve` that must fail at start: (exit code, stderr, how long it took).
 fn serve_fails(dir: &Path, env: &[(&str, &str)]) -> (i32, String, Duration) {
     let started = Instant::now();
@@ -136,6 +159,8 @@ fn postgres_over_verified_tls_and_a_wrong_ca_named_in_one_line() {
     );
     assert_eq!(encrypted.trim(), "t", "Berth's connections use TLS");
     drop(berth);
+    // The other commands that open the database take the same settings.
+    admin_create(&data, &env);
 
     // Another CA: no start, at once, and one line naming the setting and the file.
     let env = [
