@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Display;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, Pipeline};
 use sha2::{Digest, Sha256};
+
+use crate::tls;
 
 /// The longest one Redis command (or connecting) may take.
 const OP_TIMEOUT: Duration = Duration::from_millis(200);
@@ -68,6 +71,9 @@ pub struct Cache {
 
 struct Redis {
     client: redis::Client,
+    /// For messages: the server's host, and `redis_ca_file` if set.
+    host: String,
+    ca_file: Option<PathBuf>,
     config: AsyncConnectionConfig,
     connection: Mutex<Option<MultiplexedConnection>>,
     /// Held while connecting, so a burst of requests opens one connection.
@@ -87,9 +93,15 @@ struct Health {
 }
 
 impl Cache {
-    /// The cache for `redis_url` (a URL checked by `config`), or a disabled one; its counters are
-    /// registered either way so dashboards see them.
-    pub fn new(redis_url: Option<&str>, ttl: Duration, registry: &Registry) -> Cache {
+    /// The cache for `redis_url` (a URL checked by `config`; over TLS, trusting only the CA in
+    /// `ca_file` if given), or a disabled one; its counters are registered either way so
+    /// dashboards see them.
+    pub fn new(
+        redis_url: Option<&str>,
+        ca_file: Option<&Path>,
+        ttl: Duration,
+        registry: &Registry,
+    ) -> Cache {
         let hits = IntCounterVec::new(
             Opts::new("cache_hits_total", "Query cache hits by kind"),
             &["kind"],
@@ -116,15 +128,18 @@ impl Cache {
         ] {
             registry.register(m).expect("registered once");
         }
-        let redis = redis_url.and_then(|url| match redis::Client::open(url) {
+        let redis = redis_url.and_then(|url| match client(url, ca_file) {
             Ok(client) => {
                 tracing::info!(
                     redis = %client.get_connection_info().addr(),
+                    tls = url.starts_with("rediss://"),
                     ttl_secs = ttl.as_secs(),
                     "query cache on Redis"
                 );
                 Some(Redis {
                     client,
+                    host: parse_host(url),
+                    ca_file: ca_file.map(Path::to_path_buf),
                     config: AsyncConnectionConfig::new()
                         .set_connection_timeout(Some(OP_TIMEOUT))
                         .set_response_timeout(Some(OP_TIMEOUT)),
@@ -134,9 +149,8 @@ impl Cache {
                     pending: Mutex::new(BTreeSet::new()),
                 })
             }
-            // `config` checked the URL; never echo it (it may hold a password).
-            Err(_) => {
-                tracing::warn!("the Redis URL is invalid: running without the query cache");
+            Err(error) => {
+                tracing::warn!(%error, "running without the query cache");
                 None
             }
         });
@@ -387,9 +401,27 @@ impl Redis {
         )
         .await
         .map_err(|_| format!("cannot connect within {} ms", OP_TIMEOUT.as_millis()))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| self.explain(&e))?;
         *self.connection.lock().unwrap() = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// A failed connection in one line: a refused certificate names `redis_ca_file`.
+    fn explain(&self, error: &redis::RedisError) -> String {
+        match tls::tls_error(error) {
+            Some(e) => {
+                let trust = tls::Trust {
+                    setting: "redis_ca_file",
+                    ca_file: self.ca_file.as_deref(),
+                };
+                format!(
+                    "cannot connect to Redis at {} over TLS: {}",
+                    self.host,
+                    tls::explain(e, &self.host, trust)
+                )
+            }
+            None => error.to_string(),
+        }
     }
 
     fn failed(&self, error: &impl Display) {
@@ -421,6 +453,39 @@ impl Redis {
         health.retry_at = None;
         health.last_error = None;
     }
+}
+
+/// The client for a checked URL; over TLS with only the CA in `ca_file` trusted, if given. Never
+/// echoes the URL (it may hold a password).
+fn client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client, String> {
+    if url.starts_with("rediss://") {
+        // The redis crate builds its TLS setup on the process's default rustls provider. Ring is
+        // the one this build compiles (aws-lc would need cmake); installed by name so that no
+        // second provider in the dependency tree can leave the choice open. Already installed
+        // (a second cache, a test) is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let Some(path) = ca_file else {
+        return redis::Client::open(url).map_err(|_| "the Redis URL is invalid".to_string());
+    };
+    // `config` read it at start; a file gone since is said the same way.
+    let pem = tls::read_ca_file(path).map_err(|e| format!("redis_ca_file: {e}"))?;
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        },
+    )
+    .map_err(|e| format!("redis_ca_file {}: {e}", path.display()))
+}
+
+/// `host` of a checked URL, for messages.
+fn parse_host(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn generation_key(collection: &str) -> String {
@@ -468,7 +533,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_redis_nothing_is_cached_and_nothing_fails() {
-        let cache = Cache::new(None, Duration::from_secs(300), &Registry::new());
+        let cache = Cache::new(None, None, Duration::from_secs(300), &Registry::new());
         assert!(!cache.configured());
         assert!(cache.check().await.is_none());
         let q = Query {
@@ -493,7 +558,7 @@ mod tests {
             .port();
         let registry = Registry::new();
         let url = format!("redis://127.0.0.1:{port}");
-        let cache = Cache::new(Some(&url), Duration::from_secs(300), &registry);
+        let cache = Cache::new(Some(&url), None, Duration::from_secs(300), &registry);
         let q = Query {
             model: "m",
             text: "q",

@@ -11,12 +11,13 @@
 //! 5. The composition root: [`cli`], [`config`], [`startup`], [`telemetry`], and the operator
 //!    commands [`admin_cli`] and [`maintenance`] (backups), which call the same services.
 //!
-//! [`error`] (start-up and command errors) and [`metrics`] (the Prometheus registry) import
-//! nothing of the crate and serve every layer.
+//! [`error`] (start-up and command errors), [`metrics`] (the Prometheus registry) and [`tls`]
+//! (CA files, handshake failures explained) import nothing of the crate and serve every layer.
 
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod tls;
 
 pub mod cache;
 pub mod embed;

@@ -16,7 +16,8 @@ use support::{create_admin, json, Berth, Browser};
 
 const PW: &str = "Adm1n!chosen-well";
 
-const HOLIDAYS: &str = "Holidays\n\nEvery employee has 28 days of paid vacation per year, \
+pub(crate) const HOLIDAYS: &str =
+    "Holidays\n\nEvery employee has 28 days of paid vacation per year, \
 plus public holidays. Vacation requests go to your manager.";
 const TRAVEL: &str = "Travel\n\nEmployees may rent a car for trips longer than 200 kilometres. \
 Fuel is reimbursed monthly.";
@@ -25,50 +26,55 @@ unpaid vacation as a sabbatical, on top of the paid vacation days.";
 
 const QUERY: &str = "How many vacation days do employees get?";
 
-struct Fixture {
-    berth: Berth,
-    me: Browser,
+pub(crate) struct Fixture {
+    pub(crate) berth: Berth,
+    pub(crate) me: Browser,
     model: ModelServer,
     redis: Redis,
-    collection: String,
+    pub(crate) collection: String,
     _dir: tempfile::TempDir,
 }
 
 /// Berth with the model server and a private Redis; None when `redis-server` is missing.
 async fn fixture() -> Option<Fixture> {
-    let redis = Redis::start()?;
+    Some(fixture_on(Redis::start()?, &[]).await)
+}
+
+/// Berth with the model server, caching on `redis`, with more settings in `env`.
+pub(crate) async fn fixture_on(redis: Redis, more_env: &[(&str, &str)]) -> Fixture {
     let model = ModelServer::start();
     let dir = tempfile::tempdir().unwrap();
     let (url, redis_url) = (model.url(), redis.url());
-    let env = [
+    let mut env = vec![
         ("BERTH_EMBED_URL", url.as_str()),
         ("BERTH_EMBED_MODEL", "test-embed"),
         ("BERTH_LLM_TIMEOUT", "5"),
         ("BERTH_REDIS_URL", redis_url.as_str()),
         ("BERTH_CACHE_TTL", "600"),
     ];
+    env.extend_from_slice(more_env);
     let berth = Berth::start_with(dir.path(), &[], &env);
     create_admin(dir.path(), "root", PW);
     let mut me = Browser::new(&berth);
     me.sign_in("root", PW).await;
     let collection = new_collection(&me, "handbook").await;
-    Some(Fixture {
+    Fixture {
         berth,
         me,
         model,
         redis,
         collection,
         _dir: dir,
-    })
+    }
 }
 
 impl Fixture {
-    fn embed_calls(&self) -> usize {
+    pub(crate) fn embed_calls(&self) -> usize {
         self.model.shared.embed_calls.load(Ordering::SeqCst)
     }
 
     /// Searches (all readable collections, or `only`); the (document id, chunk id, score) list.
-    async fn search(&self, only: Option<&str>) -> Vec<(String, i64, f64)> {
+    pub(crate) async fn search(&self, only: Option<&str>) -> Vec<(String, i64, f64)> {
         let mut body = json!({"query": QUERY, "k": 5});
         if let Some(c) = only {
             body["collection_ids"] = json!([c]);
@@ -92,13 +98,16 @@ impl Fixture {
     }
 
     /// Searches and returns the result with how many embedding requests it made.
-    async fn search_counting(&self, only: Option<&str>) -> (Vec<(String, i64, f64)>, usize) {
+    pub(crate) async fn search_counting(
+        &self,
+        only: Option<&str>,
+    ) -> (Vec<(String, i64, f64)>, usize) {
         let before = self.embed_calls();
         let results = self.search(only).await;
         (results, self.embed_calls() - before)
     }
 
-    async fn ready(&self) -> Value {
+    pub(crate) async fn ready(&self) -> Value {
         let resp = reqwest::get(self.berth.url("/ready")).await.unwrap();
         assert_eq!(
             resp.status(),
@@ -108,7 +117,7 @@ impl Fixture {
         json(resp).await
     }
 
-    async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let text = reqwest::get(self.berth.url("/metrics"))
             .await
             .unwrap()
@@ -120,7 +129,7 @@ impl Fixture {
             .unwrap_or_else(|| panic!("no {name} {labels:?} in /metrics"))
     }
 
-    fn log_count(&self, needle: &str) -> usize {
+    pub(crate) fn log_count(&self, needle: &str) -> usize {
         self.berth
             .logs()
             .iter()
@@ -138,7 +147,7 @@ fn documents(results: &[(String, i64, f64)]) -> Vec<&str> {
     results.iter().map(|r| r.0.as_str()).collect()
 }
 
-const UNAVAILABLE: &str = "the Redis query cache is unavailable";
+pub(crate) const UNAVAILABLE: &str = "the Redis query cache is unavailable";
 
 #[tokio::test]
 async fn cached_results_are_used_but_never_hide_new_or_show_deleted_documents() {

@@ -21,5 +21,6 @@ mod models;
 mod rag;
 mod scale_out;
 mod store_contract;
+mod tls;
 mod upgrade;
 mod workers;

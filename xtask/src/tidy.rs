@@ -77,7 +77,7 @@ fn rust_files(dir: &str) -> Vec<(PathBuf, String)> {
 fn app_rank(module: &str) -> Option<usize> {
     Some(match module {
         // Leaves: they import nothing of the crate.
-        "domain" | "error" | "metrics" => 0,
+        "domain" | "error" | "metrics" | "tls" => 0,
         // The outside systems: database, model servers, the built-in embedder, Redis.
         "store" | "llm" | "embed" | "hub" | "cache" => 1,
         "service" => 2,

@@ -138,7 +138,8 @@ declare! {
         Data, "DIR", parse::path, expected "a directory path"
     }
     /// Database URL: `postgres://user:pass@host/db` for PostgreSQL, `sqlite://PATH` for a
-    /// SQLite file. Unset: SQLite at DATA_DIR/berth.db.
+    /// SQLite file. Unset: SQLite at DATA_DIR/berth.db. TLS to PostgreSQL: add
+    /// `?sslmode=verify-full` (or disable, prefer, require) and set database_ca_file.
     DATABASE_URL("database_url"): Option<DatabaseLocation> = "" {
         Data, "URL", parse::database,
         expected "postgres://USER:PASSWORD@HOST:PORT/DB, sqlite://PATH, or unset for DATA_DIR/berth.db",
@@ -149,6 +150,12 @@ declare! {
     DATABASE_CONNECT_TIMEOUT("database_connect_timeout"): Duration = "30" {
         Data, "SECONDS", parse::seconds::<0, 3600>,
         expected "a whole number of seconds between 0 and 3600"
+    }
+    /// PEM file of the certificate authority that signed the PostgreSQL server's certificate
+    /// (a private CA, or your cloud's database CA), trusted besides Mozilla's roots. Checked
+    /// with sslmode=verify-full, which is the default when this is set.
+    DATABASE_CA_FILE("database_ca_file"): Option<PathBuf> = "" {
+        Data, "FILE", parse::optional_path, expected "a PEM file of CA certificates"
     }
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
     LOG_LEVEL("log_level"): String = "info" {
@@ -365,12 +372,18 @@ declare! {
         Ranking, "W", parse::weight, expected "a number from 0 to 100"
     }
     /// Redis for caching query embeddings and hybrid search results, e.g.
-    /// redis://127.0.0.1:6379 (with a password: redis://:PASSWORD@HOST:6379). Same local-only
-    /// rule as the model URLs. Unset: no cache; Redis going away only costs the cache.
+    /// redis://127.0.0.1:6379 (with a password: redis://:PASSWORD@HOST:6379; over TLS:
+    /// rediss://HOST:6379 with redis_ca_file). Same local-only rule as the model URLs. Unset:
+    /// no cache; Redis going away only costs the cache.
     REDIS_URL("redis_url"): Option<String> = "" {
         Server, "URL", parse::redis_url,
-        expected "a redis://[:PASSWORD@]HOST[:PORT][/DB] URL, or unset for no cache",
+        expected "a redis:// or rediss://[:PASSWORD@]HOST[:PORT][/DB] URL, or unset for no cache",
         secret
+    }
+    /// PEM file of the certificate authority that signed the Redis server's certificate, for a
+    /// rediss:// redis_url; only this CA is trusted then. Unset: Mozilla's roots.
+    REDIS_CA_FILE("redis_ca_file"): Option<PathBuf> = "" {
+        Server, "FILE", parse::optional_path, expected "a PEM file of CA certificates"
     }
     /// Seconds a cached query embedding or search result is kept.
     CACHE_TTL("cache_ttl"): Duration = "300" {

@@ -4,6 +4,7 @@
 //! are checked. An invalid value stops the start with a message naming the setting, where it
 //! came from, and the expected form.
 
+mod database;
 pub mod declared;
 mod layers;
 pub mod parse;
@@ -69,9 +70,7 @@ impl Settings {
 
     fn from_layers(l: &Layers<'_>) -> Result<Settings, BootError> {
         let data_dir = l.get(&d::DATA_DIR)?;
-        let database = l
-            .get(&d::DATABASE_URL)?
-            .unwrap_or_else(|| DatabaseLocation::Sqlite(data_dir.join("berth.db")));
+        let database = database::location(l, &data_dir)?;
         let rag = rag(l, &data_dir)?;
         Ok(Settings {
             listen: l.get(&d::LISTEN)?,
@@ -260,6 +259,20 @@ fn rag(l: &Layers<'_>, data_dir: &std::path::Path) -> Result<RagSettings, BootEr
     if let Some(url) = &redis_url {
         local_only(l, &d::REDIS_URL, url, allow_remote, "cached queries")?;
     }
+    let redis_ca_file = l.get(&d::REDIS_CA_FILE)?;
+    if let Some(path) = &redis_ca_file {
+        if !redis_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rediss://"))
+        {
+            return Err(l.refuse(
+                &d::REDIS_CA_FILE,
+                "redis_url is not a rediss:// (TLS) URL, so there is no certificate to check: \
+                 use rediss://, or unset redis_ca_file",
+            ));
+        }
+        crate::tls::read_ca_file(path).map_err(|e| l.refuse(&d::REDIS_CA_FILE, e))?;
+    }
     Ok(RagSettings {
         llm: endpoint(l, &LLM, None, allow_remote)?,
         embed: embedding(l, data_dir, allow_remote)?,
@@ -280,6 +293,7 @@ fn rag(l: &Layers<'_>, data_dir: &std::path::Path) -> Result<RagSettings, BootEr
         lexical_weight: l.get(&d::RETRIEVAL_LEXICAL_WEIGHT)?,
         vector_weight: l.get(&d::RETRIEVAL_VECTOR_WEIGHT)?,
         redis_url,
+        redis_ca_file,
         cache_ttl: l.get(&d::CACHE_TTL)?,
         ca_bundle: l.get(&d::CA_BUNDLE)?,
     })
@@ -364,7 +378,7 @@ mod tests {
         assert_eq!(s.rag.cache_ttl, Duration::from_secs(60));
         for bad in [
             "http://:secret@127.0.0.1:6379",
-            "rediss://:secret@127.0.0.1:6379",
+            "rediss://:secret@127.0.0.1:6379/#insecure",
             "redis://:secret@cache.example.com:6379",
             "redis://:secret@127.0.0.1:6379/notanumber",
         ] {
@@ -381,6 +395,143 @@ mod tests {
         .unwrap();
         assert!(s.rag.redis_url.is_some());
         assert!(load(&["--cache-ttl", "0"]).is_err());
+    }
+
+    /// A CA file for the tests: one self-made certificate in PEM.
+    fn ca_file(dir: &std::path::Path) -> PathBuf {
+        let cert = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).unwrap();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, cert.cert.pem()).unwrap();
+        path
+    }
+
+    #[test]
+    fn rediss_takes_a_ca_file_that_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca_file(dir.path());
+        let ca = ca.to_str().unwrap();
+        let s = load(&[
+            "--redis-url",
+            "rediss://:pw@redis:6380",
+            "--redis-ca-file",
+            ca,
+        ])
+        .unwrap();
+        assert_eq!(s.rag.redis_url.as_deref(), Some("rediss://:pw@redis:6380"));
+        assert_eq!(
+            s.rag.redis_ca_file.as_deref(),
+            Some(std::path::Path::new(ca))
+        );
+
+        let err = load(&[
+            "--redis-url",
+            "redis://:pw@redis:6379",
+            "--redis-ca-file",
+            ca,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`redis_ca_file`") && err.contains("rediss://"),
+            "{err}"
+        );
+        assert!(!err.contains("pw@"), "{err}");
+        let missing = dir.path().join("nope.pem");
+        let err = load(&[
+            "--redis-url",
+            "rediss://redis:6380",
+            "--redis-ca-file",
+            missing.to_str().unwrap(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`redis_ca_file`") && err.contains("cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn database_ca_file_goes_into_the_url_and_asks_for_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca_file(dir.path());
+        let ca = ca.to_str().unwrap();
+        let url = |s: Settings| match s.database {
+            DatabaseLocation::Postgres(url) => url,
+            other => panic!("{other:?}"),
+        };
+        let base = "postgres://berth:s3cret@db:5432/berth";
+        // No sslmode: verify-full, against the CA.
+        let got = url(load(&["--database-url", base, "--database-ca-file", ca]).unwrap());
+        let parsed = reqwest::Url::parse(&got).unwrap();
+        let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("sslmode".to_string(), "verify-full".to_string()),
+                ("sslrootcert".to_string(), ca.to_string())
+            ]
+        );
+        assert_eq!(parsed.password(), Some("s3cret"));
+        // An explicit verify-full is kept; without a CA file the URL is as given.
+        let full = format!("{base}?sslmode=verify-full");
+        let got = url(load(&["--database-url", &full, "--database-ca-file", ca]).unwrap());
+        assert_eq!(got.matches("sslmode").count(), 1, "{got}");
+        let plain = format!("{base}?sslmode=require");
+        assert_eq!(url(load(&["--database-url", &plain]).unwrap()), plain);
+
+        for (args, setting, says) in [
+            (
+                vec!["--database-url", &plain, "--database-ca-file", ca],
+                "database_ca_file",
+                "sslmode=require",
+            ),
+            (vec!["--database-ca-file", ca], "database_ca_file", "SQLite"),
+            (
+                vec![
+                    "--database-url",
+                    "postgres://u:s3cret@db/b?sslrootcert=/x.pem",
+                ],
+                "database_url",
+                "database_ca_file",
+            ),
+            (
+                vec![
+                    "--database-url",
+                    "postgres://u:s3cret@db/b?sslmode=verify_full",
+                ],
+                "database_url",
+                "verify-full",
+            ),
+            (
+                vec!["--database-url", "postgres://u:s3cret@db/b?sslmode=allow"],
+                "database_url",
+                "allow",
+            ),
+            (
+                vec![
+                    "--database-url",
+                    "postgres://u:s3cret@db/b?sslmode=verify-ca",
+                ],
+                "database_url",
+                "verify-full",
+            ),
+            (
+                vec![
+                    "--database-url",
+                    base,
+                    "--database-ca-file",
+                    "/no/such/ca.pem",
+                ],
+                "database_ca_file",
+                "cannot read",
+            ),
+        ] {
+            let err = load(&args).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{setting}`")), "{err}");
+            assert!(err.contains(says), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
     }
 
     #[test]

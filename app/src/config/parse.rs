@@ -182,9 +182,8 @@ pub fn http_url(s: &str) -> Result<Option<String>, String> {
     Ok(Some(s.trim_end_matches('/').to_string()))
 }
 
-/// A plain `redis://` URL, checked without echoing it (it may hold a password); unset is None.
-/// No `rediss://`: this build has no TLS client (as for the model servers, Redis belongs on the
-/// private network).
+/// A `redis://` or `rediss://` (TLS) URL, checked without echoing it (it may hold a password);
+/// unset is None.
 pub fn redis_url(s: &str) -> Result<Option<String>, String> {
     if s.is_empty() {
         return Ok(None);
@@ -192,19 +191,20 @@ pub fn redis_url(s: &str) -> Result<Option<String>, String> {
     let Ok(parsed) = reqwest::Url::parse(s) else {
         return Err("the value is not a URL".into());
     };
-    match parsed.scheme() {
-        "redis" => {}
-        "rediss" => {
-            return Err(
-                "rediss:// (TLS) is not supported by this build; reach Redis over \
-                        redis:// on a private network"
-                    .into(),
-            )
-        }
-        _ => return Err("the URL scheme is not redis://".into()),
+    if !matches!(parsed.scheme(), "redis" | "rediss") {
+        return Err("the URL scheme is not redis:// or rediss://".into());
     }
     if parsed.host_str().unwrap_or_default().is_empty() {
         return Err("the URL has no host".into());
+    }
+    // The redis crate reads `#insecure` as "skip certificate checks"; this build has no such
+    // mode: trust a private CA with redis_ca_file instead.
+    if parsed.fragment().is_some() {
+        return Err(
+            "the URL has a #fragment (#insecure is not supported: set redis_ca_file to the CA \
+             that signed the server's certificate)"
+                .into(),
+        );
     }
     if redis::Client::open(s).is_err() {
         return Err("the URL is not a valid Redis URL (check the port and database number)".into());

@@ -85,9 +85,11 @@ pub struct RagSettings {
     pub retrieval_k: usize,
     pub lexical_weight: f64,
     pub vector_weight: f64,
-    /// Redis for the query cache (a validated redis:// URL; may hold a password, so never
-    /// logged); None: no cache.
+    /// Redis for the query cache (a validated redis:// or rediss:// URL; may hold a password,
+    /// so never logged); None: no cache.
     pub redis_url: Option<String>,
+    /// The CA that signed a rediss:// server's certificate (PEM, checked readable at load).
+    pub redis_ca_file: Option<PathBuf>,
     pub cache_ttl: Duration,
     /// Extra certificate authorities for outbound HTTPS (PEM).
     pub ca_bundle: Option<PathBuf>,
@@ -117,6 +119,7 @@ pub enum CookieSecure {
 pub enum DatabaseLocation {
     /// The embedded default: a SQLite file.
     Sqlite(PathBuf),
-    /// A PostgreSQL connection URL (kept out of logs: it may hold a password).
+    /// A PostgreSQL connection URL (kept out of logs: it may hold a password), with
+    /// `database_ca_file` in it as `sslrootcert`.
     Postgres(String),
 }

@@ -5,6 +5,7 @@
 //! [`ACQUIRE_TIMEOUT`] or fails, so while the server is down or restarting requests answer 503
 //! quickly instead of piling up, and the pool reconnects by itself once it is back.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use sqlx::Connection;
 use super::migrations;
 use crate::error::BootError;
 use crate::store::failure::database_unavailable;
+use crate::tls;
 
 /// How long a query waits for a pooled connection (including opening a new one) before the
 /// request fails with 503.
@@ -31,6 +33,8 @@ pub struct PgStore {
     pub pool: PgPool,
     /// For messages and the readiness check's diagnosis (boxed: it is large).
     options: std::sync::Arc<PgConnectOptions>,
+    /// `database_ca_file` (the URL's `sslrootcert`, where `config` put it), for messages.
+    ca_file: Option<PathBuf>,
 }
 
 impl PgStore {
@@ -48,7 +52,12 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| BootError::Config(format!("the PostgreSQL URL is not valid: {e}")))?
             .application_name("berth");
-        wait_for_server(&options, connect_timeout).await?;
+        let ca_file = reqwest::Url::parse(url).ok().and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "sslrootcert")
+                .map(|(_, v)| PathBuf::from(v.into_owned()))
+        });
+        wait_for_server(&options, ca_file.as_deref(), connect_timeout).await?;
 
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -75,6 +84,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             options: options.into(),
+            ca_file,
         };
         store.refuse_newer_schema().await?;
         Ok(store)
@@ -121,9 +131,10 @@ impl PgStore {
             sqlx::query("SELECT 1").execute(&mut *conn).await?;
             Ok::<_, sqlx::Error>(())
         };
+        let why = |e: sqlx::Error| explain(&e, &self.options, self.ca_file.as_deref());
         let error = match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
             Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) if !matches!(e, sqlx::Error::PoolTimedOut) => e.to_string(),
+            Ok(Err(e)) if !matches!(e, sqlx::Error::PoolTimedOut) => why(e),
             // The pool only says it timed out: one direct attempt tells why (refused, unknown
             // host, authentication, or no answer at all).
             _ => match tokio::time::timeout(
@@ -132,7 +143,7 @@ impl PgStore {
             )
             .await
             {
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => why(e),
                 Ok(Ok(conn)) => {
                     let _ = conn.close().await;
                     format!("no pooled connection answered within {CHECK_TIMEOUT:?}")
@@ -161,10 +172,38 @@ fn describe(options: &PgConnectOptions) -> String {
     )
 }
 
+/// What a failed connection means, in one line: a TLS failure names the setting that fixes it.
+fn explain(error: &sqlx::Error, options: &PgConnectOptions, ca_file: Option<&Path>) -> String {
+    let trust = tls::Trust {
+        setting: "database_ca_file",
+        ca_file,
+    };
+    match error {
+        sqlx::Error::Io(io) => match tls::tls_error(io) {
+            Some(tls) => tls::explain(tls, options.get_host(), trust),
+            None => error.to_string(),
+        },
+        // sqlx's own TLS refusals: the server has TLS off, or a file it could not use.
+        sqlx::Error::Tls(why) => format!(
+            "TLS failed: {why} (sslmode in database_url asks for TLS; the server's `ssl` setting \
+             and database_ca_file must agree)"
+        ),
+        sqlx::Error::Database(db) if db.message().ends_with("no encryption") => format!(
+            "{error} (the server accepts only TLS connections here: set sslmode=verify-full in \
+             database_url and database_ca_file to its CA)"
+        ),
+        _ => error.to_string(),
+    }
+}
+
 /// Opens one connection, retrying while the server is unreachable or starting, with pauses
 /// doubling from [`FIRST_RETRY`] to [`MAX_RETRY`], for at most `patience` in all. Errors that
 /// waiting cannot fix (wrong password, no such database) fail at once.
-async fn wait_for_server(options: &PgConnectOptions, patience: Duration) -> Result<(), BootError> {
+async fn wait_for_server(
+    options: &PgConnectOptions,
+    ca_file: Option<&Path>,
+    patience: Duration,
+) -> Result<(), BootError> {
     let started = Instant::now();
     let deadline = started + patience;
     let mut pause = FIRST_RETRY;
@@ -188,12 +227,14 @@ async fn wait_for_server(options: &PgConnectOptions, patience: Duration) -> Resu
             Ok(Err(e)) => e,
             Err(_) => sqlx::Error::PoolTimedOut,
         };
-        let retryable = database_unavailable(&error);
+        // A certificate the CA refuses comes as an I/O error, but waiting will not fix it.
+        let tls_refused = matches!(&error, sqlx::Error::Io(io) if tls::tls_error(io).is_some());
+        let retryable = database_unavailable(&error) && !tls_refused;
         let now = Instant::now();
         if !retryable || now + pause > deadline {
             let why = match error {
                 sqlx::Error::PoolTimedOut => format!("no answer within {budget:?}"),
-                other => other.to_string(),
+                other => explain(&other, options, ca_file),
             };
             let tried = if attempt > 1 {
                 format!(

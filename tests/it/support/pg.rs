@@ -301,6 +301,12 @@ pub struct Dedicated {
 impl Dedicated {
     /// `None` (after a notice) when Docker is unavailable and skipping is allowed.
     pub fn start() -> Option<Dedicated> {
+        Dedicated::start_with(&[], &[])
+    }
+
+    /// [`Dedicated::start`] with more `docker run` options (before the image) and a command
+    /// instead of the image's (after it).
+    pub fn start_with(docker_args: &[&str], command: &[&str]) -> Option<Dedicated> {
         if let Err(why) = docker_ready() {
             if std::env::var(URL_VAR).is_ok() && is_ci() {
                 eprintln!("skipped: needs Docker ({why}); {URL_VAR} cannot stand in for it");
@@ -327,10 +333,12 @@ impl Dedicated {
                 &format!("POSTGRES_PASSWORD={password}"),
                 "--publish",
                 &format!("127.0.0.1:{port}:5432"),
-                IMAGE,
             ]
             .map(String::from),
         );
+        args.extend(docker_args.iter().map(|a| a.to_string()));
+        args.push(IMAGE.into());
+        args.extend(command.iter().map(|a| a.to_string()));
         docker(&args.iter().map(String::as_str).collect::<Vec<_>>())
             .unwrap_or_else(|e| panic!("cannot start a PostgreSQL container: {e}"));
         watch_over(&name);

@@ -14,6 +14,8 @@ pub struct Redis {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Serving TLS only (`rediss://`), with this certificate and key in `dir`.
+    tls: bool,
 }
 
 /// True if `redis-server` can run here; otherwise says why the test is skipped (or, under CI,
@@ -44,6 +46,16 @@ pub fn available() -> bool {
 impl Redis {
     /// Starts a Redis on a free port, or None (after saying so) when `redis-server` is missing.
     pub fn start() -> Option<Redis> {
+        Redis::start_inner(None)
+    }
+
+    /// A Redis that speaks TLS only (`rediss://`, no plain port), presenting the certificate
+    /// `cert_pem` (with its key); clients need no certificate of their own.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Redis> {
+        Redis::start_inner(Some((cert_pem, key_pem)))
+    }
+
+    fn start_inner(tls: Option<(&str, &str)>) -> Option<Redis> {
         if !available() {
             return None;
         }
@@ -51,7 +63,12 @@ impl Redis {
             port: 0,
             child: None,
             dir: tempfile::tempdir().unwrap(),
+            tls: tls.is_some(),
         };
+        if let Some((cert, key)) = tls {
+            std::fs::write(redis.dir.path().join("server.crt"), cert).unwrap();
+            std::fs::write(redis.dir.path().join("server.key"), key).unwrap();
+        }
         // The port is free when asked; another process could take it before Redis binds, so
         // try a few.
         for _ in 0..5 {
@@ -68,13 +85,25 @@ impl Redis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Starts the server process on `self.port`; false if it exited (e.g. the port is taken).
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        if self.tls {
+            let file = |name: &str| self.dir.path().join(name).to_string_lossy().into_owned();
+            // The server's own certificate doubles as the (unused) client CA Redis insists on.
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--tls-cert-file", &file("server.crt")])
+                .args(["--tls-key-file", &file("server.key")])
+                .args(["--tls-ca-cert-file", &file("server.crt")])
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        let child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -98,7 +127,8 @@ impl Redis {
         panic!("redis-server on port {} did not answer PING", self.port);
     }
 
-    /// Whether the server answers PING now (raw RESP over TCP, short timeouts).
+    /// Whether the server answers PING now (raw RESP over TCP, short timeouts); over TLS,
+    /// whether it accepts connections.
     pub fn ping(&self) -> bool {
         let Ok(mut s) = TcpStream::connect_timeout(
             &([127, 0, 0, 1], self.port).into(),
@@ -106,6 +136,9 @@ impl Redis {
         ) else {
             return false;
         };
+        if self.tls {
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         if s.write_all(b"PING\r\n").is_err() {
             return false;

@@ -127,9 +127,13 @@ impl Retriever {
         }
         let cache = Cache::new(
             settings.redis_url.as_deref(),
+            settings.redis_ca_file.as_deref(),
             settings.cache_ttl,
             metrics.registry(),
         );
+        // Tried once at start, so a Redis that cannot be reached or a certificate the CA refuses
+        // is in the log at once (one warning, naming the setting) rather than at the first search.
+        let _ = cache.check().await;
         Ok(Retriever {
             store,
             embedder,
