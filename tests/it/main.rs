@@ -19,5 +19,6 @@ mod http;
 mod models;
 mod rag;
 mod scale_out;
+mod sso;
 mod store_contract;
 mod workers;

@@ -70,7 +70,9 @@ pub fn read(path: &Path) -> Result<Vec<OidcProvider>, BootError> {
         };
         check_id(&entry.id).map_err(refuse)?;
         if providers.iter().any(|p| p.id == entry.id) {
-            return Err(refuse("two providers have this id; give each its own".into()));
+            return Err(refuse(
+                "two providers have this id; give each its own".into(),
+            ));
         }
         check_issuer(&entry.issuer).map_err(refuse)?;
         for (name, value) in [
@@ -129,8 +131,8 @@ fn check_id(id: &str) -> Result<(), String> {
 
 /// An issuer is https; plain http only on this machine (a provider in a test, a dev setup).
 fn check_issuer(issuer: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(issuer)
-        .map_err(|e| format!("issuer {issuer:?} is not a URL ({e})"))?;
+    let url =
+        reqwest::Url::parse(issuer).map_err(|e| format!("issuer {issuer:?} is not a URL ({e})"))?;
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {
         "https" => Ok(()),
@@ -172,10 +174,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
             (ONE.replace("corp", "Corp!"), "id must be"),
-            (ONE.replace("https://id", "http://id"), "must be an https://"),
+            (
+                ONE.replace("https://id", "http://id"),
+                "must be an https://",
+            ),
             (ONE.replace("client_id", "clientid"), "unknown field"),
             (format!("{ONE}{ONE}"), "two providers"),
-            (ONE.replace("\"secret\"", "\"missing\""), "cannot read client_secret_file"),
+            (
+                ONE.replace("\"secret\"", "\"missing\""),
+                "cannot read client_secret_file",
+            ),
             (String::new(), "no [[provider]]"),
         ];
         for (text, expected) in cases {

@@ -8,8 +8,8 @@ use crate::domain::accounts::{now_ms, password, AccountState, Role, Username};
 use crate::domain::secret::{constant_time_eq, random_token, sha256_hex};
 use crate::domain::settings::{AuthSettings, OidcProvider};
 use crate::service::audit::{self, event, outcome, Audit};
-use crate::service::throttle::{self, Counted, Locked};
 use crate::service::oidc::Verified;
+use crate::service::throttle::{self, Counted, Locked};
 use crate::store::UserRow;
 use crate::store::{Linked, NewIdentity, Store};
 
@@ -317,7 +317,10 @@ impl Auth<'_> {
                     event::OIDC_SIGN_IN,
                     outcome::DENIED,
                     target,
-                    Some(format!("provider {}: account is {}", provider.id, user.state)),
+                    Some(format!(
+                        "provider {}: account is {}",
+                        provider.id, user.state
+                    )),
                 )
                 .await;
             return Err(AuthError::Refused {
@@ -373,7 +376,11 @@ impl Auth<'_> {
                 50 => format!("{base}-{}", &random_token(8)[..8].to_lowercase()),
                 n => base.numbered(n).to_string(),
             };
-            match self.store.insert_user_with_identity(&row, &identity).await? {
+            match self
+                .store
+                .insert_user_with_identity(&row, &identity)
+                .await?
+            {
                 Linked::NameTaken => continue,
                 Linked::IdentityTaken => {
                     // Another sign-in of the same person linked it a moment ago.

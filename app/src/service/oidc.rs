@@ -11,12 +11,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm,
+};
 use openidconnect::{
     AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    JsonWebKeySet, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse as _,
+    JsonWebKeySet, Nonce, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
+    TokenResponse as _,
 };
 
 use crate::domain::accounts::now_ms;
@@ -123,7 +125,11 @@ pub struct Oidc {
 }
 
 impl Oidc {
-    pub fn new(providers: Vec<OidcProvider>, public_url: Option<String>, http: reqwest::Client) -> Oidc {
+    pub fn new(
+        providers: Vec<OidcProvider>,
+        public_url: Option<String>,
+        http: reqwest::Client,
+    ) -> Oidc {
         Oidc {
             providers: providers
                 .into_iter()
@@ -151,7 +157,9 @@ impl Oidc {
     }
 
     pub fn display_name(&self, id: &str) -> Option<&str> {
-        self.provider(id).ok().map(|p| p.config.display_name.as_str())
+        self.provider(id)
+            .ok()
+            .map(|p| p.config.display_name.as_str())
     }
 
     fn provider(&self, id: &str) -> Result<&Arc<Provider>, OidcError> {
@@ -172,9 +180,8 @@ impl Oidc {
         if let Some(m) = &cache.metadata {
             return Ok(m.clone());
         }
-        let issuer = IssuerUrl::new(p.config.issuer.clone()).map_err(|e| {
-            failed(FailCode::Unavailable, format!("issuer URL is invalid: {e}"))
-        })?;
+        let issuer = IssuerUrl::new(p.config.issuer.clone())
+            .map_err(|e| failed(FailCode::Unavailable, format!("issuer URL is invalid: {e}")))?;
         let m = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| {
@@ -288,16 +295,19 @@ impl Oidc {
             .exchange_code(AuthorizationCode::new(code.clone()))
             .map_err(|e| failed(FailCode::Unavailable, format!("no token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier));
-        let tokens = request.request_async(&self.http).await.map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => failed(
-                FailCode::ProviderRefused,
-                format!("the token endpoint refused the code: {r}"),
-            ),
-            other => failed(
-                FailCode::Unavailable,
-                format!("the token request failed: {}", chain(&other)),
-            ),
-        })?;
+        let tokens = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => failed(
+                    FailCode::ProviderRefused,
+                    format!("the token endpoint refused the code: {r}"),
+                ),
+                other => failed(
+                    FailCode::Unavailable,
+                    format!("the token request failed: {}", chain(&other)),
+                ),
+            })?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| failed(FailCode::InvalidToken, "the token response has no ID token"))?;
@@ -395,7 +405,10 @@ impl Oidc {
     pub async fn end_session_url(&self, id: &str) -> Option<String> {
         let p = self.provider(id).ok()?;
         let metadata = self.metadata(p).await.ok()?;
-        let endpoint = metadata.additional_metadata().end_session_endpoint.clone()?;
+        let endpoint = metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
         let back = PostLogoutRedirectUrl::new(format!("{}/", self.public_url)).ok()?;
         let request = openidconnect::LogoutRequest::from(endpoint)
             .set_client_id(ClientId::new(p.config.client_id.clone()))
