@@ -431,7 +431,7 @@ async fn a_provider_that_is_down_does_not_stop_berth_and_the_person_is_told() {
     assert_eq!(resp.status(), 303);
     assert_eq!(
         resp.headers()["location"],
-        "/?sign_in_error=provider_unavailable&provider=corp"
+        "/sign-in?sign_in_error=provider_unavailable&provider=corp"
     );
     let entries = details(&audit(&admin, "auth.oidc_sign_in").await);
     assert!(entries[0].contains("discovery at"), "{entries:?}");

@@ -105,7 +105,9 @@ pub fn read(path: &Path) -> Result<Vec<OidcProvider>, BootError> {
         providers.push(OidcProvider {
             id: entry.id,
             display_name: entry.display_name.trim().to_string(),
-            issuer: entry.issuer.trim_end_matches('/').to_string(),
+            // As written: discovery compares it with the provider's own, trailing slash and all
+            // (Authentik's ends in one, Keycloak's does not).
+            issuer: entry.issuer,
             client_id: entry.client_id,
             client_secret: secret,
             scopes,
@@ -163,7 +165,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = read(&write(dir.path(), ONE)).unwrap();
         assert_eq!(p[0].client_secret, "s3cret");
-        assert_eq!(p[0].issuer, "https://id.example.com");
+        assert_eq!(p[0].issuer, "https://id.example.com/", "kept as written");
         assert_eq!(p[0].scopes, ["openid", "profile", "email"]);
         assert_eq!(p[0].groups_claim, "groups");
         assert!(!format!("{:?}", p[0]).contains("s3cret"), "never in Debug");

@@ -1,6 +1,6 @@
 //! Sign-in with an OpenID provider, as browser navigations: /start sends the browser to the
 //! provider, /callback takes it back. A failure sends the browser to the sign-in page with a
-//! code (`/?sign_in_error=CODE&provider=ID`) that the page says in words; what went wrong in
+//! code (`/sign-in?sign_in_error=CODE&provider=ID`) that the page says in words; what went wrong in
 //! detail is in the audit log, never in the browser.
 
 use axum::extract::{Path, Query, State};
@@ -102,7 +102,7 @@ pub async fn start(
            Callback),
     responses(
         (status = 303, description = "Signed in (the session cookie is set) and on to `/`, \
-            or refused and back to `/?sign_in_error=CODE&provider=ID`"),
+            or refused and back to `/sign-in?sign_in_error=CODE&provider=ID`"),
         (status = 404, description = "No such provider", body = ErrorBody),
     ))]
 pub async fn callback(
@@ -202,7 +202,9 @@ fn see_other(location: &str) -> Response {
 
 /// To the sign-in page, with what went wrong as a code (ids are `a-z 0-9 -`: no escaping).
 fn back(code: &str, provider: &str) -> Response {
-    see_other(&format!("/?sign_in_error={code}&provider={provider}"))
+    see_other(&format!(
+        "/sign-in?sign_in_error={code}&provider={provider}"
+    ))
 }
 
 fn flow_cookie(value: Option<&str>, client: &ClientInfo, mode: CookieSecure) -> String {
