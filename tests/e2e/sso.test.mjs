@@ -108,7 +108,10 @@ after(async () => {
 test("signs in through the identity provider's login page and lands in the chat", { timeout: 60_000 }, async () => {
   const page = await env.newPage("bob");
   await page.goto("/");
-  await page.getByRole("link", { name: "Sign in with Corp ID" }).click();
+  const button = page.getByRole("link", { name: "Sign in with Corp ID" });
+  await button.waitFor();
+  await env.screenshot(page, "sso-00-sign-in-page");
+  await button.click();
   // The provider's own page, on its own origin.
   await page.getByRole("heading", { name: "Test provider sign-in" }).waitFor();
   assert.ok(page.url().startsWith(await provider.issuer), page.url());
@@ -121,5 +124,12 @@ test("signs in through the identity provider's login page and lands in the chat"
   await env.screenshot(page, "sso-02-signed-in-chat");
   const session = await page.evaluate(async () => (await fetch("/api/v1/auth/session")).json());
   assert.equal(session.user.username, "bob");
+
+  // Signing out ends Berth's session and offers the provider's own sign-out.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  const providerSignOut = page.getByRole("link", { name: "Sign out of your organisation's account too" });
+  await providerSignOut.waitFor();
+  assert.ok((await providerSignOut.getAttribute("href")).startsWith(`${await provider.issuer}/session/end?`));
+  await env.screenshot(page, "sso-03-signed-out");
   assert.deepEqual(env.problems, []);
 });

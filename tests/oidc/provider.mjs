@@ -144,7 +144,10 @@ server.on('request', async (req, res) => {
     const url = new URL(req.url, issuer);
     const login = url.pathname.match(/^\/interaction\/([^/]+)\/login$/);
     const interactionPath = url.pathname.match(/^\/interaction\/([^/]+)$/);
-    if (req.method === 'POST' && url.pathname === '/test/next-id-token') {
+    if (url.pathname === '/favicon.ico') {
+      // A browser asks for it; a 404 would count as a console error in the browser test.
+      res.writeHead(204).end();
+    } else if (req.method === 'POST' && url.pathname === '/test/next-id-token') {
       nextMode = url.searchParams.get('mode');
       res.writeHead(204).end();
     } else if (req.method === 'POST' && url.pathname === '/test/rotate') {
