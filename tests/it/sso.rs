@@ -437,3 +437,53 @@ async fn a_provider_that_is_down_does_not_stop_berth_and_the_person_is_told() {
     assert!(entries[0].contains("discovery at"), "{entries:?}");
     assert_eq!(bob.get("/auth/oidc/nobody/start").await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_sign_in_that_took_too_long_or_was_cancelled_is_refused_and_audited() {
+    let t = one("auto_approve_groups = [\"staff\"]", &[]);
+    let admin = admin(&t.berth).await;
+    let bob = SsoBrowser::new(&t.berth);
+    let callback = bob.through_provider("corp", "bob", "bob-pw").await;
+    // As if the person had left the provider's page open for eleven minutes.
+    let aged = "UPDATE oidc_flows SET created_at = created_at - 660000";
+    assert_eq!(
+        crate::support::db_execute(&t.berth.data_dir, aged).await,
+        Ok(1)
+    );
+    assert_eq!(
+        bob.land(&callback).await.error().as_deref(),
+        Some("expired")
+    );
+
+    // The person cancels at the provider: it sends back an error instead of a code.
+    let resp = bob.get("/auth/oidc/corp/start").await;
+    let to_provider = reqwest::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    let state = to_provider
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let cancelled = format!(
+        "{}/api/v1/auth/oidc/corp/callback?error=access_denied&error_description=cancelled&state={state}",
+        t.berth.base
+    );
+    assert_eq!(
+        bob.land(&cancelled).await.error().as_deref(),
+        Some("provider_refused")
+    );
+    assert_eq!(bob.get("/auth/session").await.status(), 401);
+
+    let entries = details(&audit(&admin, "auth.oidc_sign_in").await);
+    assert!(
+        entries[0].contains("the provider answered access_denied: cancelled"),
+        "{entries:?}"
+    );
+    assert!(
+        entries[1].contains("the sign-in took longer than 600 s"),
+        "{entries:?}"
+    );
+    assert_eq!(
+        bob.get("/auth/oidc/nobody/callback?state=x").await.status(),
+        404
+    );
+}
