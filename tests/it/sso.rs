@@ -487,3 +487,38 @@ async fn a_sign_in_that_took_too_long_or_was_cancelled_is_refused_and_audited() 
         404
     );
 }
+
+#[tokio::test]
+async fn an_answer_naming_another_issuer_is_refused() {
+    let t = one("auto_approve_groups = [\"staff\"]", &[]);
+    let admin = admin(&t.berth).await;
+    let bob = SsoBrowser::new(&t.berth);
+    let callback = bob.through_provider("corp", "bob", "bob-pw").await;
+    let mut url = reqwest::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    assert!(
+        pairs.iter().any(|(k, _)| k == "iss"),
+        "the provider names itself: {callback}"
+    );
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs.iter().map(|(k, v)| {
+            (
+                k.as_str(),
+                if k == "iss" {
+                    "https://evil.example"
+                } else {
+                    v.as_str()
+                },
+            )
+        }));
+    assert_eq!(
+        bob.land(url.as_str()).await.error().as_deref(),
+        Some("bad_state")
+    );
+    let entries = details(&audit(&admin, "auth.oidc_sign_in").await);
+    assert!(entries[0].contains("names another issuer"), "{entries:?}");
+}

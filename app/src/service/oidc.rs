@@ -92,6 +92,8 @@ pub struct Callback {
     /// Set instead of `code` when the provider refused (e.g. `access_denied`).
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The issuer of the answer (RFC 9207), when the provider says it.
+    pub iss: Option<String>,
 }
 
 /// A person the provider vouched for, from a checked ID token.
@@ -106,9 +108,14 @@ pub struct Verified {
 }
 
 struct Cached {
-    metadata: Option<ProviderMetadataWithLogout>,
+    /// The discovery document and when it was fetched.
+    metadata: Option<(ProviderMetadataWithLogout, Instant)>,
     last_key_refetch: Option<Instant>,
 }
+
+/// A discovery document older than this is fetched again at the next sign-in (a provider that
+/// moved an endpoint is followed without restarting Berth).
+const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 struct Provider {
     config: OidcProvider,
@@ -177,8 +184,10 @@ impl Oidc {
     /// The provider's discovery document (with its keys), fetched on first use.
     async fn metadata(&self, p: &Provider) -> Result<ProviderMetadataWithLogout, OidcError> {
         let mut cache = p.cache.lock().await;
-        if let Some(m) = &cache.metadata {
-            return Ok(m.clone());
+        if let Some((m, at)) = &cache.metadata {
+            if at.elapsed() < DISCOVERY_MAX_AGE {
+                return Ok(m.clone());
+            }
         }
         let issuer = IssuerUrl::new(p.config.issuer.clone())
             .map_err(|e| failed(FailCode::Unavailable, format!("issuer URL is invalid: {e}")))?;
@@ -190,7 +199,7 @@ impl Oidc {
                     format!("discovery at {} failed: {}", p.config.issuer, chain(&e)),
                 )
             })?;
-        cache.metadata = Some(m.clone());
+        cache.metadata = Some((m.clone(), Instant::now()));
         Ok(m)
     }
 
@@ -290,7 +299,17 @@ impl Oidc {
             return Err(failed(FailCode::ProviderRefused, "the answer has no code"));
         };
 
-        let client = self.client(p, self.metadata(p).await?)?;
+        let metadata = self.metadata(p).await?;
+        // A provider that names itself must be the one this flow went to (mix-up defence).
+        if let Some(iss) = &answer.iss {
+            if iss != metadata.issuer().as_str() {
+                return Err(failed(
+                    FailCode::BadState,
+                    format!("the answer names another issuer: {iss:.200}"),
+                ));
+            }
+        }
+        let client = self.client(p, metadata)?;
         let request = client
             .exchange_code(AuthorizationCode::new(code.clone()))
             .map_err(|e| failed(FailCode::Unavailable, format!("no token endpoint: {e}")))?
@@ -370,7 +389,7 @@ impl Oidc {
 
     async fn refetch_keys(&self, p: &Provider) -> Result<ProviderMetadataWithLogout, OidcError> {
         let mut cache = p.cache.lock().await;
-        let Some(mut metadata) = cache.metadata.clone() else {
+        let Some((mut metadata, fetched)) = cache.metadata.clone() else {
             return Err(failed(FailCode::Unavailable, "no discovery document"));
         };
         if cache
@@ -397,7 +416,7 @@ impl Oidc {
             })?;
         tracing::info!(provider = %p.config.id, keys = keys.keys().len(), "fetched the OpenID provider's keys again");
         metadata = metadata.set_jwks(keys);
-        cache.metadata = Some(metadata.clone());
+        cache.metadata = Some((metadata.clone(), fetched));
         Ok(metadata)
     }
 
