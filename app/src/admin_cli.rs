@@ -1,4 +1,4 @@
-//! `berth admin create` and `berth admin reset-password`: bootstrap and recovery that work
+//! `berth admin create`, `berth admin reset-password` and `berth admin promote`: bootstrap and recovery that work
 //! wherever the binary runs (a container included), straight on the database.
 
 use std::io::BufRead;
@@ -25,6 +25,7 @@ pub fn run(command: &AdminCommand, settings: &Settings) -> Result<(), BootError>
         let result = match command {
             AdminCommand::Create(args) => create(&store, settings, args).await,
             AdminCommand::ResetPassword(args) => reset(&store, settings, args).await,
+            AdminCommand::Promote(args) => promote(&store, &args.username).await,
         };
         store.close().await;
         result
@@ -147,5 +148,36 @@ async fn reset(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<(
         .await
         .map_err(boot_error)?;
     println!("Password of {name} reset; its sessions and API tokens have ended.");
+    Ok(())
+}
+
+async fn promote(store: &Store, username: &str) -> Result<(), BootError> {
+    let name = Username::parse(username)
+        .map_err(|why| BootError::Config(format!("invalid --username: {why}")))?;
+    let user = store
+        .user_by_name(name.as_str())
+        .await
+        .context("reading users")?
+        .ok_or_else(|| BootError::Config(format!("there is no account named {name}")))?;
+    let now = crate::domain::accounts::now_ms();
+    store
+        .update_user_access(
+            &user.id,
+            crate::domain::accounts::AccountState::Active,
+            crate::domain::accounts::Role::Admin,
+            now,
+        )
+        .await
+        .context("updating the account")?;
+    audit_log(store)
+        .record(
+            &operator(ADMIN_CLI),
+            crate::service::audit::event::ROLE_CHANGED,
+            crate::service::audit::outcome::SUCCESS,
+            Some((user.id.as_str(), user.username.as_str())),
+            Some("promoted to an active admin".into()),
+        )
+        .await;
+    println!("{name} is now an active admin.");
     Ok(())
 }

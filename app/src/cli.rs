@@ -66,6 +66,19 @@ pub enum AdminCommand {
     Create(AdminArgs),
     /// Set a new password for an account; all its sessions and API tokens end.
     ResetPassword(AdminArgs),
+    /// Make an existing account an active admin: the way in when password sign-in is off and
+    /// the accounts come from an OpenID provider (sign in once, then promote that account).
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The account's user name.
+    #[arg(long)]
+    pub username: String,
+    /// Where the database is: the same settings as `berth serve`.
+    #[command(flatten)]
+    pub settings: Given<ForAdmin>,
 }
 
 #[derive(Debug, Args)]

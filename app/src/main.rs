@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Admin(command) => {
             let settings = match &command {
                 AdminCommand::Create(a) | AdminCommand::ResetPassword(a) => &a.settings,
+                AdminCommand::Promote(a) => &a.settings,
             };
             Settings::load(settings).and_then(|settings| berth::admin_cli::run(&command, &settings))
         }

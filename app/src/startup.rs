@@ -15,6 +15,7 @@ use crate::llm;
 use crate::metrics::Metrics;
 use crate::service::audit::Audit;
 use crate::service::ingest::Ingestor;
+use crate::service::oidc::Oidc;
 use crate::service::retrieval::Retriever;
 use crate::store::Store;
 use crate::telemetry;
@@ -91,8 +92,10 @@ async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
             tracing::warn!(released, "resuming ingestion interrupted by a crash");
         }
     }
-    // One outbound client (rustls, ca_bundle read once) for the model servers.
-    let http = llm::http_client(settings.rag.ca_bundle.as_deref()).map_err(BootError::Config)?;
+    // One outbound client (rustls, ca_bundle read once) for the model servers, and its twin
+    // without redirects for the OpenID providers.
+    let (http, http_no_redirects) =
+        llm::http_clients(settings.rag.ca_bundle.as_deref()).map_err(BootError::Config)?;
     let embedder = match settings.rag.embed.clone() {
         None => None,
         Some(e) => {
@@ -150,6 +153,11 @@ async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
         auth: Arc::new(settings.auth.clone()),
         rag: Arc::new(settings.rag.clone()),
         retriever,
+        oidc: Arc::new(Oidc::new(
+            settings.auth.oidc_providers.clone(),
+            settings.auth.public_url.clone(),
+            http_no_redirects,
+        )),
         llm: match settings.rag.llm.clone() {
             None => None,
             Some(e) => Some(

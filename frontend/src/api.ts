@@ -29,6 +29,18 @@ export interface SessionInfo {
   csrf_token: string | null;
 }
 
+/** An OpenID provider people may sign in with. */
+export interface SignInProvider {
+  id: string;
+  display_name: string;
+}
+
+/** The ways to sign in here (GET /auth/providers). */
+export interface SignInOptions {
+  password_login: boolean;
+  providers: SignInProvider[];
+}
+
 export interface Registered {
   user: User;
   message: string;
@@ -456,12 +468,23 @@ export async function signIn(username: string, password: string): Promise<Sessio
   return info;
 }
 
-export async function signOut(): Promise<void> {
+/** Signs out of Berth: the provider's end-session URL when the session came from one that has it. */
+export async function signOut(): Promise<string | null> {
   try {
-    await request<undefined>("POST", "/auth/sign-out", { expect401: true });
+    const out = await request<{ end_session_url: string } | undefined>("POST", "/auth/sign-out", { expect401: true });
+    return out?.end_session_url ?? null;
   } finally {
     setCsrfToken(null);
   }
+}
+
+export function getSignInOptions(): Promise<SignInOptions> {
+  return request("GET", "/auth/providers");
+}
+
+/** Where a provider's button starts signing in: a page navigation, not a fetch. */
+export function providerStartUrl(id: string): string {
+  return `/api/v1/auth/oidc/${encodeURIComponent(id)}/start`;
 }
 
 export function register(username: string, password: string): Promise<Registered> {

@@ -21,3 +21,6 @@ export function watchForSignOut(client: QueryClient): void {
     }
   });
 }
+
+/** sessionStorage key: the identity provider's sign-out page, offered after signing out of Berth. */
+export const END_SESSION_KEY = "berth.endSessionUrl";

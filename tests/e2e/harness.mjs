@@ -49,8 +49,8 @@ function createAdmin(bin, dataDir) {
 }
 
 /** Starts `berth serve` on a port of the kernel's choosing; resolves with its base URL. */
-function startServer(bin, dataDir, env) {
-  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+function startServer(bin, dataDir, env, listen = "127.0.0.1:0") {
+  const child = spawn(bin, ["serve", "--listen", listen, "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, BERTH_LOG_FORMAT: "json", BERTH_LOG_LEVEL: "info", ...env },
   });
@@ -119,8 +119,10 @@ function testEmbeddingModel() {
  * Starts the server, the browser and (for `models: "fake"`, the default) the in-test model
  * server as Berth's LLM and embedder. `models: "builtin"`: the real built-in embedder and no
  * LLM (answers are extractive), as `cargo xtask dev` runs with only the fixtures' model.
+ * `listen` (default a port of the kernel's choosing) and `serverEnv` (more BERTH_* settings) for
+ * a test that must know Berth's address beforehand, as single sign-on does.
  */
-export async function setUp({ models = "fake" } = {}) {
+export async function setUp({ models = "fake", listen, serverEnv = {} } = {}) {
   const bin = resolve(required("BERTH_BIN", join(root, "target/debug/berth")));
   const executablePath = required("BERTH_E2E_CHROMIUM", "/usr/bin/chromium");
   // This run's screenshots only (each test file writes its own names).
@@ -141,7 +143,8 @@ export async function setUp({ models = "fake" } = {}) {
     // Small passages, so a test document has several and a cited one has text around it.
     BERTH_CHUNK_SIZE: "300",
     BERTH_CHUNK_OVERLAP: "30",
-  });
+    ...serverEnv,
+  }, listen);
   const baseURL = await server.base;
   const browser = await chromium.launch({
     executablePath,

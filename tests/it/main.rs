@@ -20,6 +20,7 @@ mod migrate;
 mod models;
 mod rag;
 mod scale_out;
+mod sso;
 mod store_contract;
 mod tls;
 mod upgrade;

@@ -139,6 +139,8 @@ pub fn run(args: Args) -> Result<()> {
     // The server (a debug build reads frontend/dist at run time) must serve the current UI.
     frontend::build(&frontend::frontend_dir(), Mode::BundleOnly, false)?;
     frontend::ensure_installed(&npm, &e2e_dir, false)?;
+    // The OpenID provider the single sign-on test signs in at (tests/oidc/provider.mjs).
+    frontend::ensure_installed(&npm, &root.join("tests/oidc"), false)?;
     // This run's screenshots only; each test file adds its own.
     let _ = std::fs::remove_dir_all(root.join("test-artifacts/screenshots"));
     section(&format!("e2e: {}", show(&test)));

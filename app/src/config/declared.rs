@@ -237,6 +237,25 @@ declare! {
     COOKIE_SECURE("cookie_secure"): CookieSecure = "auto" {
         Server, "MODE", parse::cookie_secure, expected "auto, always or never"
     }
+    /// Allow signing in and registering with a user name and password. With `false`, people
+    /// sign in only through the OpenID providers of `oidc_providers_file`; `berth admin` on the
+    /// command line still works (create an admin, reset a password, promote an account).
+    PASSWORD_LOGIN("password_login"): bool = "true" {
+        Server, "BOOL", parse::boolean, expected "true or false"
+    }
+    /// A TOML file of `[[provider]]` tables, one per OpenID provider people may sign in with
+    /// (id, display_name, issuer, client_id, client_secret_file, scopes, groups_claim,
+    /// auto_approve_groups, admin_groups): see docs/sso.md. Unset: no single sign-on.
+    OIDC_PROVIDERS_FILE("oidc_providers_file"): Option<PathBuf> = "" {
+        Server, "FILE", parse::optional_path, expected "a TOML file"
+    }
+    /// The address people use to reach Berth, e.g. https://berth.example.com: the OpenID
+    /// providers send people back to PUBLIC_URL/api/v1/auth/oidc/ID/callback. Required with
+    /// oidc_providers_file.
+    PUBLIC_URL("public_url"): Option<String> = "" {
+        Server, "URL", parse::http_url,
+        expected "an http:// or https:// URL, e.g. https://berth.example.com"
+    }
     /// LLM server for answers: the Ollama base URL (e.g. http://127.0.0.1:11434), or an
     /// OpenAI-compatible base URL ending in /v1 with --llm-api openai. Unset: extractive answers.
     LLM_URL("llm_url"): Option<String> = "" {

@@ -7,6 +7,7 @@
 mod database;
 pub mod declared;
 mod layers;
+mod oidc;
 pub mod parse;
 
 use std::net::SocketAddr;
@@ -106,6 +107,18 @@ fn auth(l: &Layers<'_>) -> Result<AuthSettings, BootError> {
         PolicyKind::Length => 12,
         PolicyKind::Composition => 8,
     });
+    let oidc_providers = match l.get(&d::OIDC_PROVIDERS_FILE)? {
+        Some(path) => oidc::read(&path)?,
+        None => Vec::new(),
+    };
+    let public_url = l.get(&d::PUBLIC_URL)?;
+    if !oidc_providers.is_empty() && public_url.is_none() {
+        return Err(l.refuse(
+            &d::PUBLIC_URL,
+            "it is unset, and the OpenID providers need it to send people back to Berth \
+             (PUBLIC_URL/api/v1/auth/oidc/ID/callback)",
+        ));
+    }
     Ok(AuthSettings {
         password_policy: PasswordPolicy { kind, min_length },
         session_idle_timeout: l.get(&d::SESSION_IDLE_TIMEOUT)?,
@@ -116,6 +129,9 @@ fn auth(l: &Layers<'_>) -> Result<AuthSettings, BootError> {
         register_max_per_address: l.get(&d::REGISTER_MAX_PER_ADDRESS)?,
         trust_forwarded_for: l.get(&d::TRUST_FORWARDED_FOR)?,
         cookie_secure: l.get(&d::COOKIE_SECURE)?,
+        password_login: l.get(&d::PASSWORD_LOGIN)?,
+        oidc_providers,
+        public_url,
     })
 }
 

@@ -106,6 +106,45 @@ pub struct AuthSettings {
     pub register_max_per_address: i64,
     pub trust_forwarded_for: bool,
     pub cookie_secure: CookieSecure,
+    /// Whether accounts may sign in (and register) with a password. `berth admin` works either way.
+    pub password_login: bool,
+    /// The OpenID providers people may sign in with, in the order the login page shows them.
+    pub oidc_providers: Vec<OidcProvider>,
+    /// The address people reach Berth at, without a trailing slash: redirect URIs come from it.
+    pub public_url: Option<String>,
+}
+
+/// An OpenID provider, as configured in `oidc_providers_file`.
+#[derive(Clone)]
+pub struct OidcProvider {
+    /// Its name in Berth's URLs (`/api/v1/auth/oidc/ID/callback`): `a-z 0-9 -`.
+    pub id: String,
+    pub display_name: String,
+    /// The issuer URL, as the provider's discovery document states it.
+    pub issuer: String,
+    pub client_id: String,
+    /// Read from `client_secret_file`; never logged.
+    pub client_secret: String,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// The ID token claim listing the person's groups.
+    pub groups_claim: String,
+    /// Members of any of these groups are approved at their first sign-in.
+    pub auto_approve_groups: Vec<String>,
+    /// Members of any of these groups are admins (approved too); with none, roles are Berth's.
+    pub admin_groups: Vec<String>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything but the client secret.
+        f.debug_struct("OidcProvider")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

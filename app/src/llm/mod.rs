@@ -61,9 +61,16 @@ const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(250), Duration::from_
 /// The HTTP client for outbound requests (model servers, the Hub): rustls, trusting the
 /// system's roots, Mozilla's, and the PEM certificates in `ca_bundle` if given.
 pub fn http_client(ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .use_rustls_tls();
+    Ok(http_clients(ca_bundle)?.0)
+}
+
+/// [`http_client`], and the same client with redirects off and a time limit, for OpenID
+/// providers: a token request that is redirected would take the client secret and the code
+/// along.
+pub fn http_clients(
+    ca_bundle: Option<&std::path::Path>,
+) -> Result<(reqwest::Client, reqwest::Client), String> {
+    let mut roots = Vec::new();
     if let Some(path) = ca_bundle {
         let pem = std::fs::read(path)
             .map_err(|e| format!("cannot read ca_bundle {}: {e}", path.display()))?;
@@ -79,13 +86,32 @@ pub fn http_client(ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Clien
                 path.display()
             ));
         }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+        roots = certs;
     }
-    builder
-        .build()
-        .map_err(|e| format!("the HTTP client cannot start: {e}"))
+    let build = |redirects, timeout: Option<Duration>| {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(redirects)
+            .use_rustls_tls();
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout);
+        }
+        for cert in &roots {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        builder
+            .build()
+            .map_err(|e| format!("the HTTP client cannot start: {e}"))
+    };
+    Ok((
+        // Answers stream for minutes: the model clients time out per read instead.
+        build(reqwest::redirect::Policy::default(), None)?,
+        // A provider that hangs must not hold a sign-in past the request deadline.
+        build(
+            reqwest::redirect::Policy::none(),
+            Some(Duration::from_secs(15)),
+        )?,
+    ))
 }
 
 impl Client {

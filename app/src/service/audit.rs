@@ -17,6 +17,10 @@ pub mod event {
     pub const ROLE_CHANGED: &str = "user.role_changed";
     pub const SIGN_IN: &str = "auth.sign_in";
     pub const SIGN_OUT: &str = "auth.sign_out";
+    /// A sign-in through an OpenID provider: its outcome, and why when it failed.
+    pub const OIDC_SIGN_IN: &str = "auth.oidc_sign_in";
+    /// A provider's identity linked to a new account at its first sign-in.
+    pub const OIDC_LINKED: &str = "auth.oidc_linked";
     pub const LOCKOUT: &str = "auth.lockout";
     pub const PASSWORD_CHANGED: &str = "password.changed";
     pub const PASSWORD_RESET: &str = "password.reset";
@@ -34,6 +38,8 @@ pub mod event {
         ROLE_CHANGED,
         SIGN_IN,
         SIGN_OUT,
+        OIDC_SIGN_IN,
+        OIDC_LINKED,
         LOCKOUT,
         PASSWORD_CHANGED,
         PASSWORD_RESET,

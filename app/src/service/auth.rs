@@ -6,11 +6,12 @@
 use crate::domain::accounts::policy::PasswordPolicy;
 use crate::domain::accounts::{now_ms, password, AccountState, Role, Username};
 use crate::domain::secret::{constant_time_eq, random_token, sha256_hex};
-use crate::domain::settings::AuthSettings;
+use crate::domain::settings::{AuthSettings, OidcProvider};
 use crate::service::audit::{self, event, outcome, Audit};
+use crate::service::oidc::Verified;
 use crate::service::throttle::{self, Counted, Locked};
-use crate::store::Store;
 use crate::store::UserRow;
+use crate::store::{Linked, NewIdentity, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -101,6 +102,7 @@ impl Auth<'_> {
         username: &str,
         password: String,
     ) -> Result<UserRow, AuthError> {
+        self.password_login_allowed()?;
         let username = parse_username(username)?;
         check_password(&self.settings.password_policy, &password)?;
         if let Some(addr) = client.addr {
@@ -148,6 +150,7 @@ impl Auth<'_> {
         password: String,
         old_session: Option<&str>,
     ) -> Result<NewSession, AuthError> {
+        self.password_login_allowed()?;
         let username = Username::parse(username).ok();
         let name = username.as_ref().map_or("", Username::as_str).to_string();
         let mut keys = vec![throttle::account_key(&name)];
@@ -223,8 +226,28 @@ impl Auth<'_> {
             });
         }
         self.store.clear_throttle(&keys[0]).await?;
+        let session = self.start_session(client, user, old_session).await?;
+        let user = &session.user;
+        self.audit
+            .record(
+                &client.audit.clone().with_actor(user),
+                event::SIGN_IN,
+                outcome::SUCCESS,
+                target,
+                None,
+            )
+            .await;
+        Ok(session)
+    }
 
-        // A new session id at every sign-in; the one the browser had (if any) ends.
+    /// A new session for `user`. A new session id at every sign-in; the one the browser had
+    /// (if any) ends.
+    async fn start_session(
+        &self,
+        client: &Client<'_>,
+        user: UserRow,
+        old_session: Option<&str>,
+    ) -> Result<NewSession, AuthError> {
         if let Some(old) = old_session {
             self.store.delete_session(&sha256_hex(old)).await?;
         }
@@ -243,16 +266,212 @@ impl Auth<'_> {
                 client.user_agent,
             )
             .await?;
+        Ok(NewSession { user, token, csrf })
+    }
+
+    fn password_login_allowed(&self) -> Result<(), AuthError> {
+        if self.settings.password_login {
+            return Ok(());
+        }
+        Err(AuthError::Refused {
+            code: "password_login_disabled",
+            message: "signing in with a password is turned off here: sign in with your \
+                      organisation's account (the buttons on the sign-in page)"
+                .into(),
+        })
+    }
+
+    /// Signs in a person an OpenID provider vouched for. Their account is the one linked to the
+    /// provider's (issuer, subject); at the first sign-in one is made, pending an admin's
+    /// approval unless the provider's groups claim names an auto-approve or admin group. With
+    /// `admin_groups` configured, an active account's role follows those groups at each sign-in.
+    pub async fn sign_in_oidc(
+        &self,
+        client: &Client<'_>,
+        provider: &OidcProvider,
+        person: &Verified,
+        old_session: Option<&str>,
+    ) -> Result<NewSession, AuthError> {
+        let member = |groups: &[String]| person.groups.iter().any(|g| groups.contains(g));
+        let admin = member(&provider.admin_groups);
+        let approved = admin || member(&provider.auto_approve_groups);
+        let user = match self
+            .store
+            .user_by_identity(&person.issuer, &person.subject)
+            .await?
+        {
+            Some(user) => {
+                self.store
+                    .touch_identity(&person.issuer, &person.subject, now_ms())
+                    .await?;
+                self.follow_groups(client, provider, user, admin, approved)
+                    .await?
+            }
+            None => self.link(client, provider, person, admin, approved).await?,
+        };
+        let target = Some((user.id.as_str(), user.username.as_str()));
+        if let Some((code, message)) = refusal(user.state()) {
+            self.audit
+                .record(
+                    &client.audit,
+                    event::OIDC_SIGN_IN,
+                    outcome::DENIED,
+                    target,
+                    Some(format!(
+                        "provider {}: account is {}",
+                        provider.id, user.state
+                    )),
+                )
+                .await;
+            return Err(AuthError::Refused {
+                code,
+                message: message.into(),
+            });
+        }
+        let session = self.start_session(client, user, old_session).await?;
+        self.store
+            .set_session_provider(&sha256_hex(&session.token), &provider.id)
+            .await?;
+        let user = &session.user;
         self.audit
             .record(
-                &client.audit.clone().with_actor(&user),
-                event::SIGN_IN,
+                &client.audit.clone().with_actor(user),
+                event::OIDC_SIGN_IN,
                 outcome::SUCCESS,
-                target,
-                None,
+                Some((user.id.as_str(), user.username.as_str())),
+                Some(format!("provider {}", provider.id)),
             )
             .await;
-        Ok(NewSession { user, token, csrf })
+        Ok(session)
+    }
+
+    /// A new account linked to the person's identity, named after what the provider calls
+    /// them (numbered when the name is taken).
+    async fn link(
+        &self,
+        client: &Client<'_>,
+        provider: &OidcProvider,
+        person: &Verified,
+        admin: bool,
+        approved: bool,
+    ) -> Result<UserRow, AuthError> {
+        let base = Username::derive(person.name_hint.as_deref().unwrap_or("user"));
+        let (role, state) = match (admin, approved) {
+            (true, _) => (Role::Admin, AccountState::Active),
+            (false, true) => (Role::User, AccountState::Active),
+            (false, false) => (Role::User, AccountState::Pending),
+        };
+        // No password signs in to this account; a random one keeps the column's meaning.
+        let mut row = new_user(&base, random_token(32), role, state).await;
+        let identity = NewIdentity {
+            issuer: &person.issuer,
+            subject: &person.subject,
+            provider: &provider.id,
+            email: person.email.as_deref(),
+            now: now_ms(),
+        };
+        for n in 1..=50u32 {
+            row.username = match n {
+                1 => base.to_string(),
+                50 => format!("{base}-{}", &random_token(8)[..8].to_lowercase()),
+                n => base.numbered(n).to_string(),
+            };
+            match self
+                .store
+                .insert_user_with_identity(&row, &identity)
+                .await?
+            {
+                Linked::NameTaken => continue,
+                Linked::IdentityTaken => {
+                    // Another sign-in of the same person linked it a moment ago.
+                    return self
+                        .store
+                        .user_by_identity(&person.issuer, &person.subject)
+                        .await?
+                        .ok_or_else(not_signed_in);
+                }
+                Linked::Created => {
+                    let detail = format!(
+                        "provider {}, subject {}, account {}{}",
+                        provider.id,
+                        person.subject,
+                        state.as_str(),
+                        if admin { ", admin by group" } else { "" }
+                    );
+                    self.audit
+                        .record(
+                            &client.audit,
+                            event::OIDC_LINKED,
+                            outcome::SUCCESS,
+                            Some((row.id.as_str(), row.username.as_str())),
+                            Some(detail),
+                        )
+                        .await;
+                    return Ok(row);
+                }
+            }
+        }
+        Err(AuthError::Taken(format!(
+            "no free user name near {base}; ask an admin"
+        )))
+    }
+
+    /// Applies the provider's groups to a known account: a pending one in an approving group
+    /// becomes active; with `admin_groups` set, an active one's role follows them (never
+    /// taking the last admin's role). Denied and disabled accounts stay as an admin left them.
+    async fn follow_groups(
+        &self,
+        client: &Client<'_>,
+        provider: &OidcProvider,
+        user: UserRow,
+        admin: bool,
+        approved: bool,
+    ) -> Result<UserRow, AuthError> {
+        let state = match user.state() {
+            AccountState::Pending if approved => AccountState::Active,
+            state => state,
+        };
+        let role = if state == AccountState::Active && !provider.admin_groups.is_empty() {
+            if admin {
+                Role::Admin
+            } else {
+                Role::User
+            }
+        } else {
+            user.role()
+        };
+        if state == user.state() && role == user.role() {
+            return Ok(user);
+        }
+        let target = Some((user.id.as_str(), user.username.as_str()));
+        if !self
+            .store
+            .update_user_access(&user.id, state, role, now_ms())
+            .await?
+        {
+            tracing::warn!(user = %user.username, "kept the last admin's role despite the provider's groups");
+            return Ok(user);
+        }
+        let (event, detail) = if state != user.state() {
+            (event::APPROVED, "by group membership")
+        } else {
+            (event::ROLE_CHANGED, "by group membership")
+        };
+        self.audit
+            .record(
+                &client.audit,
+                event,
+                outcome::SUCCESS,
+                target,
+                Some(format!(
+                    "{detail} at provider {}: {} {}",
+                    provider.id,
+                    state.as_str(),
+                    role.as_str()
+                )),
+            )
+            .await;
+        Ok(self.store.user_by_id(&user.id).await?.unwrap_or(user))
     }
 
     /// The active user a request's credentials name. Sessions end after the idle and absolute

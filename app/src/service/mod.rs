@@ -6,5 +6,6 @@ pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod ingest;
+pub mod oidc;
 pub mod retrieval;
 pub mod throttle;

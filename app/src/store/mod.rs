@@ -8,6 +8,7 @@ mod dispatch;
 mod documents;
 pub mod failure;
 pub mod migrations;
+mod oidc;
 mod postgres;
 mod retrieval;
 mod sqlite;
@@ -23,6 +24,7 @@ pub use accounts::{
 pub use collections::CollectionRow;
 pub use conversations::{ConversationRow, MessageRow};
 pub use documents::{blob_to_f32s, ChunkRow, DocumentRow, NewChunk};
+pub use oidc::{Linked, NewIdentity, OidcFlowRow};
 pub use postgres::PgStore;
 pub use retrieval::Corpus;
 pub use sqlite::SqliteStore;

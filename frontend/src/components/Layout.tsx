@@ -2,7 +2,7 @@ import { useState, type ReactNode } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { signOut, type User } from "../api";
 import { Link, navigate, useLocation } from "../router";
-import { SESSION_KEY } from "../session";
+import { END_SESSION_KEY, SESSION_KEY } from "../session";
 import { applyTheme, savedTheme, type ThemeChoice } from "../theme";
 import { Button, cx } from "./ui";
 
@@ -53,7 +53,9 @@ export function Layout({ user, children }: { user: User; children: ReactNode }) 
   const leave = async () => {
     setLeaving(true);
     try {
-      await signOut();
+      const endSession = await signOut();
+      // Kept for the sign-in page to offer (never read from the URL: no open redirect).
+      if (endSession) sessionStorage.setItem(END_SESSION_KEY, endSession);
     } catch {
       // Signed out or not, the page forgets the session.
     }

@@ -122,6 +122,39 @@ describe("SignInPage", () => {
     expect(client.getQueryData(["session"])).toMatchObject({ user: { username: "alice" } });
   });
 
+  it("shows a button per identity provider and says why a sign-in with one failed", async () => {
+    window.history.replaceState(null, "", "/sign-in?sign_in_error=pending_approval&provider=corp");
+    mockApi({
+      "GET /auth/providers": () =>
+        json(200, {
+          password_login: true,
+          providers: [
+            { id: "corp", display_name: "Corp ID" },
+            { id: "partner", display_name: "Partner SSO" },
+          ],
+        }),
+    });
+    renderWithClient(<SignInPage />);
+    const corp = await screen.findByRole("link", { name: "Sign in with Corp ID" });
+    expect(corp).toHaveAttribute("href", "/api/v1/auth/oidc/corp/start");
+    expect(screen.getByRole("link", { name: "Sign in with Partner SSO" })).toBeInTheDocument();
+    expect(screen.getByRole("alert")).toHaveTextContent("Your account is waiting for an administrator's approval");
+    expect(screen.getByLabelText("User name")).toBeInTheDocument();
+  });
+
+  it("hides the password form when password sign-in is off", async () => {
+    window.history.replaceState(null, "", "/sign-in?sign_in_error=expired&provider=corp");
+    mockApi({
+      "GET /auth/providers": () =>
+        json(200, { password_login: false, providers: [{ id: "corp", display_name: "Corp ID" }] }),
+    });
+    renderWithClient(<SignInPage />);
+    expect(await screen.findByRole("link", { name: "Sign in with Corp ID" })).toBeInTheDocument();
+    expect(screen.getByRole("alert")).toHaveTextContent("Sign-in with Corp ID failed: the sign-in took too long. Try again.");
+    expect(screen.queryByLabelText("User name")).not.toBeInTheDocument();
+    expect(screen.queryByRole("link", { name: "Register" })).not.toBeInTheDocument();
+  });
+
   it("never redirects off the site after signing in", () => {
     expect(safeNext("/chat/abc")).toBe("/chat/abc");
     expect(safeNext("//evil.example/")).toBe("/chat");

@@ -1,14 +1,38 @@
 import { useState, type SubmitEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { getPasswordPolicy, register, signIn, type Registered } from "../api";
+import { getPasswordPolicy, getSignInOptions, providerStartUrl, register, signIn, type Registered } from "../api";
 import { AuthFrame } from "../components/Layout";
 import { Alert, Button, ErrorAlert, PageTitle, TextField, capitalise } from "../components/ui";
 import { Link, navigate, useLocation } from "../router";
-import { SESSION_KEY } from "../session";
+import { END_SESSION_KEY, SESSION_KEY } from "../session";
 
 const NOTICES: Record<string, string> = {
   "password-changed": "Your password was changed and every session ended. Sign in with the new password.",
 };
+
+/** What a failed sign-in with an identity provider means, by the code Berth sends back. */
+export function providerFailure(code: string, provider: string): string {
+  switch (code) {
+    case "pending_approval":
+      return "Your account is waiting for an administrator's approval. Try again once they have approved it.";
+    case "account_denied":
+      return "An administrator declined this account.";
+    case "account_disabled":
+      return "This account is disabled. Ask an administrator.";
+    case "expired":
+      return `Sign-in with ${provider} failed: the sign-in took too long. Try again.`;
+    case "bad_state":
+      return `Sign-in with ${provider} failed: the answer did not belong to a sign-in started in this browser (used already, or started elsewhere). Try again.`;
+    case "invalid_token":
+      return `Sign-in with ${provider} failed: its answer did not pass Berth's checks. Try again; if it keeps failing, tell an administrator.`;
+    case "provider_refused":
+      return `Sign-in with ${provider} was cancelled or refused. Try again.`;
+    case "provider_unavailable":
+      return `Sign-in with ${provider} failed: ${provider} could not be reached. Try again later.`;
+    default:
+      return `Sign-in with ${provider} failed. Try again; if it keeps failing, tell an administrator.`;
+  }
+}
 
 /** Only same-site paths, so a crafted link cannot send people elsewhere after signing in. */
 export function safeNext(next: string | null): string {
@@ -28,7 +52,18 @@ export function SignInPage() {
       navigate(safeNext(search.get("next")), { replace: true });
     },
   });
+  const options = useQuery({ queryKey: ["sign-in-options"], queryFn: getSignInOptions, staleTime: Infinity });
+  const [endSession] = useState(() => {
+    const url = sessionStorage.getItem(END_SESSION_KEY);
+    sessionStorage.removeItem(END_SESSION_KEY);
+    return url;
+  });
   const notice = NOTICES[search.get("notice") ?? ""];
+  const failureCode = search.get("sign_in_error");
+  const providers = options.data?.providers ?? [];
+  const failedWith = providers.find((p) => p.id === search.get("provider"))?.display_name ?? "your organisation's account";
+  // Until the options are known, the form shows (the usual case, and what works without them).
+  const passwordLogin = options.data?.password_login ?? true;
   const submit = (e: SubmitEvent) => {
     e.preventDefault();
     mutation.mutate();
@@ -36,6 +71,29 @@ export function SignInPage() {
   return (
     <AuthFrame>
       <PageTitle>Sign in</PageTitle>
+      {endSession && (
+        <Alert tone="info">
+          You are signed out of Berth.{" "}
+          <a href={endSession} className="font-medium underline">
+            Sign out of your organisation&apos;s account too
+          </a>
+        </Alert>
+      )}
+      {failureCode && <Alert tone="error">{providerFailure(failureCode, failedWith)}</Alert>}
+      {providers.length > 0 && (
+        <div className="mb-4 space-y-2" aria-label="Sign in with">
+          {providers.map((p) => (
+            <a
+              key={p.id}
+              href={providerStartUrl(p.id)}
+              className="block w-full rounded-md border border-slate-300 px-4 py-2 text-center text-sm font-medium hover:bg-slate-50 dark:border-slate-600 dark:hover:bg-slate-800"
+            >
+              Sign in with {p.display_name}
+            </a>
+          ))}
+        </div>
+      )}
+      {passwordLogin && (
       <form onSubmit={submit} className="space-y-4" noValidate>
         {notice && <Alert tone="info">{notice}</Alert>}
         <ErrorAlert error={mutation.error} />
@@ -60,12 +118,15 @@ export function SignInPage() {
           Sign in
         </Button>
       </form>
-      <p className="mt-4 text-center text-sm text-slate-600 dark:text-slate-300">
-        No account yet?{" "}
-        <Link to="/register" className="font-medium text-indigo-700 underline dark:text-indigo-300">
-          Register
-        </Link>
-      </p>
+      )}
+      {passwordLogin && (
+        <p className="mt-4 text-center text-sm text-slate-600 dark:text-slate-300">
+          No account yet?{" "}
+          <Link to="/register" className="font-medium text-indigo-700 underline dark:text-indigo-300">
+            Register
+          </Link>
+        </p>
+      )}
     </AuthFrame>
   );
 }

@@ -59,6 +59,7 @@ macro_rules! contract {
 mod audit_log;
 mod conversations;
 mod documents;
+mod oidc;
 mod schema;
 mod search;
 mod users;
@@ -208,6 +209,11 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 }
 
 contract! {
+    oidc: [
+        an_identity_links_one_new_account_or_nothing,
+        a_flow_is_taken_once_and_old_ones_are_forgotten,
+        a_session_remembers_its_provider,
+    ]
     schema: [
         a_second_instance_shares_the_data_and_migrates_nothing,
         a_database_from_a_newer_berth_is_refused,

@@ -6,6 +6,7 @@ pub mod hub;
 pub mod llama;
 pub mod llm;
 pub mod metrics;
+pub mod oidc;
 pub mod pg;
 pub mod redis;
 
@@ -52,7 +53,12 @@ impl Berth {
         env: &[(&str, &str)],
     ) -> Berth {
         let mut cmd = Command::new(bin);
-        cmd.args([command, "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.arg(command);
+        // A test that must know the port beforehand (a public URL) passes its own --listen.
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.arg("--data-dir")
             .arg(data_dir)
             .args(args)
             .args(database_args_unless_given(data_dir, args, env))

@@ -30,6 +30,33 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A valid name made from what an identity provider calls the person (`preferred_username`,
+    /// or an e-mail address: its local part). Not unique: [`Username::numbered`] tells apart.
+    pub fn derive(hint: &str) -> Username {
+        let local = hint.split('@').next().unwrap_or_default().to_lowercase();
+        let kept: String = local
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        // Room for a "-NN" suffix within the 64 characters.
+        let mut name: String = kept.trim_matches(['-', '.']).chars().take(56).collect();
+        if name.chars().count() < 3 {
+            name = format!("user-{name}").trim_end_matches('-').to_string();
+        }
+        Username(name)
+    }
+
+    /// This name with a number: `alice-2`.
+    pub fn numbered(&self, n: u32) -> Username {
+        Username(format!("{}-{n}", self.0))
+    }
 }
 
 impl fmt::Display for Username {
@@ -102,5 +129,22 @@ mod tests {
         assert!(Username::parse("al").is_err());
         assert!(Username::parse("al ice").is_err());
         assert!(Username::parse("a'; drop").is_err());
+    }
+
+    #[test]
+    fn derived_names_are_valid() {
+        for (hint, name) in [
+            ("Alice.Smith@example.com", "alice.smith"),
+            ("José Núñez", "jos--n--ez"),
+            ("b", "user-b"),
+            ("", "user"),
+            ("@@@", "user"),
+        ] {
+            let derived = Username::derive(hint);
+            assert_eq!(derived.as_str(), name, "from {hint:?}");
+            assert!(Username::parse(derived.as_str()).is_ok(), "{derived}");
+        }
+        let long = Username::derive(&"x".repeat(100)).numbered(99);
+        assert!(Username::parse(long.as_str()).is_ok());
     }
 }

@@ -107,15 +107,26 @@ pub async fn sign_in(
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-/// Ends this browser session on the server and clears the cookie.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedOut {
+    /// The provider's page that ends its own session too: offer it to the person.
+    pub end_session_url: String,
+}
+
+/// Ends this browser session on the server and clears the cookie. A session that came from an
+/// OpenID provider with an end-session endpoint answers 200 with that provider's URL.
 #[utoipa::path(post, path = "/auth/sign-out", tag = "auth",
     responses((status = 204, description = "Signed out"),
+              (status = 200, description = "Signed out of Berth; the provider's end-session \
+                  URL is offered", body = SignedOut),
               (status = 401, description = "Not signed in", body = ErrorBody)))]
 pub async fn sign_out(
     State(state): State<AppState>,
     current: CurrentUser,
 ) -> Result<Response, ApiError> {
+    let mut provider = None;
     if let Credential::Session { token_hash, .. } = &current.credential {
+        provider = state.store.session_provider(token_hash).await?;
         state.store.delete_session(token_hash).await?;
     }
     state
@@ -125,11 +136,22 @@ pub async fn sign_out(
             event::SIGN_OUT,
             outcome::SUCCESS,
             Some((&current.user.id, &current.user.username)),
-            None,
+            provider.as_ref().map(|p| format!("provider {p}")),
         )
         .await;
     let cookie = session_set_cookie(None, 0, &current.client, state.auth.cookie_secure);
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+    let end_session_url = match &provider {
+        Some(id) => state.oidc.end_session_url(id).await,
+        None => None,
+    };
+    Ok(match end_session_url {
+        Some(end_session_url) => (
+            [(header::SET_COOKIE, cookie)],
+            Json(SignedOut { end_session_url }),
+        )
+            .into_response(),
+        None => (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response(),
+    })
 }
 
 /// Who is signed in, and the CSRF token for this session.

@@ -8,6 +8,7 @@ mod collections;
 mod conversations;
 mod documents;
 mod health;
+mod oidc;
 mod search;
 mod status;
 mod web;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub auth: Arc<AuthSettings>,
     pub rag: Arc<RagSettings>,
     pub retriever: Arc<Retriever>,
+    /// The OpenID providers people may sign in with (none: the list is empty).
+    pub oidc: Arc<crate::service::oidc::Oidc>,
     /// The LLM for answers; None: extractive answers.
     pub llm: Option<llm::Client>,
     pub data_dir: PathBuf,
@@ -110,6 +113,7 @@ struct ApiDoc;
 pub fn api(max_upload: u64) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
+        .merge(oidc::router())
         .merge(account::router())
         .merge(admin::router())
         .merge(collections::router())
@@ -148,7 +152,14 @@ fn document_audit_events(doc: &mut utoipa::openapi::OpenApi) {
 }
 
 /// Routes anyone may call without signing in.
-const PUBLIC: &[&str] = &["/auth/register", "/auth/sign-in", "/auth/password-policy"];
+const PUBLIC: &[&str] = &[
+    "/auth/register",
+    "/auth/sign-in",
+    "/auth/password-policy",
+    "/auth/providers",
+    "/auth/oidc/{provider}/start",
+    "/auth/oidc/{provider}/callback",
+];
 
 /// Adds to every operation the statuses it can answer that its handler does not name: those of
 /// the layers in front of every route (a malformed or oversized request, the request deadline,
