@@ -10,6 +10,12 @@ pub fn database_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::WorkerCrashed => true,
+        // Nothing came back to the TLS request (0x00: the connection closed before a byte was
+        // read), as while a server restarts behind a proxy that accepts and drops connections
+        // until the server listens (Docker's port forwarding): the server is away, not broken.
+        sqlx::Error::Protocol(message) => {
+            message.starts_with("unexpected response from SSLRequest: 0x00")
+        }
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             if db

@@ -169,7 +169,10 @@ async fn corrupt_truncated_foreign_and_newer_archives_are_refused_untouched() {
         ("text", b"just some text\n".to_vec(), "not a Berth backup"),
     ];
     let newer = bad.join("newer.tar.gz");
-    rewrite_manifest(&archive, &newer, |m| m["migration_level"] = json!(9999));
+    // Later than any migration version (they are timestamps now: 9999-12-31 23:59:59).
+    rewrite_manifest(&archive, &newer, |m| {
+        m["migration_level"] = json!(99_991_231_235_959_i64)
+    });
     let newer_format = bad.join("newer-format.tar.gz");
     rewrite_manifest(&archive, &newer_format, |m| m["format_version"] = json!(99));
 
