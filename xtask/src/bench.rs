@@ -21,8 +21,10 @@ use crate::util::{project_root, section};
                   (needs `wrk`). Writes target/bench/bench.json and docs/benchmarks.md.\n\n\
                   With --quality: retrieval quality instead (nDCG@10, recall@1/10, MRR@10 of \
                   lexical, dense and hybrid search, on SQLite and PostgreSQL) on a BEIR \
-                  collection, by default one built from this machine's Python standard library; \
-                  writes target/bench/quality.json and its section of docs/benchmarks.md.\n\n\
+                  collection, by default on two built on this machine (the Python standard \
+                  library's docstrings, the section-1 manual pages), with the fusion weights \
+                  compared across them; writes target/bench/quality-NAME.json and its section \
+                  of docs/benchmarks.md.\n\n\
                   Figures are reported, never asserted: a slow run does not fail."
 )]
 pub struct Args {
@@ -34,8 +36,9 @@ pub struct Args {
     #[arg(long, value_name = "MINUTES", num_args = 0..=1, default_missing_value = "30")]
     soak: Option<u64>,
     /// Instead: retrieval quality on the BEIR collection in DIR (corpus.jsonl, queries.jsonl,
-    /// qrels/test.tsv); without DIR, the default collection, built into target/quality/default
-    /// by bench/quality/build_default.py from Python's standard-library docstrings
+    /// qrels/test.tsv); without DIR, the two collections built into target/quality/ by
+    /// bench/quality/build_default.py (Python's standard-library docstrings) and
+    /// bench/quality/build_manpages.py (this machine's manual pages)
     #[arg(long, value_name = "DIR", num_args = 0..=1)]
     quality: Option<Option<PathBuf>>,
     /// Print what would run, change nothing

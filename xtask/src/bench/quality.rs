@@ -14,30 +14,68 @@ use crate::util::{project_root, section, test_models_dir};
 /// The heading that starts the quality section of docs/benchmarks.md.
 pub const HEADING: &str = "## Retrieval quality";
 
-const DEFAULT_DIR: &str = "target/quality/default";
-const OUT: &str = "target/bench/quality.json";
+/// The collections built on this machine when no DIR is given: (name, builder script, what it
+/// is, whether a build may be reused: the man pages take minutes to render).
+const BUILT: &[(&str, &str, &str, bool)] = &[
+    (
+        "default",
+        "bench/quality/build_default.py",
+        "docstrings of the Python standard library (bench/quality/build_default.py; each summary \
+         line is a query, the rest of its docstring the one relevant document, other docstrings \
+         distractors)",
+        false,
+    ),
+    (
+        "manpages",
+        "bench/quality/build_manpages.py",
+        "this machine's section-1 manual pages (bench/quality/build_manpages.py; each NAME \
+         description is a query, the rest of its page, cut at 4,000 characters, the one relevant \
+         document, other pages distractors; at most 10 pages of one command family)",
+        true,
+    ),
+];
 
 pub fn run(sh: &Shell, dir: Option<PathBuf>, dry_run: bool) -> Result<()> {
     let model = test_models_dir().join("sentence-transformers/all-MiniLM-L6-v2");
-    let (dir, build) = match dir {
+    // (name, directory, description, builder script and whether its output may be reused)
+    let collections: Vec<(String, PathBuf, String, Option<(&str, bool)>)> = match dir {
         Some(d) if !dry_run && !is_collection(&d) => bail!(
             "{} is not a BEIR collection: it needs corpus.jsonl, queries.jsonl and qrels/test.tsv",
             d.display()
         ),
-        Some(d) => (d, false),
-        None => (PathBuf::from(DEFAULT_DIR), true),
+        Some(d) => vec![(
+            "given".into(),
+            d.clone(),
+            format!("`{}`", d.display()),
+            None,
+        )],
+        None => BUILT
+            .iter()
+            .map(|(name, script, what, reuse)| {
+                (
+                    name.to_string(),
+                    PathBuf::from(format!("target/quality/{name}")),
+                    what.to_string(),
+                    Some((*script, *reuse)),
+                )
+            })
+            .collect(),
     };
     if dry_run {
-        if build {
-            println!("would run: python3 bench/quality/build_default.py {DEFAULT_DIR}");
+        for (_, dir, _, build) in &collections {
+            if let Some((script, _)) = build {
+                println!("would run: python3 {script} {}", dir.display());
+            }
         }
         println!("would run: cargo build --release --locked -p berth -p berth-bench");
-        println!(
-            "would run: target/release/berth-bench --berth target/release/berth --out {OUT} \
-             --quality {} --model-dir {}",
-            dir.display(),
-            model.display()
-        );
+        for (name, dir, _, _) in &collections {
+            println!(
+                "would run: target/release/berth-bench --berth target/release/berth --out \
+                 target/bench/quality-{name}.json --quality {} --model-dir {}",
+                dir.display(),
+                model.display()
+            );
+        }
         println!("would write: the \"Retrieval quality\" section of docs/benchmarks.md");
         return Ok(());
     }
@@ -47,95 +85,161 @@ pub fn run(sh: &Shell, dir: Option<PathBuf>, dry_run: bool) -> Result<()> {
             model.display()
         );
     }
-    if build {
-        section("collection: Python standard-library docstrings (bench/quality/build_default.py)");
-        cmd!(sh, "python3 bench/quality/build_default.py {DEFAULT_DIR}")
+    for (name, dir, _, build) in &collections {
+        let Some((script, reuse)) = build else {
+            continue;
+        };
+        if *reuse && is_collection(dir) {
+            println!("collection {name}: reusing {}", dir.display());
+            continue;
+        }
+        section(&format!("collection: {name} ({script})"));
+        cmd!(sh, "python3 {script} {dir}")
             .run()
-            .context("building the default collection needs python3")?;
+            .with_context(|| format!("building the {name} collection needs python3"))?;
     }
     section("build: release binary and bench harness");
     cmd!(sh, "cargo build --release --locked -p berth -p berth-bench").run()?;
     sh.create_dir("target/bench")?;
-    section("measure: retrieval quality (SQLite, then PostgreSQL in Docker)");
-    cmd!(
-        sh,
-        "target/release/berth-bench --berth target/release/berth --out {OUT} --quality {dir} --model-dir {model}"
-    )
-    .run()
-    .context("the quality harness failed")?;
-    let report: Value = serde_json::from_str(&sh.read_file(OUT)?)?;
+    let mut reports = Vec::new();
+    for (name, dir, what, _) in &collections {
+        section(&format!(
+            "measure: retrieval quality on {name} (SQLite, then PostgreSQL in Docker)"
+        ));
+        let out = format!("target/bench/quality-{name}.json");
+        cmd!(
+            sh,
+            "target/release/berth-bench --berth target/release/berth --out {out} --quality {dir} --model-dir {model}"
+        )
+        .run()
+        .with_context(|| format!("the quality harness failed on {name}"))?;
+        let report: Value = serde_json::from_str(&sh.read_file(&out)?)?;
+        reports.push((what.clone(), report));
+    }
     let date = cmd!(sh, "date -u +%Y-%m-%d").read().unwrap_or_default();
-    let text = section_text(&report, &date, &super::machine(sh));
+    let text = section_text(&reports, &date, &super::machine(sh));
     println!("{text}");
     let doc_path = project_root().join("docs/benchmarks.md");
     let doc = std::fs::read_to_string(&doc_path).unwrap_or_else(|_| "# Benchmarks\n".into());
     std::fs::write(&doc_path, splice(&doc, None, Some(&text)))?;
-    println!("wrote docs/benchmarks.md and {OUT}");
+    println!("wrote docs/benchmarks.md and target/bench/quality-*.json");
     Ok(())
 }
 
-/// The quality section of docs/benchmarks.md from the harness's report.
-pub fn section_text(report: &Value, date: &str, machine: &str) -> String {
-    let rows = report["rows"].as_array().cloned().unwrap_or_default();
-    let meta = &report["collection_meta"];
-    let collection = if meta["python"].is_string() {
-        format!(
-            "the default collection: docstrings of Python {}'s standard library \
-             (bench/quality/build_default.py; each summary line is a query, the rest of its \
-             docstring the one relevant document, other docstrings distractors)",
-            meta["python"].as_str().unwrap_or("?")
-        )
-    } else {
-        format!("`{}`", report["collection"].as_str().unwrap_or("?"))
-    };
+/// The quality section of docs/benchmarks.md from the harness's reports, one per collection
+/// (what it is, the report), and the fusion weights compared across them.
+pub fn section_text(reports: &[(String, Value)], date: &str, machine: &str) -> String {
+    let first = reports.first().map(|(_, r)| r);
     let mut s = format!(
-        "{HEADING}\n\n`cargo xtask bench --quality` on {date}, {machine}. Collection: {collection}; \
-         {} documents, {} judged queries. Built-in embedder (all-MiniLM-L6-v2); each store \
-         ingests through the HTTP API once, then the server restarts on the same data for each \
-         mode: hybrid (default RRF weights), lexical only (`--retrieval-vector-weight 0`), dense \
-         only (`--retrieval-lexical-weight 0`), and hybrid with other lexical weights (vector \
-         weight 1), which the defaults are chosen by. Each query asks /api/v1/search for {} passages, \
+        "{HEADING}\n\n`cargo xtask bench --quality` on {date}, {machine}. Built-in embedder \
+         (all-MiniLM-L6-v2); for each collection each store ingests through the HTTP API once, \
+         then the server restarts on the same data for each mode: hybrid (default RRF weights), \
+         lexical only (`--retrieval-vector-weight 0`), dense only \
+         (`--retrieval-lexical-weight 0`), and hybrid with other lexical weights (vector weight \
+         1), which the defaults are chosen by. Each query asks /api/v1/search for {} passages, \
          ranked as documents by their first passage. nDCG as BEIR computes it (gain = grade, \
-         log2 discount).\n\n\
-         | store | mode | nDCG@10 | recall@1 | recall@10 | MRR@10 |\n|---|---|---|---|---|---|\n",
-        report["documents"],
-        report["queries"],
-        report["passages_per_query"],
+         log2 discount).\n",
+        first.map_or(Value::Null, |r| r["passages_per_query"].clone()),
     );
     let f = |r: &Value, k: &str| format!("{:.3}", r[k].as_f64().unwrap_or(f64::NAN));
-    for r in &rows {
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            store_name(r["store"].as_str().unwrap_or("?")),
-            r["mode"].as_str().unwrap_or("?"),
-            f(r, "ndcg_at_10"),
-            f(r, "recall_at_1"),
-            f(r, "recall_at_10"),
-            f(r, "mrr_at_10"),
-        ));
-    }
-    let mut margins = Vec::new();
-    for store in ["sqlite", "postgres"] {
-        let ndcg = |mode: &str| {
-            rows.iter()
-                .find(|r| r["store"] == store && r["mode"] == mode)
-                .and_then(|r| r["ndcg_at_10"].as_f64())
+    for (what, report) in reports {
+        let rows = report["rows"].as_array().cloned().unwrap_or_default();
+        let meta = &report["collection_meta"];
+        let what = match meta["python"].as_str() {
+            Some(v) => format!("{what}, Python {v}"),
+            None => what.clone(),
         };
-        if let (Some(h), Some(l), Some(d)) = (ndcg("hybrid"), ndcg("lexical"), ndcg("dense")) {
-            let (best, which) = if l >= d { (l, "lexical") } else { (d, "dense") };
-            margins.push(format!(
-                "{} {:+.3} ({:.3} vs {which} {:.3})",
-                store_name(store),
-                h - best,
-                h,
-                best
+        s.push_str(&format!(
+            "\n### Collection: {what}\n\n{} documents, {} judged queries.\n\n\
+             | store | mode | nDCG@10 | recall@1 | recall@10 | MRR@10 |\n|---|---|---|---|---|---|\n",
+            report["documents"], report["queries"],
+        ));
+        for r in &rows {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                store_name(r["store"].as_str().unwrap_or("?")),
+                r["mode"].as_str().unwrap_or("?"),
+                f(r, "ndcg_at_10"),
+                f(r, "recall_at_1"),
+                f(r, "recall_at_10"),
+                f(r, "mrr_at_10"),
+            ));
+        }
+        let mut margins = Vec::new();
+        for store in ["sqlite", "postgres"] {
+            let ndcg = |mode: &str| ndcg_of(&rows, store, mode);
+            if let (Some(h), Some(l), Some(d)) = (ndcg("hybrid"), ndcg("lexical"), ndcg("dense")) {
+                let (best, which) = if l >= d { (l, "lexical") } else { (d, "dense") };
+                margins.push(format!(
+                    "{} {:+.3} ({:.3} vs {which} {:.3})",
+                    store_name(store),
+                    h - best,
+                    h,
+                    best
+                ));
+            }
+        }
+        if !margins.is_empty() {
+            s.push_str(&format!(
+                "\nHybrid nDCG@10 minus the better of lexical-only and dense-only: {}.\n",
+                margins.join("; ")
             ));
         }
     }
-    if !margins.is_empty() {
+    if reports.len() > 1 {
+        s.push_str(&fusion_table(reports));
+    }
+    s
+}
+
+fn ndcg_of(rows: &[Value], store: &str, mode: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| r["store"] == store && r["mode"] == mode)
+        .and_then(|r| r["ndcg_at_10"].as_f64())
+}
+
+/// Hybrid nDCG@10 by lexical weight, averaged over the collections, per store: what the default
+/// weight is chosen by.
+fn fusion_table(reports: &[(String, Value)]) -> String {
+    let modes: Vec<String> = reports[0].1["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["mode"].as_str())
+        .filter(|m| m.starts_with("hybrid"))
+        .map(String::from)
+        .fold(Vec::new(), |mut v, m| {
+            if !v.contains(&m) {
+                v.push(m);
+            }
+            v
+        });
+    let mut s = format!(
+        "\n### Fusion weights across the {} collections\n\nHybrid nDCG@10, the mean of the \
+         collections'.\n\n| store | {} |\n|---|{}\n",
+        reports.len(),
+        modes.join(" | "),
+        "---|".repeat(modes.len())
+    );
+    for store in ["sqlite", "postgres"] {
+        let cells: Vec<String> = modes
+            .iter()
+            .map(|mode| {
+                let values: Vec<f64> = reports
+                    .iter()
+                    .filter_map(|(_, r)| ndcg_of(r["rows"].as_array()?, store, mode))
+                    .collect();
+                if values.len() == reports.len() {
+                    format!("{:.3}", values.iter().sum::<f64>() / values.len() as f64)
+                } else {
+                    "–".into()
+                }
+            })
+            .collect();
         s.push_str(&format!(
-            "\nHybrid nDCG@10 minus the better of lexical-only and dense-only: {}.\n",
-            margins.join("; ")
+            "| {} | {} |\n",
+            store_name(store),
+            cells.join(" | ")
         ));
     }
     s
@@ -208,8 +312,20 @@ mod tests {
             "rows": [row("sqlite", "hybrid", 0.70), row("sqlite", "lexical", 0.60),
                      row("sqlite", "dense", 0.65)],
         });
-        let s = section_text(&report, "2026-01-01", "2 cores");
+        let mut other = report.clone();
+        other["collection_meta"] = serde_json::json!({});
+        other["rows"][0]["ndcg_at_10"] = serde_json::json!(0.5);
+        let s = section_text(
+            &[("docstrings".into(), report), ("man pages".into(), other)],
+            "2026-01-01",
+            "2 cores",
+        );
         assert!(s.starts_with(HEADING), "{s}");
+        assert!(s.contains("### Collection: man pages"), "{s}");
+        assert!(
+            s.contains("| SQLite (embedded) | 0.600 |"),
+            "the mean of 0.70 and 0.50: {s}"
+        );
         assert!(s.contains("| SQLite (embedded) | hybrid | 0.700 | 0.500 | 0.900 | 0.600 |"));
         assert!(
             s.contains("SQLite (embedded) +0.050 (0.700 vs dense 0.650)"),
