@@ -48,12 +48,9 @@ impl Store {
         location: &DatabaseLocation,
         connect_timeout: std::time::Duration,
     ) -> Result<Store, BootError> {
-        Ok(match location {
-            DatabaseLocation::Sqlite(path) => Store::Sqlite(SqliteStore::open(path).await?),
-            DatabaseLocation::Postgres(url) => {
-                Store::Postgres(PgStore::open(url, connect_timeout).await?)
-            }
-        })
+        let store = Store::connect_waiting(location, connect_timeout).await?;
+        store.apply_migrations().await?;
+        Ok(store)
     }
 
     /// Opens the database without migrating it (`berth migrate`, `berth serve --no-migrate`);

@@ -443,8 +443,8 @@ fn data_services(t: &Target) -> Vec<String> {
         .collect()
 }
 
-/// `pg_dump -Fc` inside the db container into backups/, under a temporary name until complete.
-fn backup(t: &Target, l: &Layout, version: &str) -> Result<String> {
+/// The `db` service's PostgreSQL user and database, as its image's entrypoint reads them.
+fn database_user_and_name(t: &Target) -> (String, String) {
     let db = t.stage.services.iter().find(|s| s.name == "db");
     let user = db
         .and_then(|s| s.environment.get("POSTGRES_USER"))
@@ -454,6 +454,12 @@ fn backup(t: &Target, l: &Layout, version: &str) -> Result<String> {
         .and_then(|s| s.environment.get("POSTGRES_DB"))
         .cloned()
         .unwrap_or_else(|| user.clone());
+    (user, name)
+}
+
+/// `pg_dump -Fc` inside the db container into backups/, under a temporary name until complete.
+fn backup(t: &Target, l: &Layout, version: &str) -> Result<String> {
+    let (user, name) = database_user_and_name(t);
     let file = l.path(&format!(
         "backups/pre-deploy-{version}-{}.dump",
         stamp(now()).replace(':', "")

@@ -31,15 +31,7 @@ pub(super) fn release_migrations(image: &str) -> Result<Vec<Known>> {
 
 /// The versions the target's database has applied: none when it has no schema yet.
 pub(super) fn applied_versions(t: &Target, l: &Layout) -> Result<Vec<i64>> {
-    let db = t.stage.services.iter().find(|s| s.name == "db");
-    let user = db
-        .and_then(|s| s.environment.get("POSTGRES_USER"))
-        .cloned()
-        .unwrap_or_else(|| "postgres".into());
-    let name = db
-        .and_then(|s| s.environment.get("POSTGRES_DB"))
-        .cloned()
-        .unwrap_or_else(|| user.clone());
+    let (user, name) = database_user_and_name(t);
     let sql = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
     let script = format!(
         "{} 2>&1",
