@@ -218,6 +218,10 @@ fn build_release(sh: &Shell, root: &Path, commit: &str, bin: &Path) -> Result<()
     std::fs::copy(&built, &partial)
         .with_context(|| format!("copying {} into the cache", built.display()))?;
     std::fs::rename(&partial, bin)?;
+    // The export and its target directory (gigabytes) are not needed again: the binary is cached.
+    if let Err(e) = std::fs::remove_dir_all(&work) {
+        crate::util::warn(&format!("could not remove {}: {e}", work.display()));
+    }
     println!(
         "upgrade-test: built and cached {} in {}",
         bin.display(),
