@@ -35,10 +35,13 @@ const BUILT: &[(&str, &str, &str, bool)] = &[
     ),
 ];
 
+/// A collection to measure: its name, directory, what it is, and its builder script with whether
+/// an earlier build may be reused (none for a directory given on the command line).
+type Collection = (String, PathBuf, String, Option<(&'static str, bool)>);
+
 pub fn run(sh: &Shell, dir: Option<PathBuf>, dry_run: bool) -> Result<()> {
     let model = test_models_dir().join("sentence-transformers/all-MiniLM-L6-v2");
-    // (name, directory, description, builder script and whether its output may be reused)
-    let collections: Vec<(String, PathBuf, String, Option<(&str, bool)>)> = match dir {
+    let collections: Vec<Collection> = match dir {
         Some(d) if !dry_run && !is_collection(&d) => bail!(
             "{} is not a BEIR collection: it needs corpus.jsonl, queries.jsonl and qrels/test.tsv",
             d.display()
