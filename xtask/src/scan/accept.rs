@@ -125,24 +125,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 
 /// Today's date (UTC) as YYYY-MM-DD, from the system clock.
 pub fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    civil_date((secs / 86_400) as i64)
-}
-
-/// Days since 1970-01-01 → YYYY-MM-DD (Howard Hinnant's algorithm).
-pub fn civil_date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    crate::util::time::date(crate::util::time::now())
 }
 
 #[cfg(test)]
@@ -182,9 +165,10 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(20_424), "2025-12-02");
-        assert_eq!(civil_date(11_016), "2000-02-29");
+        let date = |days: u64| crate::util::time::date(days * 86_400);
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(20_424), "2025-12-02");
+        assert_eq!(date(11_016), "2000-02-29");
     }
 
     #[test]

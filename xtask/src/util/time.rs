@@ -34,6 +34,12 @@ pub fn stamp(unix: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
 }
 
+/// The UTC date of a Unix timestamp: 2026-12-01.
+pub fn date(unix: u64) -> String {
+    let (y, m, d, ..) = civil(unix);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// The same time as digits only, for names that sort by time: 20261201132315.
 pub fn compact_stamp(unix: u64) -> String {
     let (y, m, d, hh, mm, ss) = civil(unix);
