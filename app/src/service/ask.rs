@@ -158,7 +158,7 @@ impl Chat {
     ) -> Result<(), LlmError> {
         let (answer, mode, citations) = match &self.llm {
             None => {
-                let answer = chat::extractive(sources);
+                let answer = chat::extractive(question, sources);
                 events
                     .send(Progress::Token(answer.clone()))
                     .await

@@ -90,26 +90,93 @@ pub fn cited(answer: &str, sources: &[Citation]) -> Vec<Citation> {
     }
 }
 
-/// The answer when no LLM is configured: the best passages, each with its citation number.
-pub fn extractive(sources: &[Citation]) -> String {
+/// How many sentences an extractive answer gives.
+const EXTRACTED_SENTENCES: usize = 3;
+
+/// The answer when no LLM is configured: the sentences of the sources that share the most of the
+/// question's words, each cited, in the sources' order (best source first) — not whole passages,
+/// whose answering line may be their last. When no sentence shares a word (a search that
+/// matched by meaning only), the best source's first sentences.
+pub fn extractive(question: &str, sources: &[Citation]) -> String {
     if sources.is_empty() {
         return "No LLM is configured, and no passage in your documents matches the question."
             .into();
     }
+    let wanted: Vec<String> = crate::service::retrieval::terms(question)
+        .iter()
+        .map(|t| stem(t))
+        .collect();
+    // (score, source index, sentence index, sentence, source number)
+    let mut scored: Vec<(usize, usize, usize, String, usize)> = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        for (j, sentence) in sentences(&source.text).into_iter().enumerate() {
+            let mut found: Vec<String> = sentence
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(|w| stem(&w.to_lowercase()))
+                .filter(|w| wanted.contains(w))
+                .collect();
+            found.sort();
+            found.dedup();
+            scored.push((found.len(), i, j, sentence, source.n));
+        }
+    }
+    let best = scored.iter().map(|s| s.0).max().unwrap_or(0);
+    let mut chosen: Vec<&(usize, usize, usize, String, usize)> = if best == 0 {
+        scored
+            .iter()
+            .filter(|s| s.1 == 0)
+            .take(EXTRACTED_SENTENCES)
+            .collect()
+    } else {
+        // Most shared words first; a better-ranked source wins a tie.
+        let mut by_score: Vec<_> = scored.iter().filter(|s| s.0 > 0).collect();
+        by_score.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        by_score.truncate(EXTRACTED_SENTENCES);
+        by_score
+    };
+    chosen.sort_by(|a, b| a.1.cmp(&b.1).then(a.2.cmp(&b.2)));
     let mut out = String::from(
-        "No LLM is configured, so this is an extractive answer: the passages that best match \
-         your question.\n",
+        "No LLM is configured, so this is an extractive answer: the sentences of your documents \
+         that best match your question.\n",
     );
-    for s in sources.iter().take(3) {
-        let excerpt: String = s.text.chars().take(600).collect();
-        out.push_str(&format!(
-            "\n[{}] {} — {}\n",
-            s.n,
-            s.document_name,
-            excerpt.trim()
-        ));
+    for (_, _, _, sentence, n) in chosen {
+        out.push_str(&format!("\n{sentence} [{n}]\n"));
     }
     out
+}
+
+/// A passage's sentences: split after `.`, `?` or `!` before a space, and at blank lines and
+/// line breaks (headings, list items); whitespace collapsed, fragments of one word dropped.
+fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let mut current = String::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            current.push(c);
+            if matches!(c, '.' | '?' | '!') && chars.peek().is_some_and(|n| n.is_whitespace()) {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+        out.push(current);
+    }
+    out.into_iter()
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| s.split(' ').count() > 1)
+        .collect()
+}
+
+/// A word without the commonest English endings, so "days" meets "day" and "renting" "rent".
+fn stem(word: &str) -> String {
+    for suffix in ["ing", "ed", "es", "s"] {
+        if let Some(root) = word.strip_suffix(suffix) {
+            if root.chars().count() >= 3 {
+                return root.to_string();
+            }
+        }
+    }
+    word.to_string()
 }
 
 #[cfg(test)]
@@ -135,6 +202,34 @@ mod tests {
         let kept = cited("Water boils at 100 °C [2], at sea level [3].", &sources);
         assert_eq!(kept.iter().map(|c| c.n).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(cited("No markers.", &sources).len(), 3);
+    }
+
+    #[test]
+    fn an_extractive_answer_is_the_sentences_that_answer_each_cited() {
+        let mut first = source(1);
+        first.text = "Office hours\n\nThe office opens at 8. It closes at 6 in the evening.".into();
+        let mut second = source(2);
+        second.text = "Holidays\n\nEvery employee has 28 days of paid vacation per year, plus \
+                       public holidays. Unused days expire in March."
+            .into();
+        let answer = extractive("How many vacation days do employees get?", &[first, second]);
+        assert!(
+            answer.contains("\nEvery employee has 28 days of paid vacation per year, plus public holidays. [2]\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("Unused days expire in March. [2]"),
+            "{answer}"
+        );
+        assert!(
+            !answer.contains("office"),
+            "a sentence sharing no word: {answer}"
+        );
+        // Matched by meaning only: the best source's first sentences.
+        let mut only = source(1);
+        only.text = "Staff get four weeks off. Ask HR.".into();
+        let answer = extractive("annual leave", &[only]);
+        assert!(answer.contains("Staff get four weeks off. [1]"), "{answer}");
     }
 
     #[test]
