@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::domain::settings::CookieSecure;
-use crate::http::auth::{session_cookie, session_set_cookie, ClientInfo};
+use crate::http::auth::{cookie, session_cookie, session_set_cookie, ClientInfo};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::audit::{event, outcome};
 use crate::service::auth::AuthError;
@@ -222,15 +222,4 @@ fn flow_cookie(value: Option<&str>, client: &ClientInfo, mode: CookieSecure) -> 
          Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
     )
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value.to_string())
 }
