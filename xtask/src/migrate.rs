@@ -353,20 +353,7 @@ fn kind_of(version: i64, text: &str) -> Result<String, String> {
 /// compares the schemas: the black-box test does it, with the tests' PostgreSQL container.
 fn apply_on_scratch_databases() -> Result<()> {
     section("migrate: applying every migration on scratch SQLite and PostgreSQL databases");
-    let (tally, ok) = cargo::cargo_test_tallied(
-        &[
-            "test",
-            "--locked",
-            "--workspace",
-            "--test",
-            "it",
-            "--",
-            "--exact",
-            SCHEMA_TEST,
-        ],
-        &[("BERTH_TEST_BACKEND", "sqlite")],
-    )?;
-    if !ok || tally.passed != 1 {
+    if !cargo::it_test_passes(SCHEMA_TEST, &[("BERTH_TEST_BACKEND", "sqlite")])? {
         bail!("the migrations do not apply alike on both backends (see the test's output above)");
     }
     Ok(())

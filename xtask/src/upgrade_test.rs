@@ -101,24 +101,11 @@ fn run_with(sh: &Shell, root: &Path, name: &str, commit: &str) -> Result<()> {
             "upgrade-test: {name} → this checkout on {backend}"
         ));
         let bin = bin.to_string_lossy();
-        let (tally, ok) = cargo::cargo_test_tallied(
-            &[
-                "test",
-                "--locked",
-                "--workspace",
-                "--test",
-                "it",
-                "--",
-                "--ignored",
-                "--exact",
-                TEST,
-            ],
-            &[
-                ("BERTH_TEST_BACKEND", backend),
-                ("BERTH_PREVIOUS_BIN", bin.as_ref()),
-            ],
-        )?;
-        if !ok || tally.passed != 1 {
+        let env = [
+            ("BERTH_TEST_BACKEND", backend),
+            ("BERTH_PREVIOUS_BIN", bin.as_ref()),
+        ];
+        if !cargo::it_test_passes(TEST, &env)? {
             bail!("the upgrade from {name} fails on {backend} (the test's output is above)");
         }
     }

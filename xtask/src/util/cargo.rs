@@ -74,6 +74,26 @@ pub fn cargo_test_tallied(args: &[&str], env: &[(&str, &str)]) -> Result<(Tally,
     Ok((tally, child.wait()?.success()))
 }
 
+/// Runs the black-box test NAME of the `it` binary alone (ignored or not) with `env`, its
+/// output shown: whether it ran and passed.
+pub fn it_test_passes(name: &str, env: &[(&str, &str)]) -> Result<bool> {
+    let (tally, ok) = cargo_test_tallied(
+        &[
+            "test",
+            "--locked",
+            "--workspace",
+            "--test",
+            "it",
+            "--",
+            "--include-ignored",
+            "--exact",
+            name,
+        ],
+        env,
+    )?;
+    Ok(ok && tally.passed == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
