@@ -259,7 +259,10 @@ mod tests {
             m.token_counts(std::slice::from_ref(&long)).unwrap(),
             vec![256]
         );
-        assert_eq!(m.embed(&[long], Kind::Passage).unwrap()[0].len(), 384);
+        assert_eq!(
+            m.embed(std::slice::from_ref(&long), Kind::Passage).unwrap()[0].len(),
+            384
+        );
         // Counted whole, without [CLS] and [SEP]: what a chunker needs.
         assert_eq!(m.count_tokens(&long), 2000);
         assert_eq!(m.count_tokens("A man is eating food."), 6);
