@@ -56,11 +56,11 @@ pub fn prompt(sources: &[Citation], history: &[MessageRow], question: &str) -> V
     for s in sources {
         // The section tells the model what a passage is about when its text does not say.
         let place = if s.section.is_empty() {
-            &s.document_name
+            s.document_name.clone()
         } else {
-            &s.section
+            format!("{} — {}", s.document_name, s.section)
         };
-        system.push_str(&format!("\n[{}] ({})\n{}\n", s.n, place, s.text));
+        system.push_str(&format!("\n[{}] ({place})\n{}\n", s.n, s.text));
     }
     if sources.is_empty() {
         system.push_str("\n(no matching passages were found)\n");
@@ -152,7 +152,43 @@ pub fn extractive(question: &str, sources: &[Citation]) -> String {
          that best match your question.\n",
     );
     for (_, _, _, sentence, n) in chosen {
-        out.push_str(&format!("\n{sentence} [{n}]\n"));
+        out.push_str(&format!("\n{} [{n}]\n", marked(sentence, &wanted)));
+    }
+    out
+}
+
+/// A sentence as Markdown (answers are rendered as Markdown): the question's words in bold, so
+/// the reader sees why it was picked, and every character Markdown would read as syntax
+/// escaped, so the document's text shows as written.
+fn marked(sentence: &str, wanted: &[String]) -> String {
+    let mut out = String::with_capacity(sentence.len() + 16);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if wanted.contains(&stem(&word.to_lowercase())) {
+            out.push_str(&format!("**{word}**"));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in sentence.chars() {
+        if c.is_alphanumeric() {
+            word.push(c);
+            continue;
+        }
+        // A sentence starting "- ", "+ " or "3. " would be a list item.
+        let line_start = matches!(c, '-' | '+') && out.is_empty() && word.is_empty();
+        let numbered = c == '.' && out.is_empty() && word.chars().all(|d| d.is_ascii_digit());
+        if !word.is_empty() {
+            flush(&mut word, &mut out);
+        }
+        if line_start || numbered || "\\*_`[]<>#|~!".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    if !word.is_empty() {
+        flush(&mut word, &mut out);
     }
     out
 }
@@ -226,11 +262,11 @@ mod tests {
             .into();
         let answer = extractive("How many vacation days do employees get?", &[first, second]);
         assert!(
-            answer.contains("\nEvery employee has 28 days of paid vacation per year, plus public holidays. [2]\n"),
+            answer.contains("\nEvery employee has 28 **days** of paid **vacation** per year, plus public holidays. [2]\n"),
             "{answer}"
         );
         assert!(
-            answer.contains("Unused days expire in March. [2]"),
+            answer.contains("Unused **days** expire in March. [2]"),
             "{answer}"
         );
         assert!(
@@ -242,6 +278,20 @@ mod tests {
         only.text = "Staff get four weeks off. Ask HR.".into();
         let answer = extractive("annual leave", &[only]);
         assert!(answer.contains("Staff get four weeks off. [1]"), "{answer}");
+    }
+
+    #[test]
+    fn extracted_sentences_show_as_written_with_the_questions_words_in_bold() {
+        let wanted: Vec<String> = ["join", "path"].iter().map(|w| stem(w)).collect();
+        assert_eq!(
+            marked("Use os.path.join(*parts) or [a] <b> #1 `x`_y", &wanted),
+            "Use os.**path**.**join**(\\*parts) or \\[a\\] \\<b\\> \\#1 \\`x\\`\\_y"
+        );
+        assert_eq!(
+            marked("- paths joined", &wanted),
+            "\\- **paths** **joined**"
+        );
+        assert_eq!(marked("3. Join them", &wanted), "3\\. **Join** them");
     }
 
     #[test]

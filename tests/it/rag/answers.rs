@@ -61,7 +61,7 @@ async fn an_answer_streams_from_ollama_with_structured_citations() {
     assert!(sent["messages"][0]["content"]
         .as_str()
         .unwrap()
-        .contains("[1] (handbook.md)"));
+        .contains("[1] (handbook.md — handbook"));
     assert_eq!(sent["stream"], true);
     let stored = json(f.me.get(&format!("/conversations/{conv}")).await).await;
     assert_eq!(stored["messages"].as_array().unwrap().len(), 2);
@@ -131,7 +131,7 @@ async fn without_an_llm_the_answer_is_extractive_and_labelled() {
     // The answering sentence, cited; not the passage's other paragraphs.
     assert!(
         content.contains(
-            "Every employee has 28 days of paid vacation per year, plus public holidays. [1]"
+            "Every employee has 28 **days** of paid **vacation** per year, plus public holidays. [1]"
         ),
         "{content}"
     );
