@@ -47,6 +47,8 @@ struct Args {
     only_search: bool,
     /// `--only embedding`: just the built-in embedder's figures.
     only_embedding: bool,
+    /// `--only vector`: just the vector index beside Chroma (on the full 100k unless --quick).
+    only_vector: bool,
     /// `--sizes 10000,100000`: the chunk counts of the search figures.
     sizes: Vec<usize>,
     /// `--stores sqlite,postgres`: which stores the search figures cover.
@@ -63,6 +65,7 @@ fn args() -> Result<Args> {
     let mut quick = false;
     let mut only_search = false;
     let mut only_embedding = false;
+    let mut only_vector = false;
     let mut sizes = vec![10_000, 100_000];
     let mut stores = vec!["sqlite".to_string(), "postgres".to_string()];
     let mut quality = None;
@@ -75,7 +78,7 @@ fn args() -> Result<Args> {
             .collect()
     };
     let usage =
-        "usage: berth-bench --berth BIN --out FILE.json [--quick] [--only search|embedding] \
+        "usage: berth-bench --berth BIN --out FILE.json [--quick] [--only search|embedding|vector] \
                  [--sizes 10000,100000] [--stores sqlite,postgres] \
                  [--quality BEIR_DIR --model-dir MODEL_DIR]";
     let mut it = std::env::args().skip(1);
@@ -89,7 +92,10 @@ fn args() -> Result<Args> {
             "--only" => match it.next().as_deref() {
                 Some("search") => only_search = true,
                 Some("embedding") => only_embedding = true,
-                other => bail!("--only takes `search` or `embedding`, not {other:?}; {usage}"),
+                Some("vector") => only_vector = true,
+                other => {
+                    bail!("--only takes `search`, `embedding` or `vector`, not {other:?}; {usage}")
+                }
             },
             "--sizes" => {
                 sizes = list(it.next())
@@ -113,6 +119,7 @@ fn args() -> Result<Args> {
         quick,
         only_search,
         only_embedding,
+        only_vector,
         sizes,
         stores,
         quality,
@@ -144,6 +151,10 @@ fn main() -> Result<()> {
     if args.only_embedding {
         embedding_throughput(&args, &mut figures)?;
         rt.block_on(ingest_with_model(&args, &mut figures))?;
+        return report(&args, &figures);
+    }
+    if args.only_vector {
+        vector_index(&args, &mut figures);
         return report(&args, &figures);
     }
     if !args.only_search {
