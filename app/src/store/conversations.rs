@@ -22,6 +22,8 @@ pub struct MessageRow {
     pub content: String,
     pub mode: Option<String>,
     pub citations: String,
+    /// `up`, `down` or none: the asker's vote on an answer.
+    pub feedback: Option<String>,
     pub created_at: i64,
 }
 
@@ -73,6 +75,50 @@ impl Store {
         Ok(())
     }
 
+    /// Renames a conversation and/or changes what it searches; false when it is not `user_id`'s.
+    pub async fn update_conversation(
+        &self,
+        id: &str,
+        user_id: &str,
+        title: Option<&str>,
+        collection_ids: Option<&str>,
+    ) -> Result<bool> {
+        let sql = "UPDATE conversations SET title = COALESCE($3, title), \
+                   collection_ids = COALESCE($4, collection_ids) WHERE id = $1 AND user_id = $2";
+        let n = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(title)
+            .bind(collection_ids)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Records `user_id`'s vote (`up`, `down`, or none) on an answer in their conversation;
+    /// false when there is no such answer of theirs.
+    pub async fn set_feedback(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        message_id: i64,
+        vote: Option<&str>,
+    ) -> Result<bool> {
+        let sql = "UPDATE messages SET feedback = $4 WHERE id = $3 AND role = 'assistant' \
+                   AND conversation_id = $1 AND conversation_id IN \
+                   (SELECT id FROM conversations WHERE id = $1 AND user_id = $2)";
+        let n = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(conversation_id)
+            .bind(user_id)
+            .bind(message_id)
+            .bind(vote)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
     pub async fn delete_conversation(&self, id: &str, user_id: &str) -> Result<bool> {
         let sql = "DELETE FROM conversations WHERE id = $1 AND user_id = $2";
         let n = on_pool!(self, |pool| sqlx::query(sql)
@@ -85,7 +131,7 @@ impl Store {
     }
 
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageRow>> {
-        let sql = "SELECT id, role, content, mode, citations, created_at FROM messages \
+        let sql = "SELECT id, role, content, mode, citations, feedback, created_at FROM messages \
                    WHERE conversation_id = $1 ORDER BY id";
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(conversation_id)

@@ -39,6 +39,20 @@ cases! {
         assert!(store.conversation("k1", "id-ben").await.unwrap().is_none());
         store.set_conversation_title("k1", "renamed").await.unwrap();
         assert_eq!(store.conversation("k1", "id-ann").await.unwrap().unwrap().title, "renamed");
+        // Renaming and rescoping: the owner's only; an absent field is kept.
+        assert!(!store.update_conversation("k1", "id-ben", Some("x"), None).await.unwrap());
+        assert!(store.update_conversation("k1", "id-ann", None, Some("[]")).await.unwrap());
+        let k1 = store.conversation("k1", "id-ann").await.unwrap().unwrap();
+        assert_eq!((k1.title.as_str(), k1.collection_ids.as_str()), ("renamed", "[]"));
+        // A vote on an answer, by its owner, replaced by the next; never on a question.
+        assert!(store.set_feedback("k1", "id-ann", m2, Some("up")).await.unwrap());
+        assert!(store.set_feedback("k1", "id-ann", m2, Some("down")).await.unwrap());
+        assert!(!store.set_feedback("k1", "id-ben", m2, Some("up")).await.unwrap());
+        assert!(!store.set_feedback("k1", "id-ann", m1, Some("up")).await.unwrap());
+        assert!(!store.set_feedback("k2", "id-ann", m2, Some("up")).await.unwrap());
+        assert!(store.set_feedback("k1", "id-ann", m2, Some("sideways")).await.is_err());
+        let msgs = store.messages("k1").await.unwrap();
+        assert_eq!((msgs[0].feedback.as_deref(), msgs[1].feedback.as_deref()), (None, Some("down")));
         assert!(!store.delete_conversation("k1", "id-ben").await.unwrap());
         assert!(store.delete_conversation("k1", "id-ann").await.unwrap());
         assert!(store.conversation("k1", "id-ann").await.unwrap().is_none());

@@ -26,8 +26,9 @@ use crate::store::{ConversationRow, MessageRow};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(get_conversation, delete))
+        .routes(routes!(get_conversation, update, delete))
         .routes(routes!(ask))
+        .routes(routes!(feedback))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,7 +49,34 @@ pub struct Message {
     /// For answers: `llm`, or `extractive` when no LLM is configured.
     pub mode: Option<String>,
     pub citations: Vec<Citation>,
+    /// For answers: the asker's vote, if any.
+    pub feedback: Option<Vote>,
     pub created_at: String,
+}
+
+/// A thumbs up or down on an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Vote {
+    Up,
+    Down,
+}
+
+impl Vote {
+    fn as_str(self) -> &'static str {
+        match self {
+            Vote::Up => "up",
+            Vote::Down => "down",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Vote> {
+        match s {
+            "up" => Some(Vote::Up),
+            "down" => Some(Vote::Down),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,6 +103,7 @@ fn message(m: MessageRow) -> Message {
         role: m.role,
         content: m.content,
         mode: m.mode,
+        feedback: m.feedback.as_deref().and_then(Vote::parse),
         created_at: rfc3339(m.created_at),
     }
 }
@@ -153,6 +182,84 @@ pub async fn get_conversation(
         conversation: view(c),
         messages: messages.into_iter().map(message).collect(),
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConversationChange {
+    /// A new title: 1 to 200 characters, not only spaces.
+    pub title: Option<String>,
+    /// Collections to answer from; all you can read when empty.
+    pub collection_ids: Option<Vec<String>>,
+}
+
+/// Renames a conversation, or changes the collections it answers from.
+#[utoipa::path(patch, path = "/conversations/{id}", tag = "chat", params(("id" = String, Path)),
+    request_body = ConversationChange,
+    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+    Json(body): Json<ConversationChange>,
+) -> Result<Json<Conversation>, ApiError> {
+    own(&state, &current, &id).await?;
+    let title = match body.title {
+        None => None,
+        Some(t) => {
+            let t: String = t.trim().chars().take(200).collect();
+            if t.is_empty() {
+                return Err(ApiError::Invalid {
+                    message: "a conversation's title cannot be empty".into(),
+                    details: None,
+                });
+            }
+            Some(t)
+        }
+    };
+    let scope = match body.collection_ids {
+        None => None,
+        Some(ids) => {
+            if !ids.is_empty() {
+                access::search_scope(&state.store, &current.user.id, Some(&ids)).await?;
+            }
+            Some(serde_json::to_string(&ids).expect("strings serialise"))
+        }
+    };
+    state
+        .store
+        .update_conversation(&id, &current.user.id, title.as_deref(), scope.as_deref())
+        .await?;
+    Ok(Json(view(own(&state, &current, &id).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Feedback {
+    /// `up`, `down`, or null to take the vote back.
+    pub vote: Option<Vote>,
+}
+
+/// Your thumbs up or down on an answer: one vote per answer, replaced by the next.
+#[utoipa::path(put, path = "/conversations/{id}/messages/{message_id}/feedback", tag = "chat",
+    params(("id" = String, Path), ("message_id" = i64, Path)), request_body = Feedback,
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn feedback(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((id, message_id)): Path<(String, i64)>,
+    Json(body): Json<Feedback>,
+) -> Result<StatusCode, ApiError> {
+    let vote = body.vote.map(Vote::as_str);
+    if !state
+        .store
+        .set_feedback(&id, &current.user.id, message_id, vote)
+        .await?
+    {
+        return Err(ApiError::NotFound(format!(
+            "no answer {message_id} in a conversation {id} of yours"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes a conversation.
@@ -238,6 +345,7 @@ fn answered(a: StoredAnswer) -> Message {
         content: a.content,
         mode: Some(a.mode.as_str().into()),
         citations: a.citations,
+        feedback: None,
         created_at: rfc3339(a.created_at),
     }
 }
