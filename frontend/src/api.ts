@@ -185,12 +185,18 @@ export interface Message {
   content: string;
   mode: "llm" | "extractive" | null;
   citations: Citation[];
+  /** For answers: the asker's thumbs up or down. */
+  feedback?: Vote | null;
   created_at: string;
 }
+
+export type Vote = "up" | "down";
 
 export interface Conversation {
   id: string;
   title: string;
+  /** The collections it answers from; empty: every readable one. */
+  collection_ids?: string[];
   created_at: string;
   updated_at: string;
 }
@@ -635,6 +641,27 @@ export function createConversation(body: { title?: string; collection_ids?: stri
 
 export function getConversation(id: string): Promise<ConversationDetail> {
   return request("GET", `/conversations/${encodeURIComponent(id)}`);
+}
+
+/** Renames a conversation, or changes the collections it answers from (`[]`: all). */
+export function updateConversation(
+  id: string,
+  change: { title?: string; collection_ids?: string[] },
+): Promise<Conversation> {
+  return request("PATCH", `/conversations/${encodeURIComponent(id)}`, { json: change });
+}
+
+/** Your thumbs up or down on an answer (null takes it back). */
+export function setFeedback(conversationId: string, messageId: number, vote: Vote | null): Promise<void> {
+  return request(
+    "PUT",
+    `/conversations/${encodeURIComponent(conversationId)}/messages/${messageId}/feedback`,
+    { json: { vote } },
+  );
+}
+
+export function getDocument(id: string): Promise<DocumentInfo> {
+  return request("GET", `/documents/${encodeURIComponent(id)}`);
 }
 
 export function deleteConversation(id: string): Promise<void> {

@@ -32,7 +32,7 @@ export function safeHref(href: string): string | null {
 /** Copies text to the clipboard; also where the Clipboard API is missing (plain-http sites). */
 export async function copyText(text: string): Promise<boolean> {
   try {
-    if (navigator.clipboard && window.isSecureContext) {
+    if (window.isSecureContext) {
       await navigator.clipboard.writeText(text);
       return true;
     }
@@ -46,8 +46,10 @@ export async function copyText(text: string): Promise<boolean> {
   area.style.opacity = "0";
   document.body.append(area);
   area.select();
-  let done = false;
+  let done: boolean;
   try {
+    // Deprecated, and still the only way without the Clipboard API (a site on plain http).
+    // eslint-disable-next-line @typescript-eslint/no-deprecated
     done = document.execCommand("copy");
   } catch {
     done = false;
@@ -113,7 +115,7 @@ export function inline(text: string, renderText: TextRenderer, keyBase = "i"): R
     const rest = text.slice(i);
     const c = text[i];
     if (c === "\\" && i + 1 < text.length && /[!-/:-@[-`{-~]/.test(text[i + 1] ?? "")) {
-      buffer += text[i + 1];
+      buffer += text.charAt(i + 1);
       i += 2;
       continue;
     }
@@ -192,7 +194,7 @@ export function inline(text: string, renderText: TextRenderer, keyBase = "i"): R
       i += 1;
       continue;
     }
-    buffer += c;
+    buffer += text.charAt(i);
     i += 1;
   }
   flush();
