@@ -275,6 +275,8 @@ test("the pages work on a phone in dark mode", { timeout: 60_000 }, async () => 
     hasTouch: true,
   });
   await phone.goto("/chat");
+  // On a phone the conversation list is a drawer.
+  await phone.getByRole("button", { name: /Conversations/ }).click();
   await phone.getByRole("link", { name: /When do the harbour gates open/ }).click();
   await phone.getByRole("article", { name: "Answer" }).getByText(/close at dusk/).waitFor();
   const bodyColour = (page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor);

@@ -323,7 +323,7 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
 
             <div className="flex-1 space-y-4" aria-live="polite" aria-busy={streaming}>
               {conversationId && conversation.isPending && <Spinner label="Loading the conversation" />}
-              {messages.length === 0 && !shownPending && !conversation.isPending && (
+              {messages.length === 0 && !shownPending && !(conversationId && conversation.isPending) && (
                 <div className="space-y-2 text-sm text-slate-700 dark:text-slate-300" data-testid="chat-empty">
                   {noDocuments ? (
                     <p>You have no documents yet: {uploadHint}, then ask about them here.</p>
