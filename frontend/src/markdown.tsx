@@ -58,25 +58,30 @@ export async function copyText(text: string): Promise<boolean> {
   return done;
 }
 
-export function CopyButton({ text, label, className }: { text: string; label: string; className?: string }) {
+/** "Copy", named for what it copies (`what`, for screen readers); says "Copied" beside it. */
+export function CopyButton({ text, what, className }: { text: string; what: string; className?: string }) {
   const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
   return (
-    <button
-      type="button"
-      aria-label={label}
-      onClick={() =>
-        void copyText(text).then((ok) => {
-          setState(ok ? "copied" : "failed");
-          window.setTimeout(() => setState("idle"), 2000);
-        })
-      }
-      className={
-        className ??
-        "rounded border border-slate-300 bg-white px-2 py-0.5 text-xs font-medium text-slate-700 hover:bg-slate-100 dark:border-slate-600 dark:bg-slate-800 dark:text-slate-200 dark:hover:bg-slate-700"
-      }
-    >
-      {state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : "Copy"}
-    </button>
+    <span className="inline-flex items-center gap-1">
+      <button
+        type="button"
+        onClick={() =>
+          void copyText(text).then((ok) => {
+            setState(ok ? "copied" : "failed");
+            window.setTimeout(() => setState("idle"), 2000);
+          })
+        }
+        className={
+          className ??
+          "rounded border border-slate-300 bg-white px-2 py-0.5 text-xs font-medium text-slate-700 hover:bg-slate-100 dark:border-slate-600 dark:bg-slate-800 dark:text-slate-200 dark:hover:bg-slate-700"
+        }
+      >
+        Copy<span className="sr-only"> {what}</span>
+      </button>
+      <span role="status" className="text-xs">
+        {state === "copied" ? "Copied" : state === "failed" ? "Not copied: select the text and copy it" : ""}
+      </span>
+    </span>
   );
 }
 
@@ -85,7 +90,7 @@ function CodeBlock({ code, lang }: { code: string; lang: string }) {
     <div className="my-2 overflow-hidden rounded-md border border-slate-200 dark:border-slate-700">
       <div className="flex items-center justify-between gap-2 bg-slate-100 px-2 py-1 text-xs text-slate-600 dark:bg-slate-800 dark:text-slate-300">
         <span>{lang || "code"}</span>
-        <CopyButton text={code} label={`Copy code${lang ? ` (${lang})` : ""}`} />
+        <CopyButton text={code} what={`code${lang ? ` (${lang})` : ""}`} />
       </div>
       {/* tabIndex: a scrollable region must be reachable by keyboard. */}
       <pre tabIndex={0} className="overflow-x-auto bg-slate-50 p-3 text-xs leading-relaxed dark:bg-slate-950">

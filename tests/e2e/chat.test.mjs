@@ -7,9 +7,7 @@
 
 import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
-import * as harness from "./harness.mjs";
-
-const { ADMIN, setUp, signIn } = harness;
+import { ADMIN, LAYOUTS, apiOf, checkPage, eachLayout, setUp, signIn } from "./harness.mjs";
 
 const HANDBOOK = [
   "Harbour handbook",
@@ -23,30 +21,9 @@ const HANDBOOK = [
 const MENU = "Canteen menu\n\nThe canteen serves fish soup on Fridays and lentil stew on Mondays.";
 const TIDES = "Tide table\n\nHigh water at the harbour mouth is at six in the morning and at half past six at night.";
 
-// The shared helpers of harness.mjs when it has them; the same checks, without axe, until then.
-const LAYOUTS = harness.LAYOUTS ?? [
-  { name: "desktop-light", viewport: { width: 1280, height: 860 }, colorScheme: "light" },
-  { name: "phone-dark", viewport: { width: 390, height: 844 }, colorScheme: "dark", isMobile: true, hasTouch: true },
-];
-const eachLayout =
-  harness.eachLayout ??
-  ((title, fn, options = {}) => {
-    for (const layout of LAYOUTS) test(`${title} (${layout.name})`, options, () => fn(layout));
-  });
-const checkPage =
-  harness.checkPage ??
-  (async (page, label) => {
-    const { scrollWidth, innerWidth } = await page.evaluate(() => ({
-      scrollWidth: document.documentElement.scrollWidth,
-      innerWidth: window.innerWidth,
-    }));
-    assert.ok(scrollWidth <= innerWidth, `${label}: the page is ${scrollWidth} px wide in a ${innerWidth} px window`);
-  });
-
 let env;
 /** The admin's signed-in cookies, for each test's fresh page. */
 let signedIn;
-const ids = {};
 
 before(async () => {
   env = await setUp();
@@ -67,26 +44,13 @@ afterEach(() => {
 
 /** A page of the signed-in admin in `layout`, with clipboard access. */
 async function adminPage(layout, label, { state = signedIn } = {}) {
-  const page = harness.LAYOUTS
-    ? await env.newPage(`${label}-${layout.name}`, { layout, storageState: state })
-    : await env.newPage(`${label}-${layout.name}`, { ...layout, name: undefined, storageState: state });
+  const page = await env.newPage(`${label}-${layout}`, { layout, storageState: state });
   await page.context().grantPermissions(["clipboard-read", "clipboard-write"]);
   return page;
 }
 
-const isPhone = (layout) => layout.viewport.width < 768;
-
-/** The API as the page's user (its cookies and CSRF token). */
-async function api(page, method, path, body) {
-  const session = await (await page.request.get("/api/v1/auth/session")).json();
-  const res = await page.request.fetch(`/api/v1${path}`, {
-    method,
-    headers: { "X-CSRF-Token": session.csrf_token ?? "" },
-    ...(body && body.multipart ? { multipart: body.multipart } : body ? { data: body } : {}),
-  });
-  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${await res.text()}`);
-  return res.status() === 204 ? null : res.json();
-}
+const viewport = (layout) => LAYOUTS[layout].viewport;
+const isPhone = (layout) => viewport(layout).width < 768;
 
 async function ask(page, question) {
   await page.getByLabel("Your question").fill(question);
@@ -113,27 +77,19 @@ eachLayout("with no documents, the chat says to upload and links to Documents", 
   const hint = page.getByRole("status").filter({ hasText: "you have no documents yet" });
   await hint.waitFor();
   assert.equal(await hint.getByRole("link", { name: /Documents page/ }).getAttribute("href"), "/documents");
-  await checkPage(page, `empty-${layout.name}`);
+  await checkPage(page, `empty-${layout}`);
   await page.context().close();
 });
 
 test("setup: two collections with a document each", { timeout: 60_000 }, async () => {
   const page = await env.newPage("setup", { storageState: signedIn });
+  const api = await apiOf(page);
   for (const [name, file, text] of [
     ["Handbook", "harbour-handbook.txt", HANDBOOK],
     ["Canteen", "menu.txt", MENU],
   ]) {
-    const c = await api(page, "POST", "/collections", { name });
-    ids[name] = c.id;
-    const doc = await api(page, "POST", `/collections/${c.id}/documents`, {
-      multipart: { file: { name: file, mimeType: "text/plain", buffer: Buffer.from(text) } },
-    });
-    for (let i = 0; i < 100; i += 1) {
-      const d = await api(page, "GET", `/documents/${doc.id}`);
-      if (d.status === "ready") break;
-      assert.notEqual(d.status, "failed", d.error);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const c = await api.post("/collections", { name });
+    await api.waitReady((await api.upload(c.id, file, text)).id);
   }
   await page.context().close();
 });
@@ -156,7 +112,7 @@ eachLayout("a conversation searches the collections chosen for it, and keeps the
   await page.reload();
   await page.getByRole("article", { name: "Answer" }).waitFor();
   assert.match(await page.getByTestId("scope").innerText(), /Searching Canteen/, "the scope is kept");
-  await checkPage(page, `scope-${layout.name}`);
+  await checkPage(page, `scope-${layout}`);
   await page.context().close();
 });
 
@@ -171,7 +127,7 @@ eachLayout("the conversation list is a column on desktops and a drawer on phones
     assert.equal(await list.isVisible(), false, "the list waits in the drawer");
     await opener.click();
     await list.waitFor();
-    await checkPage(page, `drawer-open-${layout.name}`);
+    await checkPage(page, `drawer-open-${layout}`);
     await page.keyboard.press("Escape");
     await list.waitFor({ state: "hidden" });
     await opener.click();
@@ -184,9 +140,9 @@ eachLayout("the conversation list is a column on desktops and a drawer on phones
   if (isPhone(layout)) assert.equal(await list.isVisible(), false, "choosing closes the drawer");
   for (const name of ["Send", "Rename", "Delete"]) {
     const box = await page.getByRole("button", { name, exact: true }).boundingBox();
-    assert.ok(box && box.x >= 0 && box.x + box.width <= layout.viewport.width, `${name} is on screen`);
+    assert.ok(box && box.x >= 0 && box.x + box.width <= viewport(layout).width, `${name} is on screen`);
   }
-  await checkPage(page, `drawer-${layout.name}`);
+  await checkPage(page, `drawer-${layout}`);
   await page.context().close();
 });
 
@@ -201,7 +157,7 @@ eachLayout("a question that could not be sent stays in the box, with Retry", asy
   const failed = page.getByTestId("ask-failed");
   await failed.getByText(/cannot reach the Berth server/i).waitFor();
   assert.equal(await page.getByLabel("Your question").inputValue(), "What is sold on the north pier?");
-  await checkPage(page, `retry-failed-${layout.name}`);
+  await checkPage(page, `retry-failed-${layout}`);
   expectProblems(/ERR_INTERNET_DISCONNECTED/);
   await page.unroute("**/api/v1/conversations/*/messages");
   await failed.getByRole("button", { name: "Retry" }).click();
@@ -213,26 +169,26 @@ eachLayout("a question that could not be sent stays in the box, with Retry", asy
 
 eachLayout("when the session expires, sign-in says so and the question comes back", async (layout) => {
   // A session of its own, so ending it leaves the other tests signed in.
-  const first = await env.newPage(`expiry-sign-in-${layout.name}`);
+  const first = await env.newPage(`expiry-sign-in-${layout}`);
   await signIn(first, ADMIN.username, ADMIN.password);
   const state = await first.context().storageState();
   await first.context().close();
   const page = await adminPage(layout, "expiry", { state });
-  const conv = await api(page, "POST", "/conversations", {});
+  const conv = await (await apiOf(page)).post("/conversations", {});
   await page.goto(`/chat/${conv.id}`);
   await page.getByRole("heading", { name: "New conversation" }).waitFor();
   await page.getByLabel("Your question").fill("When are mooring fees paid?");
   await page.context().clearCookies();
   await page.getByRole("button", { name: "Send", exact: true }).click();
   await page.getByText("Your session expired — sign in again; your question is kept.").waitFor();
-  await checkPage(page, `expiry-sign-in-${layout.name}`);
+  await checkPage(page, `expiry-sign-in-${layout}`);
   await page.getByLabel("User name").fill(ADMIN.username);
   await page.getByLabel("Password").fill(ADMIN.password);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`**/chat/${conv.id}`);
   await page.getByLabel("Your question").waitFor();
   assert.equal(await page.getByLabel("Your question").inputValue(), "When are mooring fees paid?");
-  await checkPage(page, `expiry-back-${layout.name}`);
+  await checkPage(page, `expiry-back-${layout}`);
   await page.context().close();
 });
 
@@ -272,7 +228,7 @@ eachLayout("answers render Markdown safely, code has Copy, citations open in the
   const hrefs = await answer.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
   assert.deepEqual(hrefs, ["https://example.com/harbour"]);
   await answer.getByRole("button", { name: "Copy code (sh)" }).click();
-  await answer.getByRole("button", { name: "Copy code (sh)" }).getByText("Copied").waitFor();
+  await answer.getByRole("status").filter({ hasText: "Copied" }).waitFor();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), "echo gates-open");
 
   const chip = answer.getByRole("button", { name: /^Source 1: / }).first();
@@ -281,9 +237,9 @@ eachLayout("answers render Markdown safely, code has Copy, citations open in the
   const open = dialog.getByRole("link", { name: "Open in document" });
   await open.waitFor();
   assert.match(await open.getAttribute("href"), /^\/documents\/[\w-]+\?passage=\d+$/);
-  await checkPage(page, `markdown-dialog-${layout.name}`);
+  await checkPage(page, `markdown-dialog-${layout}`);
   await page.keyboard.press("Escape");
-  await checkPage(page, `markdown-${layout.name}`);
+  await checkPage(page, `markdown-${layout}`);
   await page.context().close();
 });
 
@@ -291,7 +247,7 @@ eachLayout("answers render Markdown safely, code has Copy, citations open in the
 
 eachLayout("conversations are made by a first question, renamed and searched", async (layout) => {
   const page = await adminPage(layout, "rename");
-  const before = (await api(page, "GET", "/conversations")).length;
+  const before = (await (await apiOf(page)).get("/conversations")).length;
   await page.goto("/chat");
   const list = page.getByRole("navigation", { name: "Conversation list" });
   const openList = async () => {
@@ -303,23 +259,23 @@ eachLayout("conversations are made by a first question, renamed and searched", a
     await page.getByRole("button", { name: "New conversation" }).click();
   }
   await page.getByRole("heading", { name: "New conversation" }).waitFor();
-  assert.equal((await api(page, "GET", "/conversations")).length, before, "nothing created yet");
+  assert.equal((await (await apiOf(page)).get("/conversations")).length, before, "nothing created yet");
   await ask(page, "What is served on Fridays?");
-  assert.equal((await api(page, "GET", "/conversations")).length, before + 1);
+  assert.equal((await (await apiOf(page)).get("/conversations")).length, before + 1);
 
-  const title = `Canteen days ${layout.name}`;
+  const title = `Canteen days ${layout}`;
   await page.getByRole("button", { name: "Rename" }).click();
   await page.getByLabel("Conversation title").fill(title);
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("heading", { name: title }).waitFor();
 
   await openList();
-  await page.getByLabel("Search conversations").fill(`days ${layout.name}`);
+  await page.getByLabel("Search conversations").fill(`days ${layout}`);
   await list.getByRole("link", { name: title }).waitFor();
   assert.equal(await list.getByRole("link").count(), 1, "only the matching conversation");
   await page.getByLabel("Search conversations").fill("no such title");
   await list.getByText("No conversation title contains").waitFor();
-  await checkPage(page, `rename-${layout.name}`);
+  await checkPage(page, `rename-${layout}`);
   await page.context().close();
 });
 
@@ -331,13 +287,13 @@ eachLayout("a missing conversation is said in plain words, and an extractive ans
   await page.getByText("This conversation no longer exists").waitFor();
   assert.equal(await page.getByText(/of yours|0000/).count(), 0, "no internal wording or id");
   assert.equal(await page.getByRole("button", { name: "Delete" }).count(), 0);
-  await checkPage(page, `missing-${layout.name}`);
+  await checkPage(page, `missing-${layout}`);
   expectProblems(/status of 404/);
   await page.getByRole("link", { name: "Start a new conversation" }).click();
   await page.getByRole("heading", { name: "New conversation" }).waitFor();
 
   // An answer made without a language model, as the server stores it.
-  const conv = await api(page, "POST", "/conversations", {});
+  const conv = await (await apiOf(page)).post("/conversations", {});
   const explained = "No LLM is configured, so this is an extractive answer: the sentences of your documents that best match your question.";
   await page.route(`**/api/v1/conversations/${conv.id}`, async (route) => {
     const real = await (await route.fetch()).json();
@@ -353,7 +309,7 @@ eachLayout("a missing conversation is said in plain words, and an extractive ans
   await answer.getByText("Extractive", { exact: true }).waitFor();
   const said = (await answer.innerText()).match(/(No LLM|No language model) is configured/g) ?? [];
   assert.equal(said.length, 1, "the explanation shows once");
-  await checkPage(page, `extractive-${layout.name}`);
+  await checkPage(page, `extractive-${layout}`);
   await page.context().close();
 });
 
@@ -365,7 +321,7 @@ eachLayout("the question box is docked, and a long answer is shown from its firs
   const form = page.getByRole("form", { name: "Ask a question" });
   const docked = async () => {
     const box = await form.boundingBox();
-    return Math.abs(box.y + box.height - layout.viewport.height) <= 2;
+    return Math.abs(box.y + box.height - viewport(layout).height) <= 2;
   };
   assert.ok(await docked(), "an empty conversation's box is at the bottom");
   const long = ["The gates open at dawn [1].", ...Array.from({ length: 80 }, (_, i) => `Line ${i + 1} of the answer.`)].join("\n\n");
@@ -379,11 +335,11 @@ eachLayout("the question box is docked, and a long answer is shown from its firs
   }
   const first = page.getByRole("article", { name: "Answer" }).last().getByText("The gates open at dawn");
   const top = await first.evaluate((el) => el.getBoundingClientRect().top);
-  assert.ok(top >= 0 && top < layout.viewport.height / 2, `the answer's first line is in view (top ${top})`);
+  assert.ok(top >= 0 && top < viewport(layout).height / 2, `the answer's first line is in view (top ${top})`);
   const atEnd = await page.evaluate(() => window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 4);
   assert.equal(atEnd, false, "the page did not jump to the end of the answer");
   assert.ok(await docked(), "the box stays docked under a long conversation");
-  await checkPage(page, `dock-${layout.name}`);
+  await checkPage(page, `dock-${layout}`);
   await page.context().close();
 });
 
@@ -411,7 +367,7 @@ eachLayout("an answer is copied, regenerated, and its question edited and resent
   await page.getByRole("button", { name: "Send", exact: true }).click();
   await answers.nth(2).getByRole("group", { name: "Answer actions" }).waitFor();
   await page.getByText("When is fuel sold?").waitFor();
-  await checkPage(page, `actions-${layout.name}`);
+  await checkPage(page, `actions-${layout}`);
   await page.context().close();
 });
 
@@ -435,7 +391,7 @@ eachLayout("thumbs up or down is stored with the answer and can be changed", asy
   await page.getByRole("group", { name: "Answer actions" }).waitFor();
   assert.equal(await bad().getAttribute("aria-pressed"), "true", "the vote changed");
   assert.equal(await good().getAttribute("aria-pressed"), "false");
-  await checkPage(page, `feedback-${layout.name}`);
+  await checkPage(page, `feedback-${layout}`);
   await page.context().close();
 });
 
@@ -445,7 +401,7 @@ eachLayout("a file dropped on the chat is uploaded, processed, and can be asked 
   const page = await adminPage(layout, "drop");
   await page.goto("/chat");
   await page.getByTestId("chat-empty").waitFor();
-  const name = `tides-${layout.name}.txt`;
+  const name = `tides-${layout}.txt`;
   await page.evaluate(
     ({ name, text }) => {
       const target = document.querySelector('section[aria-label="Conversation"]');
@@ -455,18 +411,18 @@ eachLayout("a file dropped on the chat is uploaded, processed, and can be asked 
         target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: data }));
       }
     },
-    { name, text: `${TIDES}\n\nCopied for the ${layout.name} test.` },
+    { name, text: `${TIDES}\n\nCopied for the ${layout} test.` },
   );
   // Two collections and no scope: the page asks which.
   const dialog = page.getByRole("dialog", { name: "Add the file to which collection?" });
   await dialog.getByLabel("Collection").selectOption({ label: "Handbook" });
-  await checkPage(page, `drop-choose-${layout.name}`);
+  await checkPage(page, `drop-choose-${layout}`);
   await dialog.getByRole("button", { name: `Add ${name}` }).click();
   const upload = page.getByTestId("drop-upload");
   await upload.getByText(/Uploading|Processing/).first().waitFor();
   await page.locator('[data-testid="drop-upload"][data-state="ready"]').waitFor({ timeout: 30_000 });
   assert.match(await upload.innerText(), new RegExp(`${name} is ready: ask about it`));
-  await checkPage(page, `drop-ready-${layout.name}`);
+  await checkPage(page, `drop-ready-${layout}`);
   await ask(page, "When is high water at the harbour mouth?");
   const sources = page.getByRole("article", { name: "Answer" }).last().getByRole("list");
   assert.match(await sources.innerText(), /tides-/);

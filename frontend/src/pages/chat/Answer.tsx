@@ -169,7 +169,7 @@ function ActionBar({
   return (
     <div className="mt-2 border-t border-slate-200 pt-2 dark:border-slate-800">
       <div className="flex flex-wrap items-center gap-1" role="group" aria-label="Answer actions">
-        <CopyButton text={message.content} label="Copy answer" className={ACTION} />
+        <CopyButton text={message.content} what="answer" className={ACTION} />
         {onRegenerate && (
           <button type="button" className={ACTION} onClick={onRegenerate}>
             Regenerate
