@@ -65,6 +65,7 @@ export function CopyButton({ text, what, className }: { text: string; what: stri
     <span className="inline-flex items-center gap-1">
       <button
         type="button"
+        aria-label={`Copy ${what}`}
         onClick={() =>
           void copyText(text).then((ok) => {
             setState(ok ? "copied" : "failed");
@@ -76,7 +77,7 @@ export function CopyButton({ text, what, className }: { text: string; what: stri
           "rounded border border-slate-300 bg-white px-2 py-0.5 text-xs font-medium text-slate-700 hover:bg-slate-100 dark:border-slate-600 dark:bg-slate-800 dark:text-slate-200 dark:hover:bg-slate-700"
         }
       >
-        Copy<span className="sr-only"> {what}</span>
+        Copy
       </button>
       <span role="status" className="text-xs">
         {state === "copied" ? "Copied" : state === "failed" ? "Not copied: select the text and copy it" : ""}
