@@ -187,7 +187,7 @@ describe("ChatPage when things go wrong", () => {
     expect(localStorage.getItem("berth.draft.c1")).toBeNull();
   });
 
-  it("brings back the draft of a conversation when it is opened again", async () => {
+  it("brings back the draft of a conversation when it is opened again", () => {
     localStorage.setItem("berth.draft.c1", "Kept across sign-in");
     mockApi({
       "GET /conversations": () => json(200, [conversation]),
