@@ -113,6 +113,7 @@ eachLayout("a conversation searches the collections chosen for it, and keeps the
   await page.getByRole("article", { name: "Answer" }).waitFor();
   assert.match(await page.getByTestId("scope").innerText(), /Searching Canteen/, "the scope is kept");
   await checkPage(page, `scope-${layout}`);
+  await env.screenshot(page, `chat-scope-${layout}`);
   await page.context().close();
 });
 
@@ -128,6 +129,7 @@ eachLayout("the conversation list is a column on desktops and a drawer on phones
     await opener.click();
     await list.waitFor();
     await checkPage(page, `drawer-open-${layout}`);
+    await env.screenshot(page, `chat-drawer-open-${layout}`);
     await page.keyboard.press("Escape");
     await list.waitFor({ state: "hidden" });
     await opener.click();
@@ -158,6 +160,7 @@ eachLayout("a question that could not be sent stays in the box, with Retry", asy
   await failed.getByText(/cannot reach the Berth server/i).waitFor();
   assert.equal(await page.getByLabel("Your question").inputValue(), "What is sold on the north pier?");
   await checkPage(page, `retry-failed-${layout}`);
+  await env.screenshot(page, `chat-retry-${layout}`);
   expectProblems(/ERR_INTERNET_DISCONNECTED/);
   await page.unroute("**/api/v1/conversations/*/messages");
   await failed.getByRole("button", { name: "Retry" }).click();
@@ -182,6 +185,7 @@ eachLayout("when the session expires, sign-in says so and the question comes bac
   await page.getByRole("button", { name: "Send", exact: true }).click();
   await page.getByText("Your session expired — sign in again; your question is kept.").waitFor();
   await checkPage(page, `expiry-sign-in-${layout}`);
+  await env.screenshot(page, `chat-session-expired-${layout}`);
   await page.getByLabel("User name").fill(ADMIN.username);
   await page.getByLabel("Password").fill(ADMIN.password);
   await page.getByRole("button", { name: "Sign in" }).click();
@@ -240,6 +244,7 @@ eachLayout("answers render Markdown safely, code has Copy, citations open in the
   await checkPage(page, `markdown-dialog-${layout}`);
   await page.keyboard.press("Escape");
   await checkPage(page, `markdown-${layout}`);
+  await env.screenshot(page, `chat-markdown-${layout}`);
   await page.context().close();
 });
 
@@ -392,6 +397,7 @@ eachLayout("thumbs up or down is stored with the answer and can be changed", asy
   assert.equal(await bad().getAttribute("aria-pressed"), "true", "the vote changed");
   assert.equal(await good().getAttribute("aria-pressed"), "false");
   await checkPage(page, `feedback-${layout}`);
+  await env.screenshot(page, `chat-feedback-${layout}`);
   await page.context().close();
 });
 
@@ -417,12 +423,14 @@ eachLayout("a file dropped on the chat is uploaded, processed, and can be asked 
   const dialog = page.getByRole("dialog", { name: "Add the file to which collection?" });
   await dialog.getByLabel("Collection").selectOption({ label: "Handbook" });
   await checkPage(page, `drop-choose-${layout}`);
+  await env.screenshot(page, `chat-drop-choose-${layout}`);
   await dialog.getByRole("button", { name: `Add ${name}` }).click();
   const upload = page.getByTestId("drop-upload");
   await upload.getByText(/Uploading|Processing/).first().waitFor();
   await page.locator('[data-testid="drop-upload"][data-state="ready"]').waitFor({ timeout: 30_000 });
   assert.match(await upload.innerText(), new RegExp(`${name} is ready: ask about it`));
   await checkPage(page, `drop-ready-${layout}`);
+  await env.screenshot(page, `chat-drop-ready-${layout}`);
   await ask(page, "When is high water at the harbour mouth?");
   const sources = page.getByRole("article", { name: "Answer" }).last().getByRole("list");
   assert.match(await sources.innerText(), /tides-/);

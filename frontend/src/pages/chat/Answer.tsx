@@ -132,6 +132,9 @@ export function AssistantBubble({
   );
 }
 
+const THUMB_UP = "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3";
+const THUMB_DOWN = "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17";
+
 function ActionBar({
   message,
   conversationId,
@@ -153,7 +156,7 @@ function ActionBar({
     onError: (_err, _next, before) => setVote(before ?? null),
     onSuccess: () => void client.invalidateQueries({ queryKey: ["conversation", conversationId] }),
   });
-  const thumb = (which: Vote, label: string, icon: string) => (
+  const thumb = (which: Vote, label: string, path: string) => (
     <button
       type="button"
       className={cx(ACTION, vote === which && "bg-indigo-100 text-indigo-900 dark:bg-indigo-950 dark:text-indigo-100")}
@@ -163,7 +166,10 @@ function ActionBar({
       disabled={feedback.isPending}
       onClick={() => feedback.mutate(vote === which ? null : which)}
     >
-      <span aria-hidden="true">{icon}</span>
+      {/* Drawn, not an emoji: not every system has an emoji font (Feather's thumbs, MIT). */}
+      <svg aria-hidden="true" viewBox="0 0 24 24" className="h-4 w-4" fill="none" stroke="currentColor" strokeWidth={2} strokeLinecap="round" strokeLinejoin="round">
+        <path d={path} />
+      </svg>
     </button>
   );
   return (
@@ -175,8 +181,8 @@ function ActionBar({
             Regenerate
           </button>
         )}
-        {thumb("up", "Good answer", "👍")}
-        {thumb("down", "Bad answer", "👎")}
+        {thumb("up", "Good answer", THUMB_UP)}
+        {thumb("down", "Bad answer", THUMB_DOWN)}
         {vote && (
           <span role="status" className="text-xs text-slate-600 dark:text-slate-400">
             Thanks for the feedback.
