@@ -369,12 +369,15 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
               {shownPending && (
                 <div ref={questionRef} className="scroll-mt-4 space-y-4">
                   <UserBubble>{shownPending.question}</UserBubble>
-                  <AssistantBubble
-                    content={shownPending.text}
-                    citations={shownPending.citations}
-                    onCite={setOpenCitation}
-                    streaming={shownPending.state === "streaming"}
-                  />
+                  {/* A failure before any of the answer came says so by the box, not in an empty answer. */}
+                  {!(shownPending.state === "failed" && shownPending.text === "") && (
+                    <AssistantBubble
+                      content={shownPending.text}
+                      citations={shownPending.citations}
+                      onCite={setOpenCitation}
+                      streaming={shownPending.state === "streaming"}
+                    />
+                  )}
                 </div>
               )}
               <div ref={endRef} />
