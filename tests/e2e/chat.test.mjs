@@ -132,6 +132,7 @@ eachLayout("the conversation list is a column on desktops and a drawer on phones
     await env.screenshot(page, `chat-drawer-open-${layout}`);
     await page.keyboard.press("Escape");
     await list.waitFor({ state: "hidden" });
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "conversation-drawer-opener", "focus returns to the opener");
     await opener.click();
   } else {
     assert.equal(await opener.isVisible(), false, "no drawer button on a desktop");

@@ -189,7 +189,12 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
   };
 
   const drop = useDropUpload(collections.data ?? [], scope);
-  const closeDrawer = useCallback(() => setDrawer(false), []);
+  // Closing the drawer gives focus back to the button that opened it (on phones, where it shows).
+  const closeDrawer = useCallback(() => {
+    setDrawer(false);
+    const opener = document.getElementById("conversation-drawer-opener");
+    if (opener?.offsetParent) opener.focus();
+  }, []);
   // By id, not the ref: these run in handlers made during render.
   const focusBox = () => document.getElementById("question")?.focus();
   const startNew = () => {
@@ -232,7 +237,7 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
       <section aria-label="Conversation" className="relative flex min-w-0 flex-col" {...drop.handlers}>
         {drop.overlay}
         <div className="mb-2 md:hidden">
-          <Button size="sm" aria-expanded={drawer} aria-controls="conversation-drawer" onClick={() => setDrawer(true)}>
+          <Button id="conversation-drawer-opener" size="sm" aria-expanded={drawer} aria-controls="conversation-drawer" onClick={() => setDrawer(true)}>
             ☰ Conversations
           </Button>
         </div>
