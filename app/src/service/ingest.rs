@@ -180,10 +180,13 @@ impl Ingestor {
                 })?
         };
         let (size, overlap) = (self.settings.chunk_size, self.settings.chunk_overlap);
+        let filename = doc.filename.clone();
         let (text, chunks) = {
             let _t = self.metrics.stage("chunk");
             tokio::task::spawn_blocking(move || {
-                let chunks = chunk::chunk(&text, kind, size, overlap);
+                let mut chunks = chunk::chunk(&text, kind, size, overlap);
+                let title = chunk::title(&filename, &text, kind);
+                chunk::add_context(&text, kind, &title, &mut chunks);
                 (text, chunks)
             })
             .await
@@ -197,7 +200,10 @@ impl Ingestor {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Stop::Lost);
                 }
-                let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+                let texts: Vec<String> = batch
+                    .iter()
+                    .map(|c| chunk::indexed_text(&c.context, &c.text))
+                    .collect();
                 let embedded = {
                     let _t = self.metrics.stage("embed");
                     embedder.embed(&texts).await
@@ -229,6 +235,7 @@ impl Ingestor {
             .iter()
             .map(|c| NewChunk {
                 text: &c.text,
+                context: &c.context,
                 start: c.start as i64,
                 end: c.end as i64,
             })

@@ -11,6 +11,102 @@ pub struct Chunk {
     pub text: String,
     pub start: usize,
     pub end: usize,
+    /// Where the passage sits: the document's title and the path of section headings above it
+    /// ("qemu-img › Command description › convert"). Indexed and embedded with the passage, so a
+    /// passage that never names its topic is found by it; shown with citations.
+    pub context: String,
+}
+
+/// Between the parts of a context.
+pub const CONTEXT_SEPARATOR: &str = " › ";
+
+/// What is indexed and embedded for a chunk: its context, then its text.
+pub fn indexed_text(context: &str, text: &str) -> String {
+    if context.is_empty() {
+        text.to_string()
+    } else {
+        format!("{context}\n\n{text}")
+    }
+}
+
+/// The document's title, a context's first part. Markdown and HTML name their sections in
+/// headings (the first is usually the page's title): the file name without its extension
+/// ("qemu-img.html" → "qemu-img"), which people search by. Plain text and PDF have no headings:
+/// their first line when it is short enough to be a title, else the file name.
+pub fn title(filename: &str, text: &str, kind: Kind) -> String {
+    let name = filename.rsplit(['/', '\\']).next().unwrap_or(filename);
+    let stem = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && ext.len() <= 5 => stem,
+        _ => name,
+    };
+    if matches!(kind, Kind::Markdown | Kind::Html) {
+        return stem.to_string();
+    }
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    match first {
+        Some(line) if line.chars().count() <= 80 => line.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// Gives each chunk its context: `title`, then the headings (Markdown's ATX headings, which
+/// HTML's text keeps too) in force where the chunk starts, outermost first. A heading the chunk
+/// starts with counts. Plain text and PDF have no headings: the title alone.
+pub fn add_context(text: &str, kind: Kind, title: &str, chunks: &mut [Chunk]) {
+    let headings = if matches!(kind, Kind::Markdown | Kind::Html) {
+        headings(text)
+    } else {
+        Vec::new()
+    };
+    // Chunks come in text order: walk the headings once.
+    let mut path: Vec<(usize, &str)> = Vec::new();
+    let mut next = 0;
+    for chunk in chunks.iter_mut() {
+        while let Some(&(offset, level, heading)) = headings.get(next) {
+            if offset > chunk.start {
+                break;
+            }
+            path.retain(|&(l, _)| l < level);
+            path.push((level, heading));
+            next += 1;
+        }
+        let mut parts: Vec<&str> = Vec::with_capacity(path.len() + 1);
+        for part in std::iter::once(title).chain(path.iter().map(|&(_, h)| h)) {
+            // A page's first heading is often its title again.
+            if !part.is_empty() && parts.last().is_none_or(|p| !p.eq_ignore_ascii_case(part)) {
+                parts.push(part);
+            }
+        }
+        chunk.context = parts.join(CONTEXT_SEPARATOR);
+    }
+}
+
+/// ATX headings outside code fences: (character offset of the line, level, text).
+fn headings(text: &str) -> Vec<(usize, usize, &str)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    let mut fence: Option<&str> = None;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let marker = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m));
+        match (fence, marker) {
+            (Some(open), Some(m)) if m == open => fence = None,
+            (None, Some(m)) => fence = Some(m),
+            (None, None) => {
+                let level = trimmed.bytes().take_while(|&b| b == b'#').count();
+                let rest = &trimmed[level..];
+                if (1..=6).contains(&level) && (rest.is_empty() || rest.starts_with([' ', '\t'])) {
+                    let heading = rest.trim().trim_end_matches('#').trim();
+                    if !heading.is_empty() {
+                        out.push((offset, level, heading));
+                    }
+                }
+            }
+            _ => {}
+        }
+        offset += line.chars().count();
+    }
+    out
 }
 
 pub fn chunk(text: &str, kind: Kind, size: usize, overlap: usize) -> Vec<Chunk> {
@@ -40,6 +136,7 @@ pub fn chunk(text: &str, kind: Kind, size: usize, overlap: usize) -> Vec<Chunk> 
             text: piece.to_string(),
             start: chars_before,
             end: chars_before + len,
+            context: String::new(),
         });
     }
     out
@@ -60,6 +157,54 @@ mod tests {
             assert_eq!(slice, c.text);
             assert!(c.text.chars().count() <= 40);
         }
+    }
+
+    #[test]
+    fn a_chunk_carries_the_title_and_the_headings_above_it() {
+        let md = "# qemu-img\n\nIntro text here.\n\n## Commands\n\n### convert\n\nConvert the disk image to another format.\n\n```\n# not a heading\n```\n\n## Notes\n\nLast words.";
+        let mut chunks = chunk(md, Kind::Markdown, 45, 0);
+        add_context(md, Kind::Markdown, "qemu-img", &mut chunks);
+        let context_of = |needle: &str| {
+            chunks
+                .iter()
+                .find(|c| c.text.contains(needle))
+                .map(|c| c.context.clone())
+                .unwrap_or_else(|| panic!("no chunk with {needle:?}: {chunks:?}"))
+        };
+        assert_eq!(context_of("Intro"), "qemu-img");
+        assert_eq!(
+            context_of("Convert the disk"),
+            "qemu-img › Commands › convert"
+        );
+        assert_eq!(context_of("not a heading"), "qemu-img › Commands › convert");
+        assert_eq!(context_of("Last words"), "qemu-img › Notes");
+    }
+
+    #[test]
+    fn plain_text_has_the_title_alone() {
+        let text = "# Not Markdown\n\nJust text.";
+        let mut chunks = chunk(text, Kind::Text, 100, 0);
+        add_context(text, Kind::Text, "notes", &mut chunks);
+        assert_eq!(chunks[0].context, "notes");
+        assert_eq!(indexed_text("notes", "Just text."), "notes\n\nJust text.");
+        assert_eq!(indexed_text("", "Just text."), "Just text.");
+    }
+
+    #[test]
+    fn titles_are_file_names_or_a_short_first_line() {
+        assert_eq!(
+            title("qemu-img.html", "# QEMU\n\ntext", Kind::Html),
+            "qemu-img"
+        );
+        assert_eq!(title("README.md", "# Berth", Kind::Markdown), "README");
+        assert_eq!(title(".bashrc", "# Berth", Kind::Markdown), ".bashrc");
+        assert_eq!(
+            title("d0.txt", "\n  os.path.join\n\nJoin paths.", Kind::Text),
+            "os.path.join"
+        );
+        let long = "A first line far too long to be anyone's title, going on and on about the matter at hand, and on.";
+        assert_eq!(title("notes.txt", long, Kind::Text), "notes");
+        assert_eq!(title("empty.pdf", "", Kind::Pdf), "empty");
     }
 
     #[test]
