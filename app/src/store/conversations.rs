@@ -11,6 +11,8 @@ pub struct ConversationRow {
     pub user_id: String,
     pub title: String,
     pub collection_ids: String,
+    /// JSON array of document ids; `[]`: the collections decide.
+    pub document_ids: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -29,14 +31,15 @@ pub struct MessageRow {
 
 impl Store {
     pub async fn insert_conversation(&self, c: &ConversationRow) -> Result<()> {
-        let sql = "INSERT INTO conversations (id, user_id, title, collection_ids, created_at, \
-                   updated_at) VALUES ($1, $2, $3, $4, $5, $5)";
+        let sql = "INSERT INTO conversations (id, user_id, title, collection_ids, document_ids, \
+                   created_at, updated_at) VALUES ($1, $2, $3, $4, $6, $5, $5)";
         on_pool!(self, |pool| sqlx::query(sql)
             .bind(&c.id)
             .bind(&c.user_id)
             .bind(&c.title)
             .bind(&c.collection_ids)
             .bind(c.created_at)
+            .bind(&c.document_ids)
             .execute(pool)
             .await
             .map(drop)?);
@@ -44,7 +47,8 @@ impl Store {
     }
 
     pub async fn conversations_of(&self, user_id: &str) -> Result<Vec<ConversationRow>> {
-        let sql = "SELECT id, user_id, title, collection_ids, created_at, updated_at \
+        let sql =
+            "SELECT id, user_id, title, collection_ids, document_ids, created_at, updated_at \
                    FROM conversations WHERE user_id = $1 ORDER BY updated_at DESC";
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(user_id)
@@ -54,7 +58,8 @@ impl Store {
 
     /// The conversation, only if it belongs to `user_id`.
     pub async fn conversation(&self, id: &str, user_id: &str) -> Result<Option<ConversationRow>> {
-        let sql = "SELECT id, user_id, title, collection_ids, created_at, updated_at \
+        let sql =
+            "SELECT id, user_id, title, collection_ids, document_ids, created_at, updated_at \
                    FROM conversations WHERE id = $1 AND user_id = $2";
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(id)
@@ -82,14 +87,17 @@ impl Store {
         user_id: &str,
         title: Option<&str>,
         collection_ids: Option<&str>,
+        document_ids: Option<&str>,
     ) -> Result<bool> {
         let sql = "UPDATE conversations SET title = COALESCE($3, title), \
-                   collection_ids = COALESCE($4, collection_ids) WHERE id = $1 AND user_id = $2";
+                   collection_ids = COALESCE($4, collection_ids), \
+                   document_ids = COALESCE($5, document_ids) WHERE id = $1 AND user_id = $2";
         let n = on_pool!(self, |pool| sqlx::query(sql)
             .bind(id)
             .bind(user_id)
             .bind(title)
             .bind(collection_ids)
+            .bind(document_ids)
             .execute(pool)
             .await?
             .rows_affected());

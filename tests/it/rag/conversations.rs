@@ -105,3 +105,45 @@ async fn an_answer_takes_one_changeable_vote_from_its_asker() {
     assert_eq!(vote(&eve, &conv, answer, json!("up")).await.status(), 404);
     assert!(feedback().await.is_null());
 }
+
+#[tokio::test]
+async fn a_conversation_scoped_to_a_document_answers_from_it_alone() {
+    let f = fixture(&[]).await;
+    f.me.ingest(&f.collection, "handbook.txt", HANDBOOK).await;
+    let memo = "Memo\n\nThe office closes early on Fridays, at 3 in the afternoon.";
+    let memo = f.me.ingest(&f.collection, "memo.txt", memo).await;
+    let c = json(
+        f.me.post("/conversations", json!({"document_ids": [memo]}))
+            .await,
+    )
+    .await;
+    assert_eq!(c["document_ids"], json!([memo]));
+    let conv = c["id"].as_str().unwrap().to_string();
+
+    // The handbook matches better, and is in the same collection: not a source.
+    let answered = events(ask(&f.me, &conv, "When does the office open?").await).await;
+    let done = &answered.last().unwrap().1["message"];
+    let names: Vec<&str> = done["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["document_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["memo.txt"], "{done}");
+
+    // Back to the collections; a document nobody may read is refused.
+    let back = patch(&f.me, &conv, json!({"document_ids": []})).await;
+    assert_eq!(json(back).await["document_ids"], json!([]));
+    let answered = events(ask(&f.me, &conv, "When does the office open?").await).await;
+    assert!(answered
+        .last()
+        .unwrap()
+        .1
+        .to_string()
+        .contains("handbook.txt"));
+    let eve = approved_user(&f, "eve").await;
+    let theirs = eve
+        .post("/conversations", json!({"document_ids": [memo]}))
+        .await;
+    assert_eq!(theirs.status(), 404);
+}

@@ -36,6 +36,8 @@ pub struct Conversation {
     pub id: String,
     pub title: String,
     pub collection_ids: Vec<String>,
+    /// Documents to answer from; when not empty, they (not `collection_ids`) are the scope.
+    pub document_ids: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -89,6 +91,7 @@ pub struct ConversationWithMessages {
 fn view(c: ConversationRow) -> Conversation {
     Conversation {
         collection_ids: serde_json::from_str(&c.collection_ids).unwrap_or_default(),
+        document_ids: serde_json::from_str(&c.document_ids).unwrap_or_default(),
         id: c.id,
         title: c.title,
         created_at: rfc3339(c.created_at),
@@ -136,6 +139,20 @@ pub struct NewConversation {
     pub title: Option<String>,
     /// Collections to answer from; all you can read when absent or empty.
     pub collection_ids: Option<Vec<String>>,
+    /// Documents to answer from (each readable); when not empty, they are the scope.
+    pub document_ids: Option<Vec<String>>,
+}
+
+/// Checks that the caller may read each document (404 for the first they may not).
+async fn readable_documents(
+    state: &AppState,
+    current: &CurrentUser,
+    ids: &[String],
+) -> Result<(), ApiError> {
+    for id in ids {
+        access::document(&state.store, &current.user.id, id).await?;
+    }
+    Ok(())
 }
 
 /// Starts a conversation.
@@ -150,6 +167,8 @@ pub async fn create(
     if !ids.is_empty() {
         access::search_scope(&state.store, &current.user.id, Some(&ids)).await?;
     }
+    let documents = body.document_ids.unwrap_or_default();
+    readable_documents(&state, &current, &documents).await?;
     let now = now_ms();
     let title: String = body
         .title
@@ -161,6 +180,7 @@ pub async fn create(
         user_id: current.user.id.clone(),
         title,
         collection_ids: serde_json::to_string(&ids).expect("strings serialise"),
+        document_ids: serde_json::to_string(&documents).expect("strings serialise"),
         created_at: now,
         updated_at: now,
     };
@@ -190,9 +210,11 @@ pub struct ConversationChange {
     pub title: Option<String>,
     /// Collections to answer from; all you can read when empty.
     pub collection_ids: Option<Vec<String>>,
+    /// Documents to answer from; `[]`: the collections decide.
+    pub document_ids: Option<Vec<String>>,
 }
 
-/// Renames a conversation, or changes the collections it answers from.
+/// Renames a conversation, or changes the collections (or documents) it answers from.
 #[utoipa::path(patch, path = "/conversations/{id}", tag = "chat", params(("id" = String, Path)),
     request_body = ConversationChange,
     responses((status = 200, body = Conversation), (status = 404, body = ErrorBody),
@@ -226,9 +248,22 @@ pub async fn update(
             Some(serde_json::to_string(&ids).expect("strings serialise"))
         }
     };
+    let documents = match body.document_ids {
+        None => None,
+        Some(ids) => {
+            readable_documents(&state, &current, &ids).await?;
+            Some(serde_json::to_string(&ids).expect("strings serialise"))
+        }
+    };
     state
         .store
-        .update_conversation(&id, &current.user.id, title.as_deref(), scope.as_deref())
+        .update_conversation(
+            &id,
+            &current.user.id,
+            title.as_deref(),
+            scope.as_deref(),
+            documents.as_deref(),
+        )
         .await?;
     Ok(Json(view(own(&state, &current, &id).await?)))
 }
