@@ -197,12 +197,15 @@ export interface Conversation {
   title: string;
   /** The collections it answers from; empty: every readable one. */
   collection_ids?: string[];
+  /** The documents it answers from; when not empty, they (not the collections) are the scope. */
+  document_ids?: string[];
   created_at: string;
   updated_at: string;
 }
 
 export interface ConversationDetail extends Conversation {
   collection_ids: string[];
+  document_ids?: string[];
   messages: Message[];
 }
 
@@ -635,7 +638,9 @@ export function listConversations(): Promise<Conversation[]> {
   return request("GET", "/conversations");
 }
 
-export function createConversation(body: { title?: string; collection_ids?: string[] } = {}): Promise<Conversation> {
+export function createConversation(
+  body: { title?: string; collection_ids?: string[]; document_ids?: string[] } = {},
+): Promise<Conversation> {
   return request("POST", "/conversations", { json: body });
 }
 
@@ -646,7 +651,7 @@ export function getConversation(id: string): Promise<ConversationDetail> {
 /** Renames a conversation, or changes the collections it answers from (`[]`: all). */
 export function updateConversation(
   id: string,
-  change: { title?: string; collection_ids?: string[] },
+  change: { title?: string; collection_ids?: string[]; document_ids?: string[] },
 ): Promise<Conversation> {
   return request("PATCH", `/conversations/${encodeURIComponent(id)}`, { json: change });
 }

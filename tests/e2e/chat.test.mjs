@@ -112,6 +112,17 @@ eachLayout("a conversation searches the collections chosen for it, and keeps the
   await page.reload();
   await page.getByRole("article", { name: "Answer" }).waitFor();
   assert.match(await page.getByTestId("scope").innerText(), /Searching Canteen/, "the scope is kept");
+
+  // Narrower: one document, even of another collection.
+  await page.getByRole("button", { name: "Choose what to search" }).click();
+  await page.getByRole("checkbox", { name: "harbour-handbook.txt" }).check();
+  await checkPage(page, `scope-picker-${layout}`);
+  await page.getByRole("button", { name: "Done" }).click();
+  assert.match(await page.getByTestId("scope").innerText(), /Searching harbour-handbook\.txt/);
+  await ask(page, "What soup is served on Fridays, and when do the gates open?");
+  const narrowed = page.getByRole("article", { name: "Answer" }).last().getByRole("list");
+  assert.match(await narrowed.innerText(), /harbour-handbook/);
+  assert.doesNotMatch(await narrowed.innerText(), /menu\.txt/, "only the chosen document");
   await checkPage(page, `scope-${layout}`);
   await env.screenshot(page, `chat-scope-${layout}`);
   await page.context().close();

@@ -20,7 +20,7 @@ import { AssistantBubble, PassageDialog, UserBubble } from "./chat/Answer";
 import { Composer } from "./chat/Composer";
 import { ConversationList } from "./chat/Conversations";
 import { useDropUpload } from "./chat/Drop";
-import { ScopePicker } from "./chat/Scope";
+import { ScopePicker, type Scope } from "./chat/Scope";
 
 export { AnswerText, CitationChip, PassageDialog } from "./chat/Answer";
 
@@ -78,8 +78,10 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
   };
 
   // The scope of a conversation not yet created (it is created with its first question).
-  const [newScope, setNewScope] = useState<string[]>([]);
-  const scope = conversationId ? (conversation.data?.collection_ids ?? []) : newScope;
+  const [newScope, setNewScope] = useState<Scope>({ collections: [], documents: [] });
+  const scope: Scope = conversationId
+    ? { collections: conversation.data?.collection_ids ?? [], documents: conversation.data?.document_ids ?? [] }
+    : newScope;
 
   // For the time-to-first-render measurement of the browser tests (performance.mark is free).
   const ready = conversations.isSuccess;
@@ -107,8 +109,12 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
   };
 
   const rescope = useMutation({
-    mutationFn: (ids: string[]) => updateConversation(conversationId ?? "", { collection_ids: ids }),
-    onSuccess: (c) => setDetail(c.id, { collection_ids: c.collection_ids ?? [] }),
+    mutationFn: (next: Scope) =>
+      updateConversation(conversationId ?? "", { collection_ids: next.collections, document_ids: next.documents }),
+    // Shown chosen at once; the server's answer (or, on failure, the stored scope) follows.
+    onMutate: (next) => setDetail(conversationId ?? "", { collection_ids: next.collections, document_ids: next.documents }),
+    onSuccess: (c) => setDetail(c.id, { collection_ids: c.collection_ids ?? [], document_ids: c.document_ids ?? [] }),
+    onError: () => void client.invalidateQueries({ queryKey: ["conversation", conversationId] }),
   });
 
   const rename = useMutation({
@@ -138,12 +144,12 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
     saveDraft(draftKey, question);
     try {
       if (id === undefined) {
-        const made = await createConversation(newScope.length > 0 ? { collection_ids: newScope } : {});
+        const made = await createConversation({ collection_ids: newScope.collections, document_ids: newScope.documents });
         id = made.id;
         saveDraft(id, question);
         saveDraft(NEW_CONVERSATION, "");
         setCreated(id);
-        setNewScope([]);
+        setNewScope({ collections: [], documents: [] });
         void client.invalidateQueries({ queryKey: ["conversations"] });
         navigate(`/chat/${encodeURIComponent(id)}`, { replace: true });
       }
@@ -188,7 +194,7 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
     }
   };
 
-  const drop = useDropUpload(collections.data ?? [], scope);
+  const drop = useDropUpload(collections.data ?? [], scope.collections);
   // Closing the drawer gives focus back to the button that opened it (on phones, where it shows).
   const closeDrawer = useCallback(() => {
     setDrawer(false);
@@ -319,8 +325,8 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
             {(conversationId === undefined || conversation.isSuccess) && (
               <ScopePicker
                 collections={collections.data ?? []}
-                selected={scope}
-                onChange={(ids) => (conversationId ? rescope.mutate(ids) : setNewScope(ids))}
+                scope={scope}
+                onChange={(next) => (conversationId ? rescope.mutate(next) : setNewScope(next))}
                 busy={rescope.isPending}
                 error={rescope.error}
               />
