@@ -2,7 +2,7 @@
 //! Markdown; paragraphs, sentences, words otherwise), with overlap. Offsets are in characters
 //! (Unicode scalar values) of the normalised text, so citations point at exact passages.
 
-use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 
 use super::Kind;
 
@@ -109,10 +109,72 @@ fn headings(text: &str) -> Vec<(usize, usize, &str)> {
     out
 }
 
-pub fn chunk(text: &str, kind: Kind, size: usize, overlap: usize) -> Vec<Chunk> {
-    let config = ChunkConfig::new(size)
+/// How large a chunk may be: `chars` characters, overlapping by `overlap`; and, when the
+/// embedding model's tokenizer is at hand, no more tokens than it reads.
+#[derive(Clone, Copy)]
+pub struct Sizing<'a> {
+    pub chars: usize,
+    pub overlap: usize,
+    pub tokens: Option<TokenLimit<'a>>,
+}
+
+/// At most `max` tokens as `count` counts them.
+#[derive(Clone, Copy)]
+pub struct TokenLimit<'a> {
+    pub count: &'a (dyn Fn(&str) -> usize + Sync),
+    pub max: usize,
+}
+
+/// Tokens a chunk leaves the model for its context (title and headings), which is embedded
+/// before it; a longer context cuts the chunk's end off.
+pub const CONTEXT_TOKENS: usize = 32;
+
+impl<'a> Sizing<'a> {
+    pub fn chars(chars: usize, overlap: usize) -> Sizing<'a> {
+        Sizing {
+            chars,
+            overlap,
+            tokens: None,
+        }
+    }
+}
+
+/// Both limits as one size, in tokens: a chunk's tokens, or its characters scaled so that the
+/// character limit falls on the token limit, whichever is more. So a chunk fits when it fits
+/// both, and text-splitter gets one number that, like its own tokenizer sizes, is never more
+/// than the text's length in bytes (its search for a chunk's end relies on that).
+impl ChunkSizer for Sizing<'_> {
+    fn size(&self, chunk: &str) -> usize {
+        let chars = chunk.chars().count();
+        match self.binding_tokens() {
+            None => chars,
+            Some(limit) => (limit.count)(chunk).max((chars * limit.max).div_ceil(self.chars)),
+        }
+    }
+}
+
+impl Sizing<'_> {
+    /// The token limit when it can bind: a token is at least a character, so a limit of as
+    /// many tokens as characters never does.
+    fn binding_tokens(&self) -> Option<TokenLimit<'_>> {
+        self.tokens.filter(|t| t.max > 0 && t.max < self.chars)
+    }
+
+    /// The capacity and overlap in the sizer's unit.
+    fn capacity(&self) -> (usize, usize) {
+        match self.binding_tokens() {
+            None => (self.chars, self.overlap),
+            Some(limit) => (limit.max, self.overlap * limit.max / self.chars),
+        }
+    }
+}
+
+pub fn chunk(text: &str, kind: Kind, sizing: Sizing<'_>) -> Vec<Chunk> {
+    let (capacity, overlap) = sizing.capacity();
+    let config = ChunkConfig::new(capacity)
         .with_overlap(overlap)
         .expect("overlap below size, checked in config")
+        .with_sizer(sizing)
         .with_trim(true);
     // HTML's text keeps its headings as Markdown's (see `html`): split at its sections too.
     let pieces: Vec<(usize, &str)> = if matches!(kind, Kind::Markdown | Kind::Html) {
@@ -149,7 +211,7 @@ mod tests {
     #[test]
     fn chunks_cover_the_text_with_exact_character_offsets() {
         let text = "Ünïcode first paragraph here.\n\nSecond paragraph, rather longer than the first.\n\nThird.";
-        let chunks = chunk(text, Kind::Text, 40, 5);
+        let chunks = chunk(text, Kind::Text, Sizing::chars(40, 5));
         assert!(chunks.len() >= 2);
         let chars: Vec<char> = text.chars().collect();
         for c in &chunks {
@@ -162,7 +224,7 @@ mod tests {
     #[test]
     fn a_chunk_carries_the_title_and_the_headings_above_it() {
         let md = "# qemu-img\n\nIntro text here.\n\n## Commands\n\n### convert\n\nConvert the disk image to another format.\n\n```\n# not a heading\n```\n\n## Notes\n\nLast words.";
-        let mut chunks = chunk(md, Kind::Markdown, 45, 0);
+        let mut chunks = chunk(md, Kind::Markdown, Sizing::chars(45, 0));
         add_context(md, Kind::Markdown, "qemu-img", &mut chunks);
         let context_of = |needle: &str| {
             chunks
@@ -183,7 +245,7 @@ mod tests {
     #[test]
     fn plain_text_has_the_title_alone() {
         let text = "# Not Markdown\n\nJust text.";
-        let mut chunks = chunk(text, Kind::Text, 100, 0);
+        let mut chunks = chunk(text, Kind::Text, Sizing::chars(100, 0));
         add_context(text, Kind::Text, "notes", &mut chunks);
         assert_eq!(chunks[0].context, "notes");
         assert_eq!(indexed_text("notes", "Just text."), "notes\n\nJust text.");
@@ -208,9 +270,47 @@ mod tests {
     }
 
     #[test]
+    fn chunks_fit_the_token_limit_as_well_as_the_character_limit() {
+        // A stand-in tokenizer: every word is three tokens.
+        let count = |s: &str| s.split_whitespace().count() * 3;
+        let text: String = (0..40)
+            .map(|i| format!("alpha beta gamma delta{i}. "))
+            .collect();
+        let sizing = Sizing {
+            chars: 200,
+            overlap: 0,
+            tokens: Some(TokenLimit {
+                count: &count,
+                max: 30,
+            }),
+        };
+        let chunks = chunk(&text, Kind::Text, sizing);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| count(&c.text) <= 30 && c.text.chars().count() <= 200),
+            "{chunks:?}"
+        );
+        // Ten words fit the tokens; by characters alone a chunk would hold about 33.
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.text.split_whitespace().count() == 10),
+            "{chunks:?}"
+        );
+        let by_chars = chunk(&text, Kind::Text, Sizing::chars(200, 0));
+        assert!(
+            by_chars.len() * 3 <= chunks.len() + 3,
+            "{} vs {}",
+            by_chars.len(),
+            chunks.len()
+        );
+    }
+
+    #[test]
     fn markdown_splits_on_headings() {
         let md = "# A\n\nalpha alpha alpha alpha.\n\n# B\n\nbeta beta beta beta.";
-        let chunks = chunk(md, Kind::Markdown, 30, 0);
+        let chunks = chunk(md, Kind::Markdown, Sizing::chars(30, 0));
         assert!(
             chunks.iter().any(|c| c.text.starts_with("# B")),
             "{chunks:?}"
