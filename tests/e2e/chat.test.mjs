@@ -53,10 +53,13 @@ const viewport = (layout) => LAYOUTS[layout].viewport;
 const isPhone = (layout) => viewport(layout).width < 768;
 
 async function ask(page, question) {
+  const answered = page.getByRole("group", { name: "Answer actions" });
+  const before = await answered.count();
   await page.getByLabel("Your question").fill(question);
   await page.getByRole("button", { name: "Send", exact: true }).click();
-  // The stored answer has its actions.
-  await page.getByRole("group", { name: "Answer actions" }).last().waitFor();
+  // The stored answer has its actions: one more than before.
+  await answered.nth(before).waitFor();
+  await page.getByRole("button", { name: "Send", exact: true }).waitFor();
 }
 
 /** Forgets console errors matching `pattern` (a failure the test causes on purpose). */
@@ -395,15 +398,13 @@ eachLayout("thumbs up or down is stored with the answer and can be changed", asy
   const url = page.url();
   const good = () => page.getByRole("button", { name: "Good answer" });
   const bad = () => page.getByRole("button", { name: "Bad answer" });
-  await good().click();
+  const saved = () => page.waitForResponse((r) => r.url().includes("/feedback") && r.status() === 204);
+  await Promise.all([saved(), good().click()]);
   await page.getByText("Thanks for the feedback.").waitFor();
   await page.goto(url);
   await page.getByRole("group", { name: "Answer actions" }).waitFor();
   assert.equal(await good().getAttribute("aria-pressed"), "true", "the vote is stored");
-  await Promise.all([
-    page.waitForResponse((r) => r.url().includes("/feedback") && r.status() === 204),
-    bad().click(),
-  ]);
+  await Promise.all([saved(), bad().click()]);
   await page.goto(url);
   await page.getByRole("group", { name: "Answer actions" }).waitFor();
   assert.equal(await bad().getAttribute("aria-pressed"), "true", "the vote changed");

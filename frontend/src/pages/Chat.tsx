@@ -79,9 +79,13 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
 
   // The scope of a conversation not yet created (it is created with its first question).
   const [newScope, setNewScope] = useState<Scope>({ collections: [], documents: [] });
-  const scope: Scope = conversationId
-    ? { collections: conversation.data?.collection_ids ?? [], documents: conversation.data?.document_ids ?? [] }
-    : newScope;
+  // A change being saved shows at once (a checkbox answers its click), the stored scope after.
+  const [choosing, setChoosing] = useState<Scope | null>(null);
+  const scope: Scope =
+    choosing ??
+    (conversationId
+      ? { collections: conversation.data?.collection_ids ?? [], documents: conversation.data?.document_ids ?? [] }
+      : newScope);
 
   // For the time-to-first-render measurement of the browser tests (performance.mark is free).
   const ready = conversations.isSuccess;
@@ -111,10 +115,8 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
   const rescope = useMutation({
     mutationFn: (next: Scope) =>
       updateConversation(conversationId ?? "", { collection_ids: next.collections, document_ids: next.documents }),
-    // Shown chosen at once; the server's answer (or, on failure, the stored scope) follows.
-    onMutate: (next) => setDetail(conversationId ?? "", { collection_ids: next.collections, document_ids: next.documents }),
     onSuccess: (c) => setDetail(c.id, { collection_ids: c.collection_ids ?? [], document_ids: c.document_ids ?? [] }),
-    onError: () => void client.invalidateQueries({ queryKey: ["conversation", conversationId] }),
+    onSettled: () => setChoosing(null),
   });
 
   const rename = useMutation({
@@ -326,7 +328,14 @@ export function ChatPage({ conversationId }: { conversationId?: string }) {
               <ScopePicker
                 collections={collections.data ?? []}
                 scope={scope}
-                onChange={(next) => (conversationId ? rescope.mutate(next) : setNewScope(next))}
+                onChange={(next) => {
+                  if (conversationId) {
+                    setChoosing(next);
+                    rescope.mutate(next);
+                  } else {
+                    setNewScope(next);
+                  }
+                }}
                 busy={rescope.isPending}
                 error={rescope.error}
               />
