@@ -7,7 +7,7 @@ import { RegisterPage, SignInPage } from "./pages/Auth";
 import { ChatPage } from "./pages/Chat";
 import { DocumentsPage } from "./pages/Documents";
 import { Link, matchPath, navigate, useLocation } from "./router";
-import { useSession } from "./session";
+import { SESSION_EXPIRED_KEY, useSession } from "./session";
 import type { User } from "./api";
 
 const ADMIN_TABS: AdminTab[] = ["approvals", "users", "audit"];
@@ -76,13 +76,15 @@ export function App() {
   if (!info) {
     if (path === "/register") return <RegisterPage />;
     if (path !== "/sign-in") {
-      const next = path === "/" ? "" : `?next=${encodeURIComponent(path + (search.size ? `?${search.toString()}` : ""))}`;
-      return <Redirect to={`/sign-in${next}`} />;
+      const query = new URLSearchParams();
+      if (path !== "/") query.set("next", path + (search.size ? `?${search.toString()}` : ""));
+      if (sessionStorage.getItem(SESSION_EXPIRED_KEY)) query.set("notice", "session-expired");
+      return <Redirect to={`/sign-in${query.size ? `?${query.toString()}` : ""}`} />;
     }
     return <SignInPage />;
   }
   return (
-    <Layout user={info.user}>
+    <Layout user={info.user} fill={path === "/chat" || path.startsWith("/chat/")}>
       <SignedIn user={info.user} path={path} />
     </Layout>
   );

@@ -185,18 +185,27 @@ export interface Message {
   content: string;
   mode: "llm" | "extractive" | null;
   citations: Citation[];
+  /** For answers: the asker's thumbs up or down. */
+  feedback?: Vote | null;
   created_at: string;
 }
+
+export type Vote = "up" | "down";
 
 export interface Conversation {
   id: string;
   title: string;
+  /** The collections it answers from; empty: every readable one. */
+  collection_ids?: string[];
+  /** The documents it answers from; when not empty, they (not the collections) are the scope. */
+  document_ids?: string[];
   created_at: string;
   updated_at: string;
 }
 
 export interface ConversationDetail extends Conversation {
   collection_ids: string[];
+  document_ids?: string[];
   messages: Message[];
 }
 
@@ -629,12 +638,35 @@ export function listConversations(): Promise<Conversation[]> {
   return request("GET", "/conversations");
 }
 
-export function createConversation(body: { title?: string; collection_ids?: string[] } = {}): Promise<Conversation> {
+export function createConversation(
+  body: { title?: string; collection_ids?: string[]; document_ids?: string[] } = {},
+): Promise<Conversation> {
   return request("POST", "/conversations", { json: body });
 }
 
 export function getConversation(id: string): Promise<ConversationDetail> {
   return request("GET", `/conversations/${encodeURIComponent(id)}`);
+}
+
+/** Renames a conversation, or changes the collections it answers from (`[]`: all). */
+export function updateConversation(
+  id: string,
+  change: { title?: string; collection_ids?: string[]; document_ids?: string[] },
+): Promise<Conversation> {
+  return request("PATCH", `/conversations/${encodeURIComponent(id)}`, { json: change });
+}
+
+/** Your thumbs up or down on an answer (null takes it back). */
+export function setFeedback(conversationId: string, messageId: number, vote: Vote | null): Promise<void> {
+  return request(
+    "PUT",
+    `/conversations/${encodeURIComponent(conversationId)}/messages/${messageId}/feedback`,
+    { json: { vote } },
+  );
+}
+
+export function getDocument(id: string): Promise<DocumentInfo> {
+  return request("GET", `/documents/${encodeURIComponent(id)}`);
 }
 
 export function deleteConversation(id: string): Promise<void> {

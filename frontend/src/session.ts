@@ -16,6 +16,8 @@ export function useSession() {
 export function watchForSignOut(client: QueryClient): void {
   setUnauthenticatedHandler(() => {
     if (client.getQueryData(SESSION_KEY)) {
+      // The sign-in page says why it shows, and that a typed question was kept.
+      sessionStorage.setItem(SESSION_EXPIRED_KEY, "1");
       client.setQueryData(SESSION_KEY, null);
       client.removeQueries({ predicate: (q) => q.queryKey[0] !== SESSION_KEY[0] });
     }
@@ -24,3 +26,7 @@ export function watchForSignOut(client: QueryClient): void {
 
 /** sessionStorage key: the identity provider's sign-out page, offered after signing out of Berth. */
 export const END_SESSION_KEY = "berth.endSessionUrl";
+
+/** sessionStorage key: set when a signed-in session ended under the user (a 401), for the
+ * sign-in page to say so. */
+export const SESSION_EXPIRED_KEY = "berth.sessionExpired";

@@ -99,6 +99,9 @@ export async function startModelServer() {
     gate: null,
     /** When set: embedding requests fail with this HTTP status. */
     embedFailStatus: null,
+    /** When set: the next answers are this text (Markdown, say) instead of a quoted sentence;
+     * `[n]` in it cites the nth source. */
+    reply: null,
   };
 
   const server = http.createServer(async (req, res) => {
@@ -135,8 +138,9 @@ export async function startModelServer() {
         const body = await readJson(req);
         state.lastChat = body;
         if (body.model !== CHAT_MODEL) return sendJson(res, 404, { error: `model "${body.model}" not found, try pulling it first` });
-        const text = answer(body.messages ?? []);
-        const tokens = text.match(/\S+\s*/g) ?? [];
+        const text = state.reply ?? answer(body.messages ?? []);
+        // Each token keeps the whitespace after it (line breaks too), so Markdown survives.
+        const tokens = text.match(/\s*\S+\s*/gy) ?? [];
         res.writeHead(200, { "content-type": "application/x-ndjson" });
         const record = (extra) =>
           `${JSON.stringify({ model: body.model, created_at: new Date().toISOString(), ...extra })}\n`;

@@ -56,7 +56,7 @@ test("a paraphrased question gets the passage that answers it, cited first", { t
   const status = await (await page.request.get("/api/v1/status")).json();
   assert.equal(status.retrieval, "hybrid", "the built-in embedder makes search semantic");
 
-  await page.getByRole("link", { name: "Documents" }).click();
+  await page.getByRole("link", { name: "Documents", exact: true }).click();
   await page.getByLabel("Name").fill("Policies");
   await page.getByRole("button", { name: "Create collection" }).click();
   await page.getByRole("heading", { name: "Policies" }).waitFor();

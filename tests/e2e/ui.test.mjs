@@ -109,7 +109,7 @@ test("a new user registers, waits for approval, is approved and signs in", { tim
 test("she uploads a document and sees it become ready", { timeout: 120_000 }, async () => {
   const alice = pages.alice;
   assert.ok(alice, "the previous test signed alice in");
-  await alice.getByRole("link", { name: "Documents" }).click();
+  await alice.getByRole("link", { name: "Documents", exact: true }).click();
   await alice.getByRole("heading", { name: "Documents" }).waitFor();
   await alice.getByLabel("Name").fill("Handbook");
   await alice.getByRole("button", { name: "Create collection" }).click();
@@ -275,6 +275,8 @@ test("the pages work on a phone in dark mode", { timeout: 60_000 }, async () => 
     hasTouch: true,
   });
   await phone.goto("/chat");
+  // On a phone the conversation list is a drawer.
+  await phone.getByRole("button", { name: /Conversations/ }).click();
   await phone.getByRole("link", { name: /When do the harbour gates open/ }).click();
   await phone.getByRole("article", { name: "Answer" }).getByText(/close at dusk/).waitFor();
   const bodyColour = (page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor);

@@ -110,6 +110,24 @@ pub async fn conversation_scope(
     Ok(readable)
 }
 
+/// The documents a conversation asked for that the user may still read (a deleted one, or one
+/// of a collection no longer shared with them, drops out; a database failure does not).
+pub async fn conversation_documents(
+    store: &Store,
+    user_id: &str,
+    asked: &[String],
+) -> Result<Vec<DocumentRow>, AccessError> {
+    let mut readable = Vec::new();
+    for id in asked {
+        match document(store, user_id, id).await {
+            Ok(doc) => readable.push(doc),
+            Err(AccessError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(readable)
+}
+
 /// The document, if the caller may read its collection.
 pub async fn document(store: &Store, user_id: &str, id: &str) -> Result<DocumentRow, AccessError> {
     let not_found = || AccessError::NotFound(format!("no document {id}"));

@@ -92,14 +92,23 @@ impl Chat {
                 "the question must have 1 to {MAX_QUESTION_CHARS} characters"
             )));
         }
-        let asked: Vec<String> =
-            serde_json::from_str(&conversation.collection_ids).unwrap_or_default();
-        let collections = access::conversation_scope(&self.store, user_id, &asked).await?;
+        // Chosen documents, when there are any, are the scope; otherwise its collections are.
+        let documents: Vec<String> =
+            serde_json::from_str(&conversation.document_ids).unwrap_or_default();
+        let hits = if documents.is_empty() {
+            let asked: Vec<String> =
+                serde_json::from_str(&conversation.collection_ids).unwrap_or_default();
+            let collections = access::conversation_scope(&self.store, user_id, &asked).await?;
+            self.retriever
+                .sources(&question, &collections, self.retrieval_k)
+                .await?
+        } else {
+            let readable = access::conversation_documents(&self.store, user_id, &documents).await?;
+            self.retriever
+                .sources_in_documents(&question, &readable, self.retrieval_k)
+                .await?
+        };
         let history = self.store.messages(conversation_id).await?;
-        let hits = self
-            .retriever
-            .sources(&question, &collections, self.retrieval_k)
-            .await?;
         let sources = chat::citations(&hits);
         self.store
             .insert_message(

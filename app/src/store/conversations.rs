@@ -11,6 +11,8 @@ pub struct ConversationRow {
     pub user_id: String,
     pub title: String,
     pub collection_ids: String,
+    /// JSON array of document ids; `[]`: the collections decide.
+    pub document_ids: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -22,19 +24,22 @@ pub struct MessageRow {
     pub content: String,
     pub mode: Option<String>,
     pub citations: String,
+    /// `up`, `down` or none: the asker's vote on an answer.
+    pub feedback: Option<String>,
     pub created_at: i64,
 }
 
 impl Store {
     pub async fn insert_conversation(&self, c: &ConversationRow) -> Result<()> {
-        let sql = "INSERT INTO conversations (id, user_id, title, collection_ids, created_at, \
-                   updated_at) VALUES ($1, $2, $3, $4, $5, $5)";
+        let sql = "INSERT INTO conversations (id, user_id, title, collection_ids, document_ids, \
+                   created_at, updated_at) VALUES ($1, $2, $3, $4, $6, $5, $5)";
         on_pool!(self, |pool| sqlx::query(sql)
             .bind(&c.id)
             .bind(&c.user_id)
             .bind(&c.title)
             .bind(&c.collection_ids)
             .bind(c.created_at)
+            .bind(&c.document_ids)
             .execute(pool)
             .await
             .map(drop)?);
@@ -42,7 +47,8 @@ impl Store {
     }
 
     pub async fn conversations_of(&self, user_id: &str) -> Result<Vec<ConversationRow>> {
-        let sql = "SELECT id, user_id, title, collection_ids, created_at, updated_at \
+        let sql =
+            "SELECT id, user_id, title, collection_ids, document_ids, created_at, updated_at \
                    FROM conversations WHERE user_id = $1 ORDER BY updated_at DESC";
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(user_id)
@@ -52,7 +58,8 @@ impl Store {
 
     /// The conversation, only if it belongs to `user_id`.
     pub async fn conversation(&self, id: &str, user_id: &str) -> Result<Option<ConversationRow>> {
-        let sql = "SELECT id, user_id, title, collection_ids, created_at, updated_at \
+        let sql =
+            "SELECT id, user_id, title, collection_ids, document_ids, created_at, updated_at \
                    FROM conversations WHERE id = $1 AND user_id = $2";
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(id)
@@ -73,6 +80,53 @@ impl Store {
         Ok(())
     }
 
+    /// Renames a conversation and/or changes what it searches; false when it is not `user_id`'s.
+    pub async fn update_conversation(
+        &self,
+        id: &str,
+        user_id: &str,
+        title: Option<&str>,
+        collection_ids: Option<&str>,
+        document_ids: Option<&str>,
+    ) -> Result<bool> {
+        let sql = "UPDATE conversations SET title = COALESCE($3, title), \
+                   collection_ids = COALESCE($4, collection_ids), \
+                   document_ids = COALESCE($5, document_ids) WHERE id = $1 AND user_id = $2";
+        let n = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(title)
+            .bind(collection_ids)
+            .bind(document_ids)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Records `user_id`'s vote (`up`, `down`, or none) on an answer in their conversation;
+    /// false when there is no such answer of theirs.
+    pub async fn set_feedback(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        message_id: i64,
+        vote: Option<&str>,
+    ) -> Result<bool> {
+        let sql = "UPDATE messages SET feedback = $4 WHERE id = $3 AND role = 'assistant' \
+                   AND conversation_id = $1 AND conversation_id IN \
+                   (SELECT id FROM conversations WHERE id = $1 AND user_id = $2)";
+        let n = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(conversation_id)
+            .bind(user_id)
+            .bind(message_id)
+            .bind(vote)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
     pub async fn delete_conversation(&self, id: &str, user_id: &str) -> Result<bool> {
         let sql = "DELETE FROM conversations WHERE id = $1 AND user_id = $2";
         let n = on_pool!(self, |pool| sqlx::query(sql)
@@ -85,7 +139,7 @@ impl Store {
     }
 
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageRow>> {
-        let sql = "SELECT id, role, content, mode, citations, created_at FROM messages \
+        let sql = "SELECT id, role, content, mode, citations, feedback, created_at FROM messages \
                    WHERE conversation_id = $1 ORDER BY id";
         on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(conversation_id)

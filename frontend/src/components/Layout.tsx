@@ -47,7 +47,9 @@ function NavLink({ to, children }: { to: string; children: ReactNode }) {
   );
 }
 
-export function Layout({ user, children }: { user: User; children: ReactNode }) {
+/** The signed-in frame. `fill`: the page takes the whole height below the header (the chat,
+ * whose question box docks at the bottom). */
+export function Layout({ user, fill = false, children }: { user: User; fill?: boolean; children: ReactNode }) {
   const client = useQueryClient();
   const [leaving, setLeaving] = useState(false);
   const leave = async () => {
@@ -94,7 +96,7 @@ export function Layout({ user, children }: { user: User; children: ReactNode }) 
           </div>
         </div>
       </header>
-      <main id="main" className="mx-auto w-full max-w-7xl flex-1 px-4 py-6">
+      <main id="main" className={cx("mx-auto w-full min-w-0 max-w-7xl flex-1 px-4", fill ? "flex flex-col pb-0 pt-4" : "py-6")}>
         {children}
       </main>
     </div>

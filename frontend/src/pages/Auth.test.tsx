@@ -162,3 +162,32 @@ describe("SignInPage", () => {
     expect(safeNext(null)).toBe("/chat");
   });
 });
+
+describe("SignInPage after a session expired", () => {
+  afterEach(() => {
+    localStorage.clear();
+    sessionStorage.clear();
+  });
+
+  it("says the session expired and that the typed question is kept, then forgets the notice", async () => {
+    localStorage.setItem("berth.draft.c1", "When do the gates open?");
+    sessionStorage.setItem("berth.sessionExpired", "1");
+    window.history.replaceState(null, "", "/sign-in?next=%2Fchat%2Fc1&notice=session-expired");
+    mockApi({
+      "GET /auth/providers": () => json(200, { password_login: true, providers: [] }),
+      "POST /auth/sign-in": () =>
+        json(200, {
+          user: { id: "u1", username: "alice", role: "user", state: "active", created_at: "2026-01-01T00:00:00Z" },
+          csrf_token: "tok",
+        }),
+    });
+    const user = userEvent.setup();
+    renderWithClient(<SignInPage />);
+    expect(screen.getByText("Your session expired — sign in again; your question is kept.")).toBeInTheDocument();
+    await user.type(screen.getByLabelText("User name"), "alice");
+    await user.type(screen.getByLabelText("Password"), "pw");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    await waitFor(() => expect(window.location.pathname).toBe("/chat/c1"));
+    expect(sessionStorage.getItem("berth.sessionExpired")).toBeNull();
+  });
+});

@@ -4,10 +4,15 @@ import { getPasswordPolicy, getSignInOptions, providerStartUrl, register, signIn
 import { AuthFrame } from "../components/Layout";
 import { Alert, Button, ErrorAlert, PageTitle, TextField, capitalise } from "../components/ui";
 import { Link, navigate, useLocation } from "../router";
-import { END_SESSION_KEY, SESSION_KEY } from "../session";
+import { hasDrafts } from "../drafts";
+import { END_SESSION_KEY, SESSION_EXPIRED_KEY, SESSION_KEY } from "../session";
 
-const NOTICES: Record<string, string> = {
-  "password-changed": "Your password was changed and every session ended. Sign in with the new password.",
+const NOTICES: Record<string, () => string> = {
+  "password-changed": () => "Your password was changed and every session ended. Sign in with the new password.",
+  "session-expired": () =>
+    hasDrafts()
+      ? "Your session expired — sign in again; your question is kept."
+      : "Your session expired — sign in again.",
 };
 
 /** What a failed sign-in with an identity provider means, by the code Berth sends back. */
@@ -48,6 +53,7 @@ export function SignInPage() {
   const mutation = useMutation({
     mutationFn: () => signIn(username.trim(), password),
     onSuccess: (info) => {
+      sessionStorage.removeItem(SESSION_EXPIRED_KEY);
       client.setQueryData(SESSION_KEY, info);
       navigate(safeNext(search.get("next")), { replace: true });
     },
@@ -58,7 +64,7 @@ export function SignInPage() {
     sessionStorage.removeItem(END_SESSION_KEY);
     return url;
   });
-  const notice = NOTICES[search.get("notice") ?? ""];
+  const [notice] = useState(() => NOTICES[search.get("notice") ?? ""]?.());
   const failureCode = search.get("sign_in_error");
   const providers = options.data?.providers ?? [];
   const failedWith = providers.find((p) => p.id === search.get("provider"))?.display_name ?? "your organisation's account";

@@ -3,7 +3,7 @@ import { act, render, screen, within, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { AnswerText, ChatPage } from "./Chat";
 import { setCsrfToken, type Citation, type Message } from "../api";
-import { json, mockApi, renderWithClient, jsonBody } from "../test/utils";
+import { json, mockApi, renderWithClient, jsonBody, sseResponse } from "../test/utils";
 
 const citation: Citation = {
   n: 1,
@@ -21,6 +21,7 @@ const conversation = { id: "c1", title: "Harbour", created_at: "2026-01-01T00:00
 afterEach(() => {
   vi.unstubAllGlobals();
   setCsrfToken(null);
+  localStorage.clear();
 });
 
 /** A response body the test writes into piece by piece. */
@@ -153,6 +154,96 @@ describe("ChatPage", () => {
     await user.type(screen.getByLabelText("Your question"), "Hello?{Enter}");
     await waitFor(() => expect(window.location.pathname).toBe("/chat/new1"));
     expect(calls.map((c) => `${c.method} ${c.path}`)).toContain("POST /conversations/new1/messages");
+  });
+});
+
+describe("ChatPage when things go wrong", () => {
+  const empty = () => json(200, { ...conversation, collection_ids: [], messages: [] });
+
+  it("keeps a question the server could not be reached for in the box, with Retry", async () => {
+    let reachable = false;
+    const answer: Message = { id: 2, role: "assistant", content: "At dawn.", mode: "llm", citations: [], created_at: "2026-01-01T00:00:01Z" };
+    mockApi({
+      "GET /conversations": () => json(200, [conversation]),
+      "GET /conversations/c1": empty,
+      "GET /collections": () => json(200, []),
+      "POST /conversations/c1/messages": () => {
+        if (!reachable) throw new TypeError("Failed to fetch");
+        return sseResponse([["sources", { citations: [] }], ["token", { text: "At dawn." }], ["done", { message: answer }]]);
+      },
+    });
+    const user = userEvent.setup();
+    renderWithClient(<ChatPage conversationId="c1" />);
+    await screen.findByRole("heading", { name: "Harbour" });
+    await user.type(screen.getByLabelText("Your question"), "When do the gates open?{Enter}");
+    expect(await screen.findByRole("alert")).toHaveTextContent("Cannot reach the Berth server; check your connection");
+    expect(screen.getByLabelText("Your question")).toHaveValue("When do the gates open?");
+    expect(localStorage.getItem("berth.draft.c1")).toBe("When do the gates open?");
+
+    reachable = true;
+    await user.click(screen.getByRole("button", { name: "Retry" }));
+    await waitFor(() => expect(screen.queryByRole("button", { name: "Retry" })).toBeNull());
+    expect(screen.getByLabelText("Your question")).toHaveValue("");
+    expect(localStorage.getItem("berth.draft.c1")).toBeNull();
+  });
+
+  it("brings back the draft of a conversation when it is opened again", () => {
+    localStorage.setItem("berth.draft.c1", "Kept across sign-in");
+    mockApi({
+      "GET /conversations": () => json(200, [conversation]),
+      "GET /conversations/c1": empty,
+      "GET /collections": () => json(200, []),
+    });
+    renderWithClient(<ChatPage conversationId="c1" />);
+    expect(screen.getByLabelText("Your question")).toHaveValue("Kept across sign-in");
+  });
+
+  it("says plainly that a conversation no longer exists, and offers a way back", async () => {
+    mockApi({
+      "GET /conversations": () => json(200, [conversation]),
+      "GET /conversations/gone": () => json(404, { error: { code: "not_found", message: "no conversation gone of yours" } }),
+      "GET /collections": () => json(200, []),
+    });
+    renderWithClient(<ChatPage conversationId="gone" />);
+    expect(await screen.findByText(/This conversation no longer exists/)).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "Start a new conversation" })).toHaveAttribute("href", "/chat");
+    expect(screen.queryByText(/of yours/)).toBeNull();
+    expect(screen.queryByRole("button", { name: "Delete" })).toBeNull();
+  });
+
+  it("creates no conversation for New conversation, only for a first question", async () => {
+    window.history.replaceState(null, "", "/chat/c1");
+    const { calls } = mockApi({
+      "GET /conversations": () => json(200, [conversation]),
+      "GET /conversations/c1": empty,
+      "GET /collections": () => json(200, [{ id: "k1", name: "Handbook", shared: false, owner: { id: "u", username: "u" }, role: "owner", document_count: 0 }]),
+    });
+    const user = userEvent.setup();
+    renderWithClient(<ChatPage conversationId="c1" />);
+    await screen.findByRole("heading", { name: "Harbour" });
+    await user.click(screen.getByRole("button", { name: "New conversation" }));
+    expect(window.location.pathname).toBe("/chat");
+    expect(calls.filter((c) => c.method === "POST")).toHaveLength(0);
+  });
+
+  it("shows the extractive label without repeating the answer's own explanation", async () => {
+    const extractive: Message = {
+      id: 2,
+      role: "assistant",
+      content: "No LLM is configured, so this is an extractive answer.\n\nThe gates open at dawn.",
+      mode: "extractive",
+      citations: [],
+      created_at: "2026-01-01T00:00:01Z",
+    };
+    mockApi({
+      "GET /conversations": () => json(200, [conversation]),
+      "GET /conversations/c1": () => json(200, { ...conversation, collection_ids: [], messages: [extractive] }),
+      "GET /collections": () => json(200, []),
+    });
+    renderWithClient(<ChatPage conversationId="c1" />);
+    const answer = await screen.findByRole("article", { name: "Answer" });
+    expect(within(answer).getByText("Extractive")).toBeInTheDocument();
+    expect(answer.textContent.match(/is configured/g)).toHaveLength(1);
   });
 });
 

@@ -40,6 +40,7 @@ async fn the_openapi_document_covers_the_api() {
         "/conversations",
         "/conversations/{id}",
         "/conversations/{id}/messages",
+        "/conversations/{id}/messages/{message_id}/feedback",
         "/status",
     ] {
         assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());

@@ -13,6 +13,7 @@ use support::{builtin_embeddings, create_admin, db_strings, json, Berth, Browser
 
 mod access;
 mod answers;
+mod conversations;
 mod ingestion;
 mod real_llm;
 mod retrieval;

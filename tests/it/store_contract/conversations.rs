@@ -11,6 +11,7 @@ cases! {
             user_id: format!("id-{user}"),
             title: format!("title {id}"),
             collection_ids: "[\"c1\"]".into(),
+            document_ids: "[]".into(),
             created_at: at,
             updated_at: at,
         };
@@ -39,6 +40,20 @@ cases! {
         assert!(store.conversation("k1", "id-ben").await.unwrap().is_none());
         store.set_conversation_title("k1", "renamed").await.unwrap();
         assert_eq!(store.conversation("k1", "id-ann").await.unwrap().unwrap().title, "renamed");
+        // Renaming and rescoping: the owner's only; an absent field is kept.
+        assert!(!store.update_conversation("k1", "id-ben", Some("x"), None, None).await.unwrap());
+        assert!(store.update_conversation("k1", "id-ann", None, Some("[]"), Some("[\"d1\"]")).await.unwrap());
+        let k1 = store.conversation("k1", "id-ann").await.unwrap().unwrap();
+        assert_eq!((k1.title.as_str(), k1.collection_ids.as_str(), k1.document_ids.as_str()), ("renamed", "[]", "[\"d1\"]"));
+        // A vote on an answer, by its owner, replaced by the next; never on a question.
+        assert!(store.set_feedback("k1", "id-ann", m2, Some("up")).await.unwrap());
+        assert!(store.set_feedback("k1", "id-ann", m2, Some("down")).await.unwrap());
+        assert!(!store.set_feedback("k1", "id-ben", m2, Some("up")).await.unwrap());
+        assert!(!store.set_feedback("k1", "id-ann", m1, Some("up")).await.unwrap());
+        assert!(!store.set_feedback("k2", "id-ann", m2, Some("up")).await.unwrap());
+        assert!(store.set_feedback("k1", "id-ann", m2, Some("sideways")).await.is_err());
+        let msgs = store.messages("k1").await.unwrap();
+        assert_eq!((msgs[0].feedback.as_deref(), msgs[1].feedback.as_deref()), (None, Some("down")));
         assert!(!store.delete_conversation("k1", "id-ben").await.unwrap());
         assert!(store.delete_conversation("k1", "id-ann").await.unwrap());
         assert!(store.conversation("k1", "id-ann").await.unwrap().is_none());

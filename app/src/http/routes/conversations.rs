@@ -26,8 +26,9 @@ use crate::store::{ConversationRow, MessageRow};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(get_conversation, delete))
+        .routes(routes!(get_conversation, update, delete))
         .routes(routes!(ask))
+        .routes(routes!(feedback))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,6 +36,8 @@ pub struct Conversation {
     pub id: String,
     pub title: String,
     pub collection_ids: Vec<String>,
+    /// Documents to answer from; when not empty, they (not `collection_ids`) are the scope.
+    pub document_ids: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -48,7 +51,34 @@ pub struct Message {
     /// For answers: `llm`, or `extractive` when no LLM is configured.
     pub mode: Option<String>,
     pub citations: Vec<Citation>,
+    /// For answers: the asker's vote, if any.
+    pub feedback: Option<Vote>,
     pub created_at: String,
+}
+
+/// A thumbs up or down on an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Vote {
+    Up,
+    Down,
+}
+
+impl Vote {
+    fn as_str(self) -> &'static str {
+        match self {
+            Vote::Up => "up",
+            Vote::Down => "down",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Vote> {
+        match s {
+            "up" => Some(Vote::Up),
+            "down" => Some(Vote::Down),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -61,6 +91,7 @@ pub struct ConversationWithMessages {
 fn view(c: ConversationRow) -> Conversation {
     Conversation {
         collection_ids: serde_json::from_str(&c.collection_ids).unwrap_or_default(),
+        document_ids: serde_json::from_str(&c.document_ids).unwrap_or_default(),
         id: c.id,
         title: c.title,
         created_at: rfc3339(c.created_at),
@@ -75,6 +106,7 @@ fn message(m: MessageRow) -> Message {
         role: m.role,
         content: m.content,
         mode: m.mode,
+        feedback: m.feedback.as_deref().and_then(Vote::parse),
         created_at: rfc3339(m.created_at),
     }
 }
@@ -107,6 +139,20 @@ pub struct NewConversation {
     pub title: Option<String>,
     /// Collections to answer from; all you can read when absent or empty.
     pub collection_ids: Option<Vec<String>>,
+    /// Documents to answer from (each readable); when not empty, they are the scope.
+    pub document_ids: Option<Vec<String>>,
+}
+
+/// Checks that the caller may read each document (404 for the first they may not).
+async fn readable_documents(
+    state: &AppState,
+    current: &CurrentUser,
+    ids: &[String],
+) -> Result<(), ApiError> {
+    for id in ids {
+        access::document(&state.store, &current.user.id, id).await?;
+    }
+    Ok(())
 }
 
 /// Starts a conversation.
@@ -121,6 +167,8 @@ pub async fn create(
     if !ids.is_empty() {
         access::search_scope(&state.store, &current.user.id, Some(&ids)).await?;
     }
+    let documents = body.document_ids.unwrap_or_default();
+    readable_documents(&state, &current, &documents).await?;
     let now = now_ms();
     let title: String = body
         .title
@@ -132,6 +180,7 @@ pub async fn create(
         user_id: current.user.id.clone(),
         title,
         collection_ids: serde_json::to_string(&ids).expect("strings serialise"),
+        document_ids: serde_json::to_string(&documents).expect("strings serialise"),
         created_at: now,
         updated_at: now,
     };
@@ -153,6 +202,99 @@ pub async fn get_conversation(
         conversation: view(c),
         messages: messages.into_iter().map(message).collect(),
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConversationChange {
+    /// A new title: 1 to 200 characters, not only spaces.
+    pub title: Option<String>,
+    /// Collections to answer from; all you can read when empty.
+    pub collection_ids: Option<Vec<String>>,
+    /// Documents to answer from; `[]`: the collections decide.
+    pub document_ids: Option<Vec<String>>,
+}
+
+/// Renames a conversation, or changes the collections (or documents) it answers from.
+#[utoipa::path(patch, path = "/conversations/{id}", tag = "chat", params(("id" = String, Path)),
+    request_body = ConversationChange,
+    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+    Json(body): Json<ConversationChange>,
+) -> Result<Json<Conversation>, ApiError> {
+    own(&state, &current, &id).await?;
+    let title = match body.title {
+        None => None,
+        Some(t) => {
+            let t: String = t.trim().chars().take(200).collect();
+            if t.is_empty() {
+                return Err(ApiError::Invalid {
+                    message: "a conversation's title cannot be empty".into(),
+                    details: None,
+                });
+            }
+            Some(t)
+        }
+    };
+    let scope = match body.collection_ids {
+        None => None,
+        Some(ids) => {
+            if !ids.is_empty() {
+                access::search_scope(&state.store, &current.user.id, Some(&ids)).await?;
+            }
+            Some(serde_json::to_string(&ids).expect("strings serialise"))
+        }
+    };
+    let documents = match body.document_ids {
+        None => None,
+        Some(ids) => {
+            readable_documents(&state, &current, &ids).await?;
+            Some(serde_json::to_string(&ids).expect("strings serialise"))
+        }
+    };
+    state
+        .store
+        .update_conversation(
+            &id,
+            &current.user.id,
+            title.as_deref(),
+            scope.as_deref(),
+            documents.as_deref(),
+        )
+        .await?;
+    Ok(Json(view(own(&state, &current, &id).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Feedback {
+    /// `up`, `down`, or null to take the vote back.
+    pub vote: Option<Vote>,
+}
+
+/// Your thumbs up or down on an answer: one vote per answer, replaced by the next.
+#[utoipa::path(put, path = "/conversations/{id}/messages/{message_id}/feedback", tag = "chat",
+    params(("id" = String, Path), ("message_id" = i64, Path)), request_body = Feedback,
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn feedback(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((id, message_id)): Path<(String, i64)>,
+    Json(body): Json<Feedback>,
+) -> Result<StatusCode, ApiError> {
+    let vote = body.vote.map(Vote::as_str);
+    if !state
+        .store
+        .set_feedback(&id, &current.user.id, message_id, vote)
+        .await?
+    {
+        return Err(ApiError::NotFound(format!(
+            "no answer {message_id} in a conversation {id} of yours"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes a conversation.
@@ -238,6 +380,7 @@ fn answered(a: StoredAnswer) -> Message {
         content: a.content,
         mode: Some(a.mode.as_str().into()),
         citations: a.citations,
+        feedback: None,
         created_at: rfc3339(a.created_at),
     }
 }

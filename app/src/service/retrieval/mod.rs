@@ -11,7 +11,7 @@ use crate::cache::{self, Cache};
 use crate::domain::settings::RagSettings;
 use crate::embed::Embedder;
 use crate::metrics::Metrics;
-use crate::store::{blob_to_f32s, ChunkRow, Corpus, Store};
+use crate::store::{blob_to_f32s, ChunkRow, Corpus, DocumentRow, Store};
 use vector_index::VectorIndex;
 
 /// The fusion constant of reciprocal rank fusion (Cormack et al.): 60 is the usual choice.
@@ -244,6 +244,40 @@ impl Retriever {
         Ok(documents_first(hits, k))
     }
 
+    /// Sources among chosen `documents` (which the caller may read): every passage of their
+    /// collections is ranked (up to a bound), and only the chosen documents' are kept, so a
+    /// chosen document is never crowded out by its neighbours' better passages.
+    pub async fn sources_in_documents(
+        &self,
+        query: &str,
+        documents: &[DocumentRow],
+        k: usize,
+    ) -> Result<Vec<Hit>, sqlx::Error> {
+        let mut collections: Vec<String> =
+            documents.iter().map(|d| d.collection_id.clone()).collect();
+        collections.sort();
+        collections.dedup();
+        let mut passages_there = 0usize;
+        for c in &collections {
+            passages_there += self
+                .store
+                .documents_in(c)
+                .await?
+                .iter()
+                .map(|d| usize::try_from(d.chunk_count).unwrap_or(0))
+                .sum::<usize>();
+        }
+        let depth = passages_there.clamp(passages_for_documents(k), DOCUMENT_SCOPE_DEPTH);
+        let (_, hits) = self.passages(query, &collections, depth).await?;
+        let chosen: std::collections::HashSet<&str> =
+            documents.iter().map(|d| d.id.as_str()).collect();
+        let hits = hits
+            .into_iter()
+            .filter(|h| chosen.contains(h.chunk.document_id.as_str()))
+            .collect();
+        Ok(documents_first(hits, k))
+    }
+
     /// Ranked passages for `query` among `collections` (which the caller may read).
     async fn passages(
         &self,
@@ -356,6 +390,10 @@ impl Retriever {
             .collect())
     }
 }
+
+/// How many passages a question scoped to documents ranks at most: their collections' passages,
+/// all of them up to this many.
+const DOCUMENT_SCOPE_DEPTH: usize = 20_000;
 
 /// The first (best) hit of each document, at most `k`.
 fn best_per_document(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
