@@ -44,10 +44,8 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     /// The same content is already in the collection.
-    #[error(
-        "this file is already in the collection (document {existing}); it was not indexed again"
-    )]
-    Duplicate { existing: String },
+    #[error("this file is already in the collection as \"{name}\"; it was not added again")]
+    Duplicate { existing: String, name: String },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -199,12 +197,14 @@ impl IntoResponse for ApiError {
                 // The cause goes to the log; the client gets no internals.
                 tracing::error!(error = %format!("{err:#}"), "internal error");
                 (
-                    "internal error; the server log has details".to_string(),
+                    "something went wrong on the server; try again, and if it keeps happening \
+                     ask your admin to look at the server log"
+                        .to_string(),
                     None,
                 )
             }
             ApiError::Invalid { message, details } => (message, details),
-            ApiError::Duplicate { ref existing } => (
+            ApiError::Duplicate { ref existing, .. } => (
                 self.to_string(),
                 Some(serde_json::json!({ "document_id": existing })),
             ),

@@ -192,14 +192,15 @@ impl Auth<'_> {
                 .await;
             if locked {
                 let detail = format!(
-                    "locked for {} s after repeated failures",
-                    self.settings.login_lockout.as_secs()
+                    "locked for {} after repeated failures",
+                    throttle::humane_duration(self.settings.login_lockout.as_secs())
                 );
+                // A lockout is a refusal of further sign-ins, not a success of anything.
                 self.audit
                     .record(
                         &client.audit,
                         event::LOCKOUT,
-                        outcome::SUCCESS,
+                        outcome::DENIED,
                         target,
                         Some(detail),
                     )
