@@ -9,6 +9,7 @@ use crate::llm::LlmError;
 use crate::service::access::AccessError;
 use crate::service::ask::AskError;
 use crate::service::auth::AuthError;
+use crate::service::runtime::RuntimeError;
 use crate::store::failure::{database_full, database_unavailable};
 
 /// The JSON body of every error response: `{"error": {"code": "...", "message": "..."}}`.
@@ -128,6 +129,18 @@ impl From<AccessError> for ApiError {
             AccessError::NotFound(message) => ApiError::NotFound(message),
             AccessError::Forbidden(message) => ApiError::forbidden(message),
             AccessError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(err: RuntimeError) -> Self {
+        match err {
+            RuntimeError::Invalid(message) => ApiError::Invalid {
+                message,
+                details: None,
+            },
+            RuntimeError::Store(err) => err.into(),
         }
     }
 }

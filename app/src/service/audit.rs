@@ -36,6 +36,8 @@ pub mod event {
     pub const MEMBER_REMOVED: &str = "collection.member_removed";
     pub const DOCUMENT_UPLOADED: &str = "document.uploaded";
     pub const DOCUMENT_DELETED: &str = "document.deleted";
+    /// An admin changed a run-time setting (`/admin/settings`).
+    pub const SETTING_CHANGED: &str = "settings.changed";
 
     pub const ALL: &[&str] = &[
         REGISTERED,
@@ -61,6 +63,7 @@ pub mod event {
         MEMBER_REMOVED,
         DOCUMENT_UPLOADED,
         DOCUMENT_DELETED,
+        SETTING_CHANGED,
     ];
 }
 

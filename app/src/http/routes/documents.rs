@@ -502,6 +502,7 @@ pub struct PassageSpan {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DocumentText {
     pub id: String,
+    pub collection_id: String,
     pub filename: String,
     pub media_type: String,
     /// The text Berth extracted and searches (empty until the document is ready).
@@ -531,6 +532,7 @@ pub async fn text(
         .collect();
     Ok(Json(DocumentText {
         id: doc.id,
+        collection_id: doc.collection_id,
         filename: doc.filename,
         media_type: doc.media_type,
         text,
