@@ -8,11 +8,14 @@
 //   BERTH_E2E_ARTIFACTS  where screenshots and timings go (test-artifacts/)
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { test } from "node:test";
 import { chromium } from "playwright-core";
 import { CHAT_MODEL, EMBED_MODEL, startModelServer } from "./fake-ollama.mjs";
 
@@ -20,6 +23,98 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
 
 export const ADMIN = { username: "root", password: "Harbour-Root-Secret-2026!" };
+
+/**
+ * The four ways the UI is checked: desktop and a 390×844 phone, each light and dark. Feature
+ * tests run at `desktop-light` and `phone-dark` (both sizes, both themes); the page sweep visits
+ * every page in all four.
+ */
+export const LAYOUTS = {
+  "desktop-light": { viewport: { width: 1280, height: 860 }, colorScheme: "light" },
+  "desktop-dark": { viewport: { width: 1280, height: 860 }, colorScheme: "dark" },
+  "phone-light": { viewport: { width: 390, height: 844 }, colorScheme: "light", isMobile: true, hasTouch: true },
+  "phone-dark": { viewport: { width: 390, height: 844 }, colorScheme: "dark", isMobile: true, hasTouch: true },
+};
+
+/** The layouts each feature test runs in. */
+export const FEATURE_LAYOUTS = ["desktop-light", "phone-dark"];
+
+/**
+ * Registers one node:test per feature layout, named `title [layout]`; `fn(layout)` gets the
+ * layout's name (pass it to `env.newPage(label, { layout })`).
+ */
+export function eachLayout(title, fn, options = {}) {
+  for (const layout of FEATURE_LAYOUTS) {
+    test(`${title} [${layout}]`, { timeout: 120_000, ...options }, () => fn(layout));
+  }
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/** The impacts that fail a page: axe-core's two highest. */
+const FAILING_IMPACTS = new Set(["serious", "critical"]);
+
+/**
+ * Checks what every page must hold in every layout: nothing wider than the window (no
+ * sideways scrolling on a phone) and no serious or critical accessibility violation (axe-core,
+ * WCAG 2.x A and AA rules). Fails with what is wrong and where.
+ */
+export async function checkPage(page, label) {
+  // The device's width, not innerWidth: a phone browser zooms out to fit a page too wide for
+  // it, and innerWidth grows with the page.
+  const device = page.viewportSize().width;
+  const width = await page.evaluate((device) => ({
+    scroll: document.documentElement.scrollWidth,
+    inner: device,
+    widest: [...document.querySelectorAll("body *")]
+      .filter((el) => el.getBoundingClientRect().right > device + 0.5)
+      .slice(0, 5)
+      .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}.${[...el.classList].slice(0, 3).join(".")} (right ${Math.round(el.getBoundingClientRect().right)})`),
+  }), device);
+  // Nor anything cut off inside a box that scrolls sideways (a table's last column, say), but
+  // code blocks and text shortened with an ellipsis.
+  const clipped = await page.evaluate(() =>
+    [...document.querySelectorAll("body *")]
+      .filter((el) => {
+        const style = getComputedStyle(el);
+        return (
+          // Screen-reader-only text is 1 px wide on purpose.
+          el.clientWidth > 1 &&
+          el.scrollWidth > el.clientWidth + 1 &&
+          ["auto", "scroll", "hidden"].includes(style.overflowX) &&
+          style.textOverflow !== "ellipsis" &&
+          !el.closest("pre, textarea, code, [data-scrolls-sideways]")
+        );
+      })
+      .slice(0, 5)
+      .map((el) => `${el.tagName.toLowerCase()}.${[...el.classList].slice(0, 3).join(".")} (${el.scrollWidth} px in ${el.clientWidth})`),
+  );
+  assert.deepEqual(clipped, [], `${label}: content cut off or scrolling sideways`);
+  assert.ok(
+    width.scroll <= width.inner,
+    `${label}: the page is ${width.scroll} px wide in a ${width.inner} px window; past the edge: ${width.widest.join(", ")}`,
+  );
+  // Evaluated through the DevTools protocol, so the page's CSP (no inline script) stays on.
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+      resultTypes: ["violations"],
+    });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")}: ${n.failureSummary?.split("\n").slice(1, 2).join("")}`),
+    }));
+  });
+  const failing = violations.filter((v) => FAILING_IMPACTS.has(v.impact));
+  assert.deepEqual(
+    failing.map((v) => `${v.impact} ${v.id}: ${v.help}\n    ${v.targets.join("\n    ")}`),
+    [],
+    `${label}: accessibility violations (axe-core)`,
+  );
+}
 
 export const artifacts = process.env.BERTH_E2E_ARTIFACTS ?? join(root, "test-artifacts");
 export const screenshots = join(artifacts, "screenshots");
@@ -170,9 +265,14 @@ export async function setUp({ models = "fake", listen, serverEnv = {} } = {}) {
     browser,
     problems,
     serverLogs: server.logs,
-    /** A browser context of its own (cookies: one user), with one page watched for errors. */
-    async newPage(label, options = {}) {
-      const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 860 }, ...options });
+    /**
+     * A browser context of its own (cookies: one user), with one page watched for errors.
+     * `layout`: one of LAYOUTS' names (default desktop-light); other options go to Playwright.
+     */
+    async newPage(label, { layout = "desktop-light", ...options } = {}) {
+      const shape = LAYOUTS[layout];
+      if (!shape) throw new Error(`no layout ${layout}: one of ${Object.keys(LAYOUTS).join(", ")}`);
+      const context = await browser.newContext({ baseURL, ...shape, ...options });
       contexts.push(context);
       const page = await context.newPage();
       env.watch(page, label);
@@ -212,4 +312,43 @@ export async function signIn(page, username, password) {
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("navigation", { name: "Main" }).waitFor();
+}
+
+/**
+ * Berth's API as the user signed in on `page` (its cookies and CSRF token), for setting up what
+ * a test is not about. Throws with the API's answer on any non-2xx.
+ */
+export async function apiOf(page) {
+  const request = page.context().request;
+  const session = await (await request.get("/api/v1/auth/session")).json();
+  const headers = { "X-CSRF-Token": session.csrf_token };
+  const call = async (method, path, options = {}) => {
+    const response = await request.fetch(`/api/v1${path}`, { method, headers, ...options });
+    const text = await response.text();
+    if (!response.ok()) throw new Error(`${method} ${path}: ${response.status()} ${text}`);
+    return text && response.headers()["content-type"]?.includes("json") ? JSON.parse(text) : text;
+  };
+  const api = {
+    get: (path) => call("GET", path),
+    post: (path, data) => call("POST", path, data === undefined ? {} : { data }),
+    delete: (path) => call("DELETE", path),
+    upload: (collectionId, name, text, mimeType = "text/plain") =>
+      call("POST", `/collections/${collectionId}/documents`, {
+        multipart: { file: { name, mimeType, buffer: Buffer.from(text) } },
+      }),
+    /** Waits until ingestion of the document ends; fails if it failed. */
+    async waitReady(documentId, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const document = await api.get(`/documents/${documentId}`);
+        if (document.status === "ready") return document;
+        if (document.status === "failed") throw new Error(`ingestion failed: ${JSON.stringify(document)}`);
+        if (Date.now() > deadline) throw new Error(`document ${documentId} not ready in ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    /** Asks in a conversation and waits for the whole streamed answer. */
+    ask: (conversationId, content) => call("POST", `/conversations/${conversationId}/messages`, { data: { content } }),
+  };
+  return api;
 }

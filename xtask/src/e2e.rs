@@ -28,7 +28,9 @@ const CHROMIUM: &[&str] = &["chromium", "chromium-browser", "google-chrome"];
                   Ollama-compatible LLM server, and drives Chromium (headless) through \
                   playwright-core.\n\n\
                   A test fails if any page logs a console error or throws. Screenshots of every \
-                  page go to test-artifacts/screenshots/, timings to test-artifacts/e2e-timings.json.",
+                  page go to test-artifacts/screenshots/, timings and the bundle size to \
+                  test-artifacts/e2e-perf.json. Every page is checked at desktop and phone size, \
+                  light and dark: no sideways overflow, no serious axe-core violation.",
     after_help = "Environment:\n  \
                   BERTH_E2E_CHROMIUM=PATH  the browser (default: chromium on PATH)\n  \
                   BERTH_E2E_HEADED=1       show the browser window (needs a display)\n  \
@@ -48,6 +50,10 @@ pub struct Args {
     /// Only test files whose name contains TEXT
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
+    /// Refresh the README's screenshots in docs/screenshots/ (the main pages at desktop and
+    /// phone size): runs the page sweep (pages.test.mjs) unless --only names other files
+    #[arg(long)]
+    screenshots: bool,
     /// Print what would be done, then exit without doing it
     #[arg(long)]
     dry_run: bool,
@@ -59,6 +65,7 @@ pub fn run_default() -> Result<()> {
         bin: None,
         chromium: None,
         only: None,
+        screenshots: false,
         dry_run: false,
     })
 }
@@ -70,13 +77,16 @@ pub fn run(args: Args) -> Result<()> {
         Some(bin) => (std::path::absolute(bin)?, false),
         None => (target_dir(&root).join("debug/berth"), true),
     };
-    let files = test_files(&e2e_dir, args.only.as_deref());
+    let only = match (&args.only, args.screenshots) {
+        (None, true) => Some(SCREENSHOT_TESTS.to_string()),
+        (only, _) => only.clone(),
+    };
+    let files = test_files(&e2e_dir, only.as_deref());
     if files.is_empty() {
         bail!(
             "no test files (*.test.mjs) in {}{}",
             e2e_dir.display(),
-            args.only
-                .as_deref()
+            only.as_deref()
                 .map_or(String::new(), |o| format!(" matching {o:?}"))
         );
     }
@@ -101,6 +111,10 @@ pub fn run(args: Args) -> Result<()> {
         .env("BERTH_BIN", &bin)
         .env("BERTH_E2E_CHROMIUM", &chromium)
         .env("BERTH_E2E_ARTIFACTS", root.join("test-artifacts"));
+    let docs_screenshots = root.join("docs/screenshots");
+    if args.screenshots {
+        test.env("BERTH_E2E_DOCS_SCREENSHOTS", &docs_screenshots);
+    }
 
     if args.dry_run {
         println!("e2e --dry-run: would");
@@ -111,6 +125,12 @@ pub fn run(args: Args) -> Result<()> {
         }
         println!("  bundle:  cargo xtask frontend --bundle-only");
         println!("  install: npm ci in tests/e2e when its lockfile changed");
+        if args.screenshots {
+            println!(
+                "  replace: the PNGs in {} with this run's",
+                docs_screenshots.display()
+            );
+        }
         println!(
             "  run:     BERTH_BIN={} BERTH_E2E_CHROMIUM={} {}",
             bin.display(),
@@ -143,10 +163,30 @@ pub fn run(args: Args) -> Result<()> {
     frontend::ensure_installed(&npm, &root.join("tests/oidc"), false)?;
     // This run's screenshots only; each test file adds its own.
     let _ = std::fs::remove_dir_all(root.join("test-artifacts/screenshots"));
+    if args.screenshots {
+        remove_pngs(&docs_screenshots)?;
+    }
     section(&format!("e2e: {}", show(&test)));
     let status = test.status().context("running node --test")?;
     if !status.success() {
         bail!("browser tests failed ({status}); screenshots are in test-artifacts/screenshots/");
+    }
+    Ok(())
+}
+
+/// The test file that takes the README's screenshots.
+const SCREENSHOT_TESTS: &str = "pages";
+
+/// The old screenshots go, so a page no longer shown leaves none behind.
+fn remove_pngs(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "png") {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ export function DocumentsPage({ collectionId }: { collectionId?: string }) {
     <div>
       <PageTitle>Documents</PageTitle>
       <RetrievalNotice />
-      <div className="grid gap-6 md:grid-cols-[18rem_1fr]">
+      <div className="grid grid-cols-1 gap-6 md:grid-cols-[18rem_minmax(0,1fr)]">
         <aside aria-label="Collections" className="space-y-4">
           <CollectionList collections={collections.data} loading={collections.isPending} error={collections.error} current={collectionId} />
           <NewCollectionForm />
@@ -259,7 +259,7 @@ function DocumentTable({ docs, onChange }: { docs: DocumentInfo[]; onChange: () 
         <thead className="text-xs uppercase tracking-wide text-slate-500 dark:text-slate-400">
           <tr>
             <th scope="col" className="py-2 pr-3 font-medium">Name</th>
-            <th scope="col" className="py-2 pr-3 font-medium">Size</th>
+            <th scope="col" className="hidden py-2 pr-3 font-medium sm:table-cell">Size</th>
             <th scope="col" className="py-2 pr-3 font-medium">Status</th>
             <th scope="col" className="hidden py-2 pr-3 font-medium sm:table-cell">Passages</th>
             <th scope="col" className="hidden py-2 pr-3 font-medium lg:table-cell">Added</th>
@@ -282,7 +282,7 @@ function DocumentRow({ doc, onChange }: { doc: DocumentInfo; onChange: () => Pro
   const error = retry.error ?? remove.error;
   return (
     <tr data-testid="document-row" data-status={doc.status}>
-      <td className="max-w-[16rem] py-2 pr-3">
+      <td className="max-w-[9rem] py-2 pr-3 sm:max-w-[16rem]">
         <Link to={documentPath(doc.id)} className="block truncate font-medium hover:underline">
           {doc.filename}
         </Link>
@@ -292,7 +292,7 @@ function DocumentRow({ doc, onChange }: { doc: DocumentInfo; onChange: () => Pro
         {doc.error && <p className="text-xs text-red-700 dark:text-red-300">{doc.error}</p>}
         {error !== null && <p role="alert" className="text-xs text-red-700 dark:text-red-300">{errorMessage(error)}</p>}
       </td>
-      <td className="whitespace-nowrap py-2 pr-3">{formatBytes(doc.size)}</td>
+      <td className="hidden whitespace-nowrap py-2 pr-3 sm:table-cell">{formatBytes(doc.size)}</td>
       <td className="py-2 pr-3">
         <div className="flex min-w-24 flex-col gap-1">
           <span aria-live="polite">
