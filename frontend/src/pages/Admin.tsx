@@ -27,7 +27,7 @@ export function AdminPage({ tab, me }: { tab: AdminTab; me: User }) {
   return (
     <div>
       <PageTitle>Administration</PageTitle>
-      <nav aria-label="Administration" className="mb-4 flex gap-1 overflow-x-auto border-b border-slate-200 dark:border-slate-800">
+      <nav aria-label="Administration" className="mb-4 flex flex-wrap gap-1 border-b border-slate-200 dark:border-slate-800">
         {TABS.map((t) => (
           <Link
             key={t.id}
@@ -187,7 +187,25 @@ function AuditLog() {
           <p className="text-sm text-slate-500 dark:text-slate-400">No entries match.</p>
         )}
         {entries.length > 0 && (
-          <div className="overflow-x-auto">
+          // On a phone, one entry per block: seven columns do not fit 390 px.
+          <ul className="divide-y divide-slate-200 sm:hidden dark:divide-slate-800" aria-label="Audit entries">
+            {entries.map((e) => (
+              <li key={e.id} data-testid="audit-item" className="space-y-0.5 py-2 text-sm">
+                <div className="flex flex-wrap items-center gap-2">
+                  <span className="font-mono text-xs">{e.event}</span>
+                  <Badge tone={OUTCOME_TONE[e.outcome]}>{e.outcome}</Badge>
+                </div>
+                <p className="text-xs text-slate-600 dark:text-slate-300">
+                  {formatTime(e.at)} · {e.actor_name ?? "—"}
+                  {e.target_name && ` → ${e.target_name}`}
+                </p>
+                {e.detail && <p className="break-words text-xs text-slate-600 dark:text-slate-300">{e.detail}</p>}
+              </li>
+            ))}
+          </ul>
+        )}
+        {entries.length > 0 && (
+          <div className="hidden overflow-x-auto sm:block">
             <table className="w-full text-left text-sm">
               <thead className="text-xs uppercase tracking-wide text-slate-500 dark:text-slate-400">
                 <tr>

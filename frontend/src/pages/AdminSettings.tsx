@@ -107,7 +107,7 @@ export function RuntimeSettings() {
                         save.mutate({ [f.key]: null });
                       }}
                     >
-                      Use the server’s value
+                      {"Use the server's value"}
                     </Button>
                   )}
                 </p>

@@ -46,7 +46,7 @@ export function Users({ me }: { me: User }) {
               <tr>
                 <th scope="col" className="py-2 pr-3 font-medium">User</th>
                 <th scope="col" className="py-2 pr-3 font-medium">State</th>
-                <th scope="col" className="py-2 pr-3 font-medium">Role</th>
+                <th scope="col" className="hidden py-2 pr-3 font-medium sm:table-cell">Role</th>
                 <th scope="col" className="hidden py-2 pr-3 font-medium md:table-cell">Registered</th>
                 <th scope="col" className="py-2 font-medium"><span className="sr-only">Actions</span></th>
               </tr>
@@ -64,29 +64,22 @@ export function Users({ me }: { me: User }) {
                     <td className="py-2 pr-3">
                       <Badge tone={locked ? "red" : STATE_TONE[u.state]}>{label}</Badge>
                     </td>
-                    <td className="py-2 pr-3">
-                      <SelectField
-                        label={`Role of ${u.username}`}
-                        hideLabel
-                        value={u.role}
-                        disabled={role.isPending}
-                        onChange={(e) => role.mutate({ id: u.id, role: e.target.value as Role })}
-                        className="w-28"
-                      >
-                        <option value="user">user</option>
-                        <option value="admin">admin</option>
-                      </SelectField>
+                    <td className="hidden py-2 pr-3 sm:table-cell">
+                      <RoleSelect account={u} busy={role.isPending} onChange={(r) => role.mutate({ id: u.id, role: r })} />
                     </td>
                     <td className="hidden whitespace-nowrap py-2 pr-3 md:table-cell">{formatTime(u.created_at)}</td>
                     <td className="py-2">
                       <div className="flex flex-wrap justify-end gap-2">
+                        <div className="sm:hidden">
+                          <RoleSelect account={u} busy={role.isPending} onChange={(r) => role.mutate({ id: u.id, role: r })} />
+                        </div>
                         {locked && (
                           <Button size="sm" variant="primary" disabled={busy} aria-label={`Unlock ${u.username}`} onClick={() => unlock.mutate(u)}>
                             Unlock
                           </Button>
                         )}
                         {u.state === "active" && (
-                          <Button size="sm" disabled={busy} aria-label={`Reset the password of ${u.username}`} onClick={() => setResetting(u)}>
+                          <Button size="sm" disabled={busy} aria-label={`Reset password of ${u.username}`} onClick={() => setResetting(u)}>
                             Reset password
                           </Button>
                         )}
@@ -133,6 +126,22 @@ export function Users({ me }: { me: User }) {
         }}
       />
     </Card>
+  );
+}
+
+function RoleSelect({ account, busy, onChange }: { account: Account; busy: boolean; onChange: (role: Role) => void }) {
+  return (
+    <SelectField
+      label={`Role of ${account.username}`}
+      hideLabel
+      value={account.role}
+      disabled={busy}
+      onChange={(e) => onChange(e.target.value as Role)}
+      className="w-28"
+    >
+      <option value="user">user</option>
+      <option value="admin">admin</option>
+    </SelectField>
   );
 }
 
