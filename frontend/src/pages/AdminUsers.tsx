@@ -46,9 +46,8 @@ export function Users({ me }: { me: User }) {
               <tr>
                 <th scope="col" className="py-2 pr-3 font-medium">User</th>
                 <th scope="col" className="py-2 pr-3 font-medium">State</th>
-                <th scope="col" className="hidden py-2 pr-3 font-medium sm:table-cell">Role</th>
                 <th scope="col" className="hidden py-2 pr-3 font-medium md:table-cell">Registered</th>
-                <th scope="col" className="py-2 font-medium"><span className="sr-only">Actions</span></th>
+                <th scope="col" className="py-2 text-right font-medium">Role and actions</th>
               </tr>
             </thead>
             <tbody className="divide-y divide-slate-200 dark:divide-slate-800">
@@ -64,15 +63,10 @@ export function Users({ me }: { me: User }) {
                     <td className="py-2 pr-3">
                       <Badge tone={locked ? "red" : STATE_TONE[u.state]}>{label}</Badge>
                     </td>
-                    <td className="hidden py-2 pr-3 sm:table-cell">
-                      <RoleSelect account={u} busy={role.isPending} onChange={(r) => role.mutate({ id: u.id, role: r })} />
-                    </td>
                     <td className="hidden whitespace-nowrap py-2 pr-3 md:table-cell">{formatTime(u.created_at)}</td>
                     <td className="py-2">
                       <div className="flex flex-wrap justify-end gap-2">
-                        <div className="sm:hidden">
-                          <RoleSelect account={u} busy={role.isPending} onChange={(r) => role.mutate({ id: u.id, role: r })} />
-                        </div>
+                        <RoleSelect account={u} busy={role.isPending} onChange={(r) => role.mutate({ id: u.id, role: r })} />
                         {locked && (
                           <Button size="sm" variant="primary" disabled={busy} aria-label={`Unlock ${u.username}`} onClick={() => unlock.mutate(u)}>
                             Unlock
