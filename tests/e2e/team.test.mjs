@@ -54,6 +54,14 @@ afterEach(() => {
   assert.deepEqual(problems, [], `pages logged errors:\n${problems.join("\n")}`);
 });
 
+/**
+ * A page of `layout` that asks for reduced motion: colours then change at once, so a check
+ * never sees a button halfway through a transition (and it is what many people choose).
+ */
+function newPage(label, layout) {
+  return env.newPage(label, { layout, reducedMotion: "reduce" });
+}
+
 /** PUT as the admin (apiOf has get, post and delete). */
 async function putAsAdmin(path, data) {
   const request = adminSetup.context().request;
@@ -80,14 +88,14 @@ async function register(name) {
 async function member(name, layout) {
   const id = await register(name);
   await asAdmin.post(`/admin/users/${id}/approve`);
-  const page = await env.newPage(name, { layout });
+  const page = await newPage(name, layout);
   await signIn(page, name, PASSWORD);
   return { id, page, api: await apiOf(page) };
 }
 
 /** The admin, signed in on a page of `layout`. */
 async function adminPage(layout) {
-  const page = await env.newPage(`admin-${layout}`, { layout });
+  const page = await newPage(`admin-${layout}`, layout);
   await signIn(page, ADMIN.username, ADMIN.password);
   return page;
 }
@@ -249,7 +257,7 @@ eachLayout("an admin sees a locked account, unlocks it, resets its password and 
   await dialog.getByLabel("New password").fill("Brand-New-Secret-2026!");
   await dialog.getByRole("button", { name: "Set password" }).click();
   await page.getByText(`${name} has a new password; their sessions ended.`, { exact: false }).waitFor();
-  const user = await env.newPage(name, { layout });
+  const user = await newPage(name, layout);
   await signIn(user, name, "Brand-New-Secret-2026!");
 
   page.once("dialog", (d) => void d.accept());
@@ -324,7 +332,7 @@ async function closedRegistration(page, k, layout) {
   await k.getByText(/Changed here by root/).waitFor();
   await checkPage(page, `settings [${layout}]`);
 
-  const visitor = await env.newPage(`visitor-${layout}`, { layout });
+  const visitor = await newPage(`visitor-${layout}`, layout);
   await visitor.goto("/register");
   await visitor.getByLabel("User name").fill(`late-${tag(layout)}`);
   await visitor.getByLabel("Password", { exact: true }).fill(PASSWORD);
@@ -351,7 +359,7 @@ eachLayout("empty pages say what to do first", async (layout) => {
 
   // Before any admin exists the sign-in options say so (the API's own test proves the field
   // follows the accounts; this server has its admin, so the answer is staged here).
-  const visitor = await env.newPage(`before-admin-${layout}`, { layout });
+  const visitor = await newPage(`before-admin-${layout}`, layout);
   await visitor.route("**/api/v1/auth/providers", async (route) => {
     const response = await route.fetch();
     await route.fulfill({ response, json: { ...(await response.json()), needs_admin: true } });

@@ -46,7 +46,7 @@ export const Button = forwardRef<HTMLButtonElement, ButtonProps>(function Button
       disabled={disabled || busy}
       aria-busy={busy || undefined}
       className={cx(
-        "inline-flex items-center justify-center gap-2 rounded-md font-medium transition-colors disabled:cursor-not-allowed",
+        "inline-flex items-center justify-center gap-2 rounded-md font-medium motion-safe:transition-colors disabled:cursor-not-allowed",
         size === "sm" ? "px-2.5 py-1 text-sm" : "px-4 py-2 text-sm",
         VARIANTS[variant],
         className,
