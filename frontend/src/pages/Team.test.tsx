@@ -91,6 +91,8 @@ describe("upload phases", () => {
   it("go uploading, processing, ready or failed with the reason", () => {
     const upload = { key: "k", name: "a.pdf", progress: 0.42 };
     expect(phaseOf(upload, [])).toEqual({ kind: "uploading", percent: 42 });
+    // Sent in full, not answered yet: the server is checking it.
+    expect(phaseOf({ ...upload, progress: 1 }, []).kind).toBe("processing");
     const sent = { ...upload, progress: 1, documentId: "d1" };
     expect(phaseOf(sent, [doc({})]).kind).toBe("processing");
     expect(phaseOf(sent, [doc({ status: "processing", progress: 0.3 })])).toEqual({ kind: "processing", progress: 0.3 });

@@ -23,6 +23,9 @@ export type UploadPhase =
 /** Where an upload stands: its own sending, then its document's ingestion (from `docs`). */
 export function phaseOf(upload: Upload, docs: DocumentInfo[] | undefined): UploadPhase {
   if (upload.error !== undefined) return { kind: "failed", reason: upload.error };
+  // Every byte sent but no answer yet: the server is checking the file (a large PDF takes
+  // seconds), which is processing to the person waiting, not "100%".
+  if (upload.documentId === undefined && upload.progress >= 1) return { kind: "processing", progress: 0 };
   if (upload.documentId === undefined) return { kind: "uploading", percent: Math.round(upload.progress * 100) };
   const doc = docs?.find((d) => d.id === upload.documentId);
   if (doc?.status === "ready") return { kind: "ready" };
