@@ -123,6 +123,7 @@ export const AUDIT_EVENTS = [
   "collection.member_removed",
   "document.uploaded",
   "document.deleted",
+  "settings.changed",
 ] as const;
 
 export interface ServerStatus {
