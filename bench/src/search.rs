@@ -70,6 +70,7 @@ pub(crate) async fn search(
                 .zip(&chunks)
                 .map(|(t, (s, e))| NewChunk {
                     text: t,
+                    context: "",
                     start: *s,
                     end: *e,
                 })

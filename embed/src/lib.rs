@@ -62,6 +62,22 @@ impl Model {
         Ok((self.pool(&self.loaded.bert.forward(&ids)), flops))
     }
 
+    /// How many tokens the model would read of `text` as a passage were it not cut: the
+    /// passage prompt included, [CLS] and [SEP] not. For sizing chunks to fit the model.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        let prompt = &self.loaded.passage_prompt;
+        let text = if prompt.is_empty() {
+            std::borrow::Cow::Borrowed(text)
+        } else {
+            std::borrow::Cow::Owned(format!("{prompt}{text}"))
+        };
+        // A text the tokenizer cannot take is never embedded whole anyway: count its bytes.
+        self.loaded
+            .counter
+            .encode(text.as_ref(), false)
+            .map_or(text.len(), |e| e.get_ids().len())
+    }
+
     /// Token counts of `texts` as the model reads them (truncated).
     pub fn token_counts(&self, texts: &[String]) -> Result<Vec<usize>, String> {
         Ok(self
@@ -243,7 +259,13 @@ mod tests {
             m.token_counts(std::slice::from_ref(&long)).unwrap(),
             vec![256]
         );
-        assert_eq!(m.embed(&[long], Kind::Passage).unwrap()[0].len(), 384);
+        assert_eq!(
+            m.embed(std::slice::from_ref(&long), Kind::Passage).unwrap()[0].len(),
+            384
+        );
+        // Counted whole, without [CLS] and [SEP]: what a chunker needs.
+        assert_eq!(m.count_tokens(&long), 2000);
+        assert_eq!(m.count_tokens("A man is eating food."), 6);
     }
 
     #[test]

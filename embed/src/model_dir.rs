@@ -22,6 +22,8 @@ pub enum Pooling {
 pub(crate) struct Loaded {
     pub bert: Bert,
     pub tokenizer: tokenizers::Tokenizer,
+    /// The same tokenizer without truncation: counts the tokens of a whole text.
+    pub counter: tokenizers::Tokenizer,
     pub pooling: Pooling,
     pub normalize: bool,
     /// Tokens per sequence, [CLS] and [SEP] included; longer text is truncated.
@@ -144,6 +146,10 @@ pub(crate) fn load(dir: &Path, name: &str) -> Result<Loaded, ModelError> {
     // Each text is its own sequence (no padding: the encoder packs a batch), cut at the
     // model's length as sentence-transformers does.
     tokenizer.with_padding(None);
+    let mut counter = tokenizer.clone();
+    counter
+        .with_truncation(None)
+        .map_err(|e| unusable(dir, format!("tokenizer.json: {e}")))?;
     tokenizer
         .with_truncation(Some(tokenizers::TruncationParams {
             max_length: max_tokens,
@@ -159,6 +165,7 @@ pub(crate) fn load(dir: &Path, name: &str) -> Result<Loaded, ModelError> {
     Ok(Loaded {
         bert,
         tokenizer,
+        counter,
         pooling,
         normalize,
         max_tokens,

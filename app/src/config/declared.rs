@@ -373,7 +373,9 @@ declare! {
     EXTRACT_TIMEOUT("extract_timeout"): Duration = "120" {
         Server, "SECONDS", parse::seconds::<1, 3600>, expected "seconds, at most 3600"
     }
-    /// Target chunk size in characters.
+    /// Largest chunk in characters. With the built-in embedder a chunk also holds no more tokens
+    /// than the model reads, less 32 for its context (title and headings): 222 for
+    /// all-MiniLM-L6-v2.
     CHUNK_SIZE("chunk_size"): usize = "1000" {
         Server, "CHARS", parse::whole::<usize, 100, 20_000>,
         expected "characters, from 100 to 20000"

@@ -11,6 +11,20 @@ use crate::llm::{self, LlmError};
 pub use berth_embed::ModelError;
 pub use builtin::Builtin;
 
+/// Counts tokens as the built-in model reads a passage.
+#[derive(Clone)]
+pub struct PassageTokens {
+    builtin: Arc<Builtin>,
+    /// Tokens of a passage the model reads; the rest is cut.
+    pub max: usize,
+}
+
+impl PassageTokens {
+    pub fn count(&self, text: &str) -> usize {
+        self.builtin.model().count_tokens(text)
+    }
+}
+
 #[derive(Clone)]
 pub enum Embedder {
     Server(llm::Client),
@@ -40,6 +54,19 @@ impl Embedder {
         match self {
             Embedder::Server(c) => c.model(),
             Embedder::Builtin(b) => b.model().identity(),
+        }
+    }
+
+    /// The built-in model's tokenizer and how many tokens of a passage it reads, so chunks
+    /// can be cut to fit; a model server does not tell.
+    pub fn passage_tokens(&self) -> Option<PassageTokens> {
+        match self {
+            Embedder::Server(_) => None,
+            Embedder::Builtin(b) => Some(PassageTokens {
+                // [CLS] and [SEP] take two of them.
+                max: b.model().max_tokens().saturating_sub(2),
+                builtin: b.clone(),
+            }),
         }
     }
 

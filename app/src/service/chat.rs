@@ -22,6 +22,10 @@ pub struct Citation {
     pub end: i64,
     pub score: f64,
     pub text: String,
+    /// The document's title and the headings above the passage ("qemu-img › convert"); empty
+    /// for passages indexed before Berth kept it.
+    #[serde(default)]
+    pub section: String,
 }
 
 pub fn citations(hits: &[Hit]) -> Vec<Citation> {
@@ -36,6 +40,7 @@ pub fn citations(hits: &[Hit]) -> Vec<Citation> {
             end: h.chunk.end_offset,
             score: h.score,
             text: h.chunk.text.clone(),
+            section: h.chunk.context.clone(),
         })
         .collect()
 }
@@ -49,7 +54,13 @@ the documents. Answer in the language of the question.";
 pub fn prompt(sources: &[Citation], history: &[MessageRow], question: &str) -> Vec<ChatMessage> {
     let mut system = format!("{SYSTEM}\n\nSources:\n");
     for s in sources {
-        system.push_str(&format!("\n[{}] ({})\n{}\n", s.n, s.document_name, s.text));
+        // The section tells the model what a passage is about when its text does not say.
+        let place = if s.section.is_empty() {
+            &s.document_name
+        } else {
+            &s.section
+        };
+        system.push_str(&format!("\n[{}] ({})\n{}\n", s.n, place, s.text));
     }
     if sources.is_empty() {
         system.push_str("\n(no matching passages were found)\n");
@@ -193,6 +204,7 @@ mod tests {
             end: 4,
             score: 0.5,
             text: format!("passage {n}"),
+            section: String::new(),
         }
     }
 

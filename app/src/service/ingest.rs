@@ -180,10 +180,29 @@ impl Ingestor {
                 })?
         };
         let (size, overlap) = (self.settings.chunk_size, self.settings.chunk_overlap);
+        let filename = doc.filename.clone();
+        let tokens = self
+            .retriever
+            .embedder
+            .as_ref()
+            .and_then(|e| e.passage_tokens());
         let (text, chunks) = {
             let _t = self.metrics.stage("chunk");
             tokio::task::spawn_blocking(move || {
-                let chunks = chunk::chunk(&text, kind, size, overlap);
+                // Cut to what the model reads, leaving room for the context embedded first.
+                let count = |s: &str| tokens.as_ref().map_or(0, |t| t.count(s));
+                let limit = tokens.as_ref().map(|t| chunk::TokenLimit {
+                    count: &count,
+                    max: t.max.saturating_sub(chunk::CONTEXT_TOKENS),
+                });
+                let sizing = chunk::Sizing {
+                    chars: size,
+                    overlap,
+                    tokens: limit,
+                };
+                let mut chunks = chunk::chunk(&text, kind, sizing);
+                let title = chunk::title(&filename, &text, kind);
+                chunk::add_context(&text, kind, &title, &mut chunks);
                 (text, chunks)
             })
             .await
@@ -197,7 +216,10 @@ impl Ingestor {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Stop::Lost);
                 }
-                let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+                let texts: Vec<String> = batch
+                    .iter()
+                    .map(|c| chunk::indexed_text(&c.context, &c.text))
+                    .collect();
                 let embedded = {
                     let _t = self.metrics.stage("embed");
                     embedder.embed(&texts).await
@@ -229,6 +251,7 @@ impl Ingestor {
             .iter()
             .map(|c| NewChunk {
                 text: &c.text,
+                context: &c.context,
                 start: c.start as i64,
                 end: c.end as i64,
             })

@@ -3,6 +3,7 @@
 
 use super::dispatch::{on_pool, BeginWrite};
 use super::Store;
+use crate::domain::documents::chunk;
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
@@ -38,11 +39,14 @@ pub struct ChunkRow {
     pub text: String,
     pub start_offset: i64,
     pub end_offset: i64,
+    /// The document's title and the headings above the passage (see `chunk::add_context`).
+    pub context: String,
 }
 
 /// A chunk to store: text and character offsets in the document's text.
 pub struct NewChunk<'a> {
     pub text: &'a str,
+    pub context: &'a str,
     pub start: i64,
     pub end: i64,
 }
@@ -324,7 +328,8 @@ impl Store {
                 for (ordinal, c) in chunks.iter().enumerate() {
                     let chunk_id: i64 = sqlx::query_scalar(
                         "INSERT INTO chunks (document_id, collection_id, ordinal, text, \
-                         start_offset, end_offset) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                         start_offset, end_offset, context) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         RETURNING id",
                     )
                     .bind(id)
                     .bind(&collection_id)
@@ -332,6 +337,7 @@ impl Store {
                     .bind(c.text)
                     .bind(c.start)
                     .bind(c.end)
+                    .bind(c.context)
                     .fetch_one(&mut *tx)
                     .await?;
                     ids.push(chunk_id);
@@ -383,14 +389,21 @@ impl Store {
         model: &str,
         limit: i64,
     ) -> Result<Vec<(i64, String, String)>> {
-        let sql = "SELECT c.id, c.collection_id, c.text FROM chunks c JOIN documents d ON d.id = c.document_id \
+        let sql = "SELECT c.id, c.collection_id, c.context, c.text FROM chunks c JOIN documents d ON d.id = c.document_id \
                    LEFT JOIN chunk_vectors v ON v.chunk_id = c.id AND v.model = $1 \
                    WHERE d.status = 'ready' AND v.chunk_id IS NULL ORDER BY c.id LIMIT $2";
-        on_pool!(self, |pool| sqlx::query_as(sql)
+        let rows: Vec<(i64, String, String, String)> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(model)
             .bind(limit)
             .fetch_all(pool)
-            .await)
+            .await)?;
+        // Embedded as ingestion embeds them: with their context.
+        Ok(rows
+            .into_iter()
+            .map(|(id, collection, context, text)| {
+                (id, collection, chunk::indexed_text(&context, &text))
+            })
+            .collect())
     }
 
     pub async fn put_vectors(&self, model: &str, items: &[(i64, Vec<f32>)]) -> Result<()> {

@@ -245,7 +245,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let columns = "SELECT c.id, c.document_id, d.filename AS document_name, c.collection_id, \
-                       c.ordinal, c.text, c.start_offset, c.end_offset FROM chunks c \
+                       c.ordinal, c.text, c.start_offset, c.end_offset, c.context FROM chunks c \
                        JOIN documents d ON d.id = c.document_id WHERE d.status = 'ready' AND";
         match self {
             Store::Sqlite(s) => {

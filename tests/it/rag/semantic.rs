@@ -98,3 +98,40 @@ async fn an_answer_cites_the_passage_a_paraphrase_asked_for() {
         "the first citation is the leave passage: {passage}"
     );
 }
+
+#[tokio::test]
+async fn every_passage_fits_what_the_model_reads() {
+    // Dense text (identifiers, numbers: several tokens per word) in 1,000-character chunks, the
+    // default, would be cut at the model's 256 tokens; chunks are sized to fit it, their
+    // context included.
+    let mut env = builtin_embeddings();
+    env.push(("BERTH_CHUNK_SIZE".into(), "1000".into()));
+    let f = fixture(&env).await;
+    let dense: String = (0..400)
+        .map(|i| {
+            format!(
+                "cfg_{i:04x}::set_0x{:08x}(); ",
+                i * 2_654_435_761u64 % 4_294_967_291
+            )
+        })
+        .collect();
+    f.me.ingest(&f.collection, "registers.txt", &dense).await;
+    let model =
+        berth_embed::Model::load(&berth_embed::test_model_dir(), "all-MiniLM-L6-v2").unwrap();
+    let body = json(
+        f.me.post("/search", json!({ "query": "cfg set", "k": 50 }))
+            .await,
+    )
+    .await;
+    let results = body["results"].as_array().unwrap();
+    assert!(results.len() > 10, "{body}");
+    for hit in results {
+        let (text, section) = (
+            hit["text"].as_str().unwrap(),
+            hit["section"].as_str().unwrap(),
+        );
+        let read = model.count_tokens(&format!("{section}\n\n{text}")) + 2;
+        assert!(read <= model.max_tokens(), "{read} tokens: {text}");
+        assert!(text.chars().count() <= 1000);
+    }
+}

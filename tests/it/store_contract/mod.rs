@@ -177,6 +177,7 @@ fn chunks<'a>(texts: &[&'a str]) -> Vec<NewChunk<'a>> {
         .map(|t| {
             let c = NewChunk {
                 text: t,
+                context: "",
                 start: at,
                 end: at + t.len() as i64,
             };
@@ -244,6 +245,7 @@ contract! {
         lexical_search_sees_ready_documents_in_the_given_collections,
         every_run_of_letters_and_digits_is_a_term,
         lexical_ranking_is_exhaustive_bm25,
+        a_chunks_context_is_searched_with_its_text,
         vectors_are_stored_per_model_and_searched,
     ]
     conversations: [

@@ -113,6 +113,38 @@ cases! {
         }
     }
 
+    async fn a_chunks_context_is_searched_with_its_text(store, location) {
+        // The passage under "convert" never says the word: its context does.
+        with_collections(&store).await;
+        insert_doc(&store, &doc("a", "c1", "h1", 10)).await;
+        let texts = ["Change the image's format, for example from raw.", "Nothing relevant here."];
+        let contexts = ["qemu-img › Commands › convert", "qemu-img › Notes"];
+        let new: Vec<NewChunk> = texts.iter().zip(contexts).enumerate()
+            .map(|(i, (text, context))| NewChunk { text, context, start: i as i64 * 100, end: i as i64 * 100 + 40 })
+            .collect();
+        store.claim_document(1_000, 60_000).await.unwrap().unwrap();
+        let ids = store.complete_document("a", &texts.join(" "), &new, None, 1_001).await.unwrap().unwrap();
+        let corpus = store.corpus().await.unwrap();
+        let c1 = vec!["c1".to_string()];
+        let search = |term: &str| {
+            let store = store.clone();
+            let term = term.to_string();
+            let c1 = c1.clone();
+            async move { store.lexical_search(&[term], &c1, 10, corpus).await.unwrap().into_iter().map(|h| h.0).collect::<Vec<_>>() }
+        };
+        assert_eq!(search("convert").await, [ids[0]]);
+        assert_eq!(sorted(search("qemu").await), sorted(ids.clone()));
+        let rows = store.chunks_by_ids(&ids[..1]).await.unwrap();
+        assert_eq!((rows[0].text.as_str(), rows[0].context.as_str()), (texts[0], contexts[0]));
+        // Deleting the document takes context and text out of the index alike.
+        store.delete_document("a").await.unwrap();
+        assert!(search("convert").await.is_empty());
+        assert!(search("format").await.is_empty());
+        if matches!(store, Store::Sqlite(_)) {
+            raw_execute(&store, "INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')").await.unwrap();
+        }
+    }
+
     async fn vectors_are_stored_per_model_and_searched(store, location) {
         with_collections(&store).await;
         insert_doc(&store, &doc("a", "c1", "h1", 10)).await;

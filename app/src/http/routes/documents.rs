@@ -437,6 +437,8 @@ pub struct Passage {
     pub document_name: String,
     pub ordinal: i64,
     pub text: String,
+    /// The document's title and the headings above the passage.
+    pub section: String,
     pub start: i64,
     pub end: i64,
     /// Up to 500 characters of the document before and after the passage.
@@ -484,6 +486,7 @@ pub async fn chunk(
         document_name: chunk.document_name,
         ordinal: chunk.ordinal,
         text: chunk.text,
+        section: chunk.context,
         start: chunk.start_offset,
         end: chunk.end_offset,
         before,

@@ -54,6 +54,8 @@ pub struct SearchHit {
     pub document_name: String,
     pub collection_id: String,
     pub text: String,
+    /// The document's title and the headings above the passage.
+    pub section: String,
     pub start: i64,
     pub end: i64,
     pub score: f64,
@@ -106,6 +108,7 @@ pub async fn search(
                 document_name: h.chunk.document_name,
                 collection_id: h.chunk.collection_id,
                 text: h.chunk.text,
+                section: h.chunk.context,
                 start: h.chunk.start_offset,
                 end: h.chunk.end_offset,
                 score: h.score,
