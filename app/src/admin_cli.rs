@@ -114,6 +114,7 @@ pub async fn create_admin(
         store,
         audit: &audit,
         settings: &settings.auth,
+        registration_open: settings.auth.registration_open,
     };
     auth.create_admin(&operator(actor), name, password)
         .await
@@ -143,6 +144,7 @@ async fn reset(store: &Store, settings: &Settings, args: &AdminArgs) -> Result<(
         store,
         audit: &audit,
         settings: &settings.auth,
+        registration_open: settings.auth.registration_open,
     };
     auth.reset_password(&operator(ADMIN_CLI), &user, password)
         .await

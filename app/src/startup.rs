@@ -17,6 +17,7 @@ use crate::service::audit::Audit;
 use crate::service::ingest::Ingestor;
 use crate::service::oidc::Oidc;
 use crate::service::retrieval::Retriever;
+use crate::service::runtime::Runtime;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -146,7 +147,24 @@ async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
         tracing::info!("ingestion is off here (ingest = false): berth worker processes do it");
         None
     };
+    let llm = settings.rag.llm.clone().map(|e| {
+        llm::Client::new(e, settings.rag.llm_timeout, http).with_sampling(settings.rag.sampling)
+    });
+    let runtime = Runtime::load(store.clone(), tunables(&settings))
+        .await
+        .context("reading the run-time settings")?;
+    {
+        let (retriever, llm) = (retriever.clone(), llm.clone());
+        runtime.on_change(move |t| {
+            retriever.set_weights(t.lexical_weight, t.vector_weight);
+            if let (Some(llm), Some(model)) = (&llm, &t.llm_model) {
+                llm.set_model(model);
+            }
+        });
+    }
+    let refresh = AbortOnDrop(runtime.spawn_refresh());
     let state = AppState {
+        runtime,
         store: store.clone(),
         audit: Audit::new(store.clone(), metrics.registry()),
         metrics,
@@ -158,13 +176,7 @@ async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
             settings.auth.public_url.clone(),
             http_no_redirects,
         )),
-        llm: match settings.rag.llm.clone() {
-            None => None,
-            Some(e) => Some(
-                llm::Client::new(e, settings.rag.llm_timeout, http)
-                    .with_sampling(settings.rag.sampling),
-            ),
-        },
+        llm,
         data_dir: settings.data_dir.clone(),
         files_dir,
         wake,
@@ -217,6 +229,7 @@ async fn serve(settings: Settings, role: Role) -> Result<(), BootError> {
     if let Some(worker) = worker {
         let _ = tokio::time::timeout(settings.shutdown_timeout, worker).await;
     }
+    drop(refresh);
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -228,5 +241,25 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+/// The run-time settings' defaults: the server's own settings.
+fn tunables(settings: &Settings) -> crate::domain::settings::Tunables {
+    crate::domain::settings::Tunables {
+        llm_model: settings.rag.llm.as_ref().map(|e| e.model.clone()),
+        retrieval_k: settings.rag.retrieval_k,
+        lexical_weight: settings.rag.lexical_weight,
+        vector_weight: settings.rag.vector_weight,
+        registration_open: settings.auth.registration_open,
+    }
+}
+
+/// Stops a background task when its owner goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

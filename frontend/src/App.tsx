@@ -6,11 +6,12 @@ import { AdminPage, type AdminTab } from "./pages/Admin";
 import { RegisterPage, SignInPage } from "./pages/Auth";
 import { ChatPage } from "./pages/Chat";
 import { DocumentsPage } from "./pages/Documents";
+import { DocumentViewer } from "./pages/DocumentViewer";
 import { Link, matchPath, navigate, useLocation } from "./router";
 import { SESSION_EXPIRED_KEY, useSession } from "./session";
 import type { User } from "./api";
 
-const ADMIN_TABS: AdminTab[] = ["approvals", "users", "audit"];
+const ADMIN_TABS: AdminTab[] = ["approvals", "users", "audit", "settings"];
 
 /** Replaces the URL after render (never during it). */
 function Redirect({ to }: { to: string }) {
@@ -18,14 +19,19 @@ function Redirect({ to }: { to: string }) {
   return null;
 }
 
-function SignedIn({ user, path }: { user: User; path: string }) {
+function SignedIn({ user, path, search }: { user: User; path: string; search: URLSearchParams }) {
   if (path === "/" || path === "/sign-in" || path === "/register") return <Redirect to="/chat" />;
   if (path === "/chat") return <ChatPage />;
   const chat = matchPath("/chat/:id", path);
   if (chat) return <ChatPage conversationId={chat.id} />;
   if (path === "/documents") return <DocumentsPage />;
-  const docs = matchPath("/documents/:id", path);
-  if (docs) return <DocumentsPage collectionId={docs.id} />;
+  const collection = matchPath("/collections/:id", path);
+  if (collection?.id !== undefined) return <DocumentsPage collectionId={collection.id} />;
+  const doc = matchPath("/documents/:id", path)?.id;
+  if (doc !== undefined) {
+    const passage = Number(search.get("passage") ?? Number.NaN);
+    return <DocumentViewer key={doc} documentId={doc} {...(Number.isInteger(passage) ? { passage } : {})} />;
+  }
   if (path === "/account") return <AccountPage user={user} />;
   if (path === "/admin" || path.startsWith("/admin/")) {
     if (user.role !== "admin") {
@@ -85,7 +91,7 @@ export function App() {
   }
   return (
     <Layout user={info.user} fill={path === "/chat" || path.startsWith("/chat/")}>
-      <SignedIn user={info.user} path={path} />
+      <SignedIn user={info.user} path={path} search={search} />
     </Layout>
   );
 }

@@ -11,6 +11,7 @@ import {
   errorMessage,
   getAudit,
   getSession,
+  humaneDuration,
   listUsers,
   setCsrfToken,
   setUnauthenticatedHandler,
@@ -96,7 +97,7 @@ describe("errors", () => {
   it("adds Retry-After to a throttled sign-in", () => {
     const err = errorFromBody(429, JSON.stringify({ error: { code: "too_many_requests", message: "too many failed sign-ins" } }), "30");
     expect(err.retryAfter).toBe(30);
-    expect(describeError(err).message).toBe("too many failed sign-ins (try again in 30 s)");
+    expect(describeError(err).message).toBe("too many failed sign-ins (try again in 30 seconds)");
   });
 
   it("reports an unreachable server as such", async () => {
@@ -104,9 +105,27 @@ describe("errors", () => {
     await expect(listUsers()).rejects.toMatchObject({ status: 0, code: "network", message: NETWORK_ERROR_MESSAGE });
   });
 
+  it("never shows a database driver's words, even when a server sends them", () => {
+    const raw = "database: error returned from database: (code: 5) database is locked";
+    const err = errorFromBody(500, JSON.stringify({ error: { code: "internal", message: raw } }));
+    const { message } = describeError(err);
+    expect(message).not.toMatch(/code: 5|locked|error returned/);
+    expect(message).toMatch(/try again/);
+    expect(describeError(new TypeError("Cannot read properties of undefined (reading 'x')")).message).toMatch(
+      /reload the page and try again/,
+    );
+  });
+
+  it("says waits as people say them", () => {
+    expect(humaneDuration(899)).toBe("15 minutes");
+    expect(humaneDuration(60)).toBe("1 minute");
+    expect(humaneDuration(40)).toBe("40 seconds");
+    expect(humaneDuration(7200)).toBe("2 hours");
+  });
+
   it("describes anything thrown", () => {
     expect(describeError(new Error("boom"))).toEqual({ message: "boom", items: [] });
-    expect(describeError("??")).toEqual({ message: "something went wrong", items: [] });
+    expect(describeError("??")).toEqual({ message: "something went wrong; reload the page and try again", items: [] });
   });
 });
 

@@ -39,6 +39,8 @@ export interface SignInProvider {
 export interface SignInOptions {
   password_login: boolean;
   providers: SignInProvider[];
+  /** No active admin yet: the page says how to create the first one. */
+  needs_admin?: boolean;
 }
 
 export interface Registered {
@@ -115,6 +117,13 @@ export const AUDIT_EVENTS = [
   "token.revoked",
   "admin.bootstrap",
   "authz.denied",
+  "user.unlocked",
+  "collection.shared",
+  "collection.member_added",
+  "collection.member_removed",
+  "document.uploaded",
+  "document.deleted",
+  "settings.changed",
 ] as const;
 
 export interface ServerStatus {
@@ -252,7 +261,7 @@ const STATUS_WORDS: Record<number, string> = {
   415: "that type of file is not supported",
   422: "that was not accepted",
   429: "too many attempts; wait a little",
-  500: "the server failed; its log has details",
+  500: "something went wrong on the server; try again, and if it keeps happening ask your admin to look at the server log",
   502: "the server cannot be reached (bad gateway)",
   503: "the server is unavailable; try again shortly",
   504: "the server took too long to answer",
@@ -325,13 +334,34 @@ export function describeError(err: unknown): { message: string; items: string[] 
       const colon = message.indexOf(":");
       if (colon > 0) message = message.slice(0, colon);
     }
-    if (err.status === 429 && err.retryAfter !== undefined && !/\d+\s*s/.test(message)) {
-      message = `${message} (try again in ${err.retryAfter} s)`;
+    if (err.status === 429 && err.retryAfter !== undefined && !/try again in/.test(message)) {
+      message = `${message} (try again in ${humaneDuration(err.retryAfter)})`;
+    }
+    if (looksInternal(message)) {
+      // A proxy or an old server may still send a driver's words: never show those.
+      message = STATUS_WORDS[500] ?? "something went wrong on the server";
     }
     return { message, items };
   }
-  if (err instanceof Error && err.message) return { message: err.message, items: [] };
-  return { message: "something went wrong", items: [] };
+  // A bug in the page (TypeError and kin) is no sentence for people either.
+  const programming = err instanceof TypeError || err instanceof ReferenceError || err instanceof SyntaxError;
+  if (err instanceof Error && err.message && !programming && !looksInternal(err.message)) {
+    return { message: err.message, items: [] };
+  }
+  return { message: "something went wrong; reload the page and try again", items: [] };
+}
+
+/** A wait as people say it: "15 minutes", "1 minute", "40 seconds" (rounded up). */
+export function humaneDuration(secs: number): string {
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? "" : "s"}`;
+  if (secs < 60) return plural(Math.max(1, Math.ceil(secs)), "second");
+  if (secs < 3600) return plural(Math.ceil(secs / 60), "minute");
+  return plural(Math.ceil(secs / 3600), "hour");
+}
+
+/** Words of a program rather than of a person: a database driver's error, a panic, a code. */
+export function looksInternal(message: string): boolean {
+  return /error returned from database|\(code: \d+\)|sqlx|SQLSTATE|panicked at|stack backtrace|traceback/i.test(message);
 }
 
 export function errorMessage(err: unknown): string {

@@ -3,6 +3,7 @@ import { createRoot } from "react-dom/client";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { ApiError } from "./api";
 import { App } from "./App";
+import { installDropGuard } from "./dropGuard";
 import { watchForSignOut } from "./session";
 import "./index.css";
 
@@ -17,6 +18,7 @@ const client = new QueryClient({
   },
 });
 watchForSignOut(client);
+installDropGuard();
 
 const root = document.getElementById("root");
 if (!root) throw new Error("index.html has no #root element");

@@ -58,6 +58,8 @@ before(async () => {
   state.alice = await alice.context().storageState();
   state.collection = collection.id;
   state.conversation = conversation.id;
+  state.document = document.id;
+  state.passage = (await asAlice.get(`/documents/${document.id}/text`)).passages.at(-1).id;
 });
 
 after(async () => {
@@ -86,12 +88,20 @@ function pagesToVisit() {
     {
       name: "collection",
       who: "alice",
-      path: `/documents/${state.collection}`,
+      path: `/collections/${state.collection}`,
       ready: { role: "heading", name: "Handbook" },
       screenshot: true,
     },
+    {
+      name: "document",
+      who: "alice",
+      path: `/documents/${state.document}?passage=${state.passage}`,
+      ready: { role: "article", name: "Document text" },
+    },
     { name: "account", who: "alice", path: "/account", ready: { role: "heading", name: "API tokens" } },
     { name: "admin", who: "admin", path: "/admin", ready: { role: "heading", name: "Administration" }, screenshot: true },
+    { name: "admin-users", who: "admin", path: "/admin/users", ready: { role: "cell", name: "alice" } },
+    { name: "admin-settings", who: "admin", path: "/admin/settings", ready: { role: "button", name: "Save settings" } },
   ];
 }
 

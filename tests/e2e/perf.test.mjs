@@ -123,8 +123,8 @@ test("documents: first paint and time to interactive", { timeout: 120_000 }, asy
   const id = state.collection;
   const median = await measure(
     "documents",
-    `/documents/${id}`,
-    `() => !!document.querySelector('[data-testid="document-row"]') && !!document.querySelector('a[href="/documents/${id}"]')`,
+    `/collections/${id}`,
+    `() => !!document.querySelector('[data-testid="document-row"]') && !!document.querySelector('a[href="/collections/${id}"]')`,
   );
   assert.ok(median.time_to_interactive_ms < 10_000, "the documents page is usable within 10 s");
 });

@@ -305,7 +305,8 @@ async fn two_providers_sign_in_side_by_side_as_separate_accounts() {
         options,
         json!({"password_login": true, "providers": [
             {"id": "corp", "display_name": "Corp ID"},
-            {"id": "partner", "display_name": "Partner SSO"}]})
+            {"id": "partner", "display_name": "Partner SSO"}],
+            "needs_admin": true})
     );
     let one = SsoBrowser::new(&berth);
     assert_eq!(one.sign_in("corp", "bob", "bob-pw").await.location, "/");

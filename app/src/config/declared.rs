@@ -243,6 +243,11 @@ declare! {
     PASSWORD_LOGIN("password_login"): bool = "true" {
         Server, "BOOL", parse::boolean, expected "true or false"
     }
+    /// Let people register accounts (which wait for an admin's approval). An admin can change
+    /// this at run time on the Admin > Settings page; this is then the default.
+    REGISTRATION_OPEN("registration_open"): bool = "true" {
+        Server, "BOOL", parse::boolean, expected "true or false"
+    }
     /// A TOML file of `[[provider]]` tables, one per OpenID provider people may sign in with
     /// (id, display_name, issuer, client_id, client_secret_file, scopes, groups_claim,
     /// auto_approve_groups, admin_groups): see docs/sso.md. Unset: no single sign-on.

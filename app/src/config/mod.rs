@@ -130,6 +130,7 @@ fn auth(l: &Layers<'_>) -> Result<AuthSettings, BootError> {
         trust_forwarded_for: l.get(&d::TRUST_FORWARDED_FOR)?,
         cookie_secure: l.get(&d::COOKIE_SECURE)?,
         password_login: l.get(&d::PASSWORD_LOGIN)?,
+        registration_open: l.get(&d::REGISTRATION_OPEN)?,
         oidc_providers,
         public_url,
     })

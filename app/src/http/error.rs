@@ -9,6 +9,7 @@ use crate::llm::LlmError;
 use crate::service::access::AccessError;
 use crate::service::ask::AskError;
 use crate::service::auth::AuthError;
+use crate::service::runtime::RuntimeError;
 use crate::store::failure::{database_full, database_unavailable};
 
 /// The JSON body of every error response: `{"error": {"code": "...", "message": "..."}}`.
@@ -44,10 +45,8 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     /// The same content is already in the collection.
-    #[error(
-        "this file is already in the collection (document {existing}); it was not indexed again"
-    )]
-    Duplicate { existing: String },
+    #[error("this file is already in the collection as \"{name}\"; it was not added again")]
+    Duplicate { existing: String, name: String },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -134,6 +133,18 @@ impl From<AccessError> for ApiError {
     }
 }
 
+impl From<RuntimeError> for ApiError {
+    fn from(err: RuntimeError) -> Self {
+        match err {
+            RuntimeError::Invalid(message) => ApiError::Invalid {
+                message,
+                details: None,
+            },
+            RuntimeError::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<AskError> for ApiError {
     fn from(err: AskError) -> Self {
         match err {
@@ -199,12 +210,14 @@ impl IntoResponse for ApiError {
                 // The cause goes to the log; the client gets no internals.
                 tracing::error!(error = %format!("{err:#}"), "internal error");
                 (
-                    "internal error; the server log has details".to_string(),
+                    "something went wrong on the server; try again, and if it keeps happening \
+                     ask your admin to look at the server log"
+                        .to_string(),
                     None,
                 )
             }
             ApiError::Invalid { message, details } => (message, details),
-            ApiError::Duplicate { ref existing } => (
+            ApiError::Duplicate { ref existing, .. } => (
                 self.to_string(),
                 Some(serde_json::json!({ "document_id": existing })),
             ),

@@ -4,6 +4,7 @@
 mod ollama;
 mod openai;
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -50,6 +51,9 @@ pub struct ChatStats {
 #[derive(Clone)]
 pub struct Client {
     endpoint: Endpoint,
+    /// The model chat asks for: the endpoint's, until an admin names another at run time. Shared
+    /// by the clones, so a change reaches every request at once.
+    model: Arc<RwLock<String>>,
     http: reqwest::Client,
     timeout: Duration,
     /// For chat; None: the server's own defaults.
@@ -117,6 +121,7 @@ pub fn http_clients(
 impl Client {
     pub fn new(endpoint: Endpoint, timeout: Duration, http: reqwest::Client) -> Client {
         Client {
+            model: Arc::new(RwLock::new(endpoint.model.clone())),
             endpoint,
             http,
             timeout,
@@ -132,8 +137,19 @@ impl Client {
         }
     }
 
+    /// The configured model (embeddings always use it).
     pub fn model(&self) -> &str {
         &self.endpoint.model
+    }
+
+    /// The model answers come from: the configured one, or the one an admin named since.
+    pub fn chat_model(&self) -> String {
+        self.model.read().expect("not poisoned").clone()
+    }
+
+    /// Names another chat model on the same server, for every clone of this client.
+    pub fn set_model(&self, model: &str) {
+        *self.model.write().expect("not poisoned") = model.to_string();
     }
 
     pub fn api(&self) -> Api {

@@ -26,7 +26,7 @@ pub(super) async fn chat(
     messages: &[ChatMessage],
     tokens: &mpsc::Sender<String>,
 ) -> Result<ChatStats, LlmError> {
-    let mut body = json!({ "model": client.model(), "messages": messages, "stream": true });
+    let mut body = json!({ "model": client.chat_model(), "messages": messages, "stream": true });
     if let Some(s) = client.sampling {
         body["options"] = json!({ "temperature": s.temperature, "num_predict": s.max_tokens });
     }

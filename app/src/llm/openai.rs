@@ -34,7 +34,7 @@ pub(super) async fn chat(
     messages: &[ChatMessage],
     tokens: &mpsc::Sender<String>,
 ) -> Result<ChatStats, LlmError> {
-    let mut body = json!({ "model": client.model(), "messages": messages, "stream": true });
+    let mut body = json!({ "model": client.chat_model(), "messages": messages, "stream": true });
     if let Some(s) = client.sampling {
         body["temperature"] = json!(s.temperature);
         body["max_tokens"] = json!(s.max_tokens);

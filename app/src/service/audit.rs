@@ -28,6 +28,16 @@ pub mod event {
     pub const TOKEN_REVOKED: &str = "token.revoked";
     pub const ADMIN_BOOTSTRAP: &str = "admin.bootstrap";
     pub const ACCESS_DENIED: &str = "authz.denied";
+    /// An admin lifted an account's sign-in lock.
+    pub const UNLOCKED: &str = "user.unlocked";
+    /// A private collection became shared.
+    pub const COLLECTION_SHARED: &str = "collection.shared";
+    pub const MEMBER_ADDED: &str = "collection.member_added";
+    pub const MEMBER_REMOVED: &str = "collection.member_removed";
+    pub const DOCUMENT_UPLOADED: &str = "document.uploaded";
+    pub const DOCUMENT_DELETED: &str = "document.deleted";
+    /// An admin changed a run-time setting (`/admin/settings`).
+    pub const SETTING_CHANGED: &str = "settings.changed";
 
     pub const ALL: &[&str] = &[
         REGISTERED,
@@ -47,6 +57,13 @@ pub mod event {
         TOKEN_REVOKED,
         ADMIN_BOOTSTRAP,
         ACCESS_DENIED,
+        UNLOCKED,
+        COLLECTION_SHARED,
+        MEMBER_ADDED,
+        MEMBER_REMOVED,
+        DOCUMENT_UPLOADED,
+        DOCUMENT_DELETED,
+        SETTING_CHANGED,
     ];
 }
 

@@ -92,6 +92,8 @@ pub struct Auth<'a> {
     pub store: &'a Store,
     pub audit: &'a Audit,
     pub settings: &'a AuthSettings,
+    /// Whether people may register now (an admin may close it at run time).
+    pub registration_open: bool,
 }
 
 impl Auth<'_> {
@@ -103,6 +105,13 @@ impl Auth<'_> {
         password: String,
     ) -> Result<UserRow, AuthError> {
         self.password_login_allowed()?;
+        if !self.registration_open {
+            return Err(AuthError::Refused {
+                code: "registration_closed",
+                message: "registration is closed here; ask an admin of this Berth for an account"
+                    .into(),
+            });
+        }
         let username = parse_username(username)?;
         check_password(&self.settings.password_policy, &password)?;
         if let Some(addr) = client.addr {
@@ -192,14 +201,15 @@ impl Auth<'_> {
                 .await;
             if locked {
                 let detail = format!(
-                    "locked for {} s after repeated failures",
-                    self.settings.login_lockout.as_secs()
+                    "locked for {} after repeated failures",
+                    throttle::humane_duration(self.settings.login_lockout.as_secs())
                 );
+                // A lockout is a refusal of further sign-ins, not a success of anything.
                 self.audit
                     .record(
                         &client.audit,
                         event::LOCKOUT,
-                        outcome::SUCCESS,
+                        outcome::DENIED,
                         target,
                         Some(detail),
                     )

@@ -157,7 +157,7 @@ impl Ingestor {
             Ok(None) => tokio::fs::read(Self::file_path(&self.files_dir, &doc.id))
                 .await
                 .map_err(|e| Stop::Fail(format!("the uploaded file is gone ({e})")))?,
-            Err(e) => return Err(Stop::Wait(format!("reading the uploaded file: {e}"))),
+            Err(e) => return Err(database_busy(&doc.id, e)),
         };
 
         let text = {
@@ -234,7 +234,7 @@ impl Ingestor {
                 self.store
                     .set_progress(&doc.id, progress, now_ms() + LEASE_MS)
                     .await
-                    .map_err(|e| Stop::Wait(e.to_string()))?;
+                    .map_err(|e| database_busy(&doc.id, e))?;
             }
             if let Some(dim) = all.first().map(Vec::len) {
                 if all.iter().any(|v| v.len() != dim) {
@@ -268,7 +268,7 @@ impl Ingestor {
                     now_ms(),
                 )
                 .await
-                .map_err(|e| Stop::Wait(format!("database: {e}")))?
+                .map_err(|e| database_busy(&doc.id, e))?
                 .ok_or(Stop::Lost)?
         };
         if let Some(vectors) = vectors {
@@ -342,4 +342,12 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A database error while ingesting: the document waits and is tried again. Its reason is shown
+/// to people beside the document, so it says what happens, not the driver's words (those go to
+/// the log).
+fn database_busy(document: &str, error: sqlx::Error) -> Stop {
+    tracing::warn!(document, %error, "ingestion: database error; will try again");
+    Stop::Wait("the database was busy; Berth will try again shortly".into())
 }

@@ -8,4 +8,5 @@ pub mod chat;
 pub mod ingest;
 pub mod oidc;
 pub mod retrieval;
+pub mod runtime;
 pub mod throttle;

@@ -45,7 +45,21 @@ impl Locked {
             Counted::FailedSignIns => "too many failed sign-ins",
             Counted::Registrations => "too many registrations from your address",
         };
-        format!("{what}; try again in {} seconds", self.retry_after_secs())
+        format!(
+            "{what}; try again in {}",
+            humane_duration(self.retry_after_secs())
+        )
+    }
+}
+
+/// A wait as people say it: "15 minutes", "1 minute", "40 seconds", "2 hours". Rounded up, so
+/// the wait is never shorter than said.
+pub fn humane_duration(secs: u64) -> String {
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        0..60 => plural(secs.max(1), "second"),
+        60..3600 => plural(secs.div_ceil(60), "minute"),
+        _ => plural(secs.div_ceil(3600), "hour"),
     }
 }
 
@@ -84,4 +98,21 @@ pub async fn fail(
         locked_now |= row.failures == *max && row.locked_until.is_some_and(|u| u > now);
     }
     Ok(locked_now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::humane_duration;
+
+    #[test]
+    fn waits_are_said_as_people_say_them() {
+        assert_eq!(humane_duration(899), "15 minutes");
+        assert_eq!(humane_duration(900), "15 minutes");
+        assert_eq!(humane_duration(61), "2 minutes");
+        assert_eq!(humane_duration(60), "1 minute");
+        assert_eq!(humane_duration(1), "1 second");
+        assert_eq!(humane_duration(0), "1 second");
+        assert_eq!(humane_duration(40), "40 seconds");
+        assert_eq!(humane_duration(7200), "2 hours");
+    }
 }

@@ -80,6 +80,18 @@ impl Store {
         Ok(())
     }
 
+    /// Makes a collection shared (members may be added) or private.
+    pub async fn set_shared(&self, id: &str, shared: bool) -> Result<()> {
+        let sql = "UPDATE collections SET shared = $2 WHERE id = $1";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(shared as i64)
+            .execute(pool)
+            .await
+            .map(drop)?);
+        Ok(())
+    }
+
     pub async fn is_member(&self, collection_id: &str, user_id: &str) -> Result<bool> {
         let sql =
             "SELECT COUNT(*) FROM collection_members WHERE collection_id = $1 AND user_id = $2";

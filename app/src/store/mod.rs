@@ -11,6 +11,7 @@ pub mod migrations;
 mod oidc;
 mod postgres;
 mod retrieval;
+mod runtime;
 mod sqlite;
 
 use crate::domain::settings::DatabaseLocation;
@@ -27,6 +28,7 @@ pub use documents::{blob_to_f32s, ChunkRow, DocumentRow, NewChunk};
 pub use oidc::{Linked, NewIdentity, OidcFlowRow};
 pub use postgres::PgStore;
 pub use retrieval::Corpus;
+pub use runtime::RuntimeSettingRow;
 pub use sqlite::SqliteStore;
 
 #[derive(Clone)]

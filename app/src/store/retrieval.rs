@@ -273,4 +273,15 @@ impl Store {
             .fetch_optional(pool)
             .await)
     }
+
+    /// (chunk id, start, end) of each passage of a document, in order: character offsets into
+    /// its text.
+    pub async fn passage_spans(&self, document_id: &str) -> Result<Vec<(i64, i64, i64)>> {
+        let sql = "SELECT id, start_offset, end_offset FROM chunks WHERE document_id = $1 \
+                   ORDER BY ordinal";
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(document_id)
+            .fetch_all(pool)
+            .await)
+    }
 }

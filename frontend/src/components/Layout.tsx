@@ -4,6 +4,7 @@ import { signOut, type User } from "../api";
 import { Link, navigate, useLocation } from "../router";
 import { END_SESSION_KEY, SESSION_KEY } from "../session";
 import { applyTheme, savedTheme, type ThemeChoice } from "../theme";
+import { PendingBadge } from "./PendingBadge";
 import { Button, cx } from "./ui";
 
 export function ThemeSelect() {
@@ -82,7 +83,12 @@ export function Layout({ user, fill = false, children }: { user: User; fill?: bo
           <nav aria-label="Main" className="order-3 flex w-full gap-1 overflow-x-auto sm:order-none sm:w-auto">
             <NavLink to="/chat">Chat</NavLink>
             <NavLink to="/documents">Documents</NavLink>
-            {user.role === "admin" && <NavLink to="/admin">Admin</NavLink>}
+            {user.role === "admin" && (
+              <NavLink to="/admin">
+                Admin
+                <PendingBadge />
+              </NavLink>
+            )}
             <NavLink to="/account">Account</NavLink>
           </nav>
           <div className="ml-auto flex items-center gap-3">

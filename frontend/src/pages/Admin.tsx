@@ -5,28 +5,29 @@ import {
   changeUserState,
   getAudit,
   listUsers,
-  setUserRole,
   type AuditFilter,
-  type Role,
   type User,
   type UserAction,
 } from "../api";
-import { Badge, Button, Card, ErrorAlert, PageTitle, SelectField, Spinner, TextField, cx, formatTime } from "../components/ui";
+import { Alert, Badge, Button, Card, ErrorAlert, PageTitle, SelectField, Spinner, TextField, cx, formatTime } from "../components/ui";
 import { Link } from "../router";
+import { Users } from "./AdminUsers";
+import { RuntimeSettings } from "./AdminSettings";
 
-export type AdminTab = "approvals" | "users" | "audit";
+export type AdminTab = "approvals" | "users" | "audit" | "settings";
 
 const TABS: { id: AdminTab; label: string }[] = [
   { id: "approvals", label: "Pending approvals" },
   { id: "users", label: "Users" },
   { id: "audit", label: "Audit log" },
+  { id: "settings", label: "Settings" },
 ];
 
 export function AdminPage({ tab, me }: { tab: AdminTab; me: User }) {
   return (
     <div>
       <PageTitle>Administration</PageTitle>
-      <nav aria-label="Administration" className="mb-4 flex gap-1 overflow-x-auto border-b border-slate-200 dark:border-slate-800">
+      <nav aria-label="Administration" className="mb-4 flex flex-wrap gap-1 border-b border-slate-200 dark:border-slate-800">
         {TABS.map((t) => (
           <Link
             key={t.id}
@@ -46,6 +47,7 @@ export function AdminPage({ tab, me }: { tab: AdminTab; me: User }) {
       {tab === "approvals" && <Approvals />}
       {tab === "users" && <Users me={me} />}
       {tab === "audit" && <AuditLog />}
+      {tab === "settings" && <RuntimeSettings />}
     </div>
   );
 }
@@ -58,11 +60,23 @@ function useUserAction() {
   });
 }
 
+/** What an approval queue's action did, in a sentence. */
+function outcome(u: User, action: UserAction): string {
+  return action === "approve"
+    ? `${u.username} is approved and can sign in now.`
+    : `${u.username} was denied; they cannot sign in.`;
+}
+
 function Approvals() {
   const pending = useQuery({ queryKey: ["users", "pending"], queryFn: () => listUsers("pending") });
   const act = useUserAction();
   return (
     <Card aria-label="Pending approvals">
+      {act.isSuccess && (
+        <Alert tone="success" className="mb-3">
+          {outcome(act.data, act.variables.action)}
+        </Alert>
+      )}
       <ErrorAlert error={act.error} className="mb-3" />
       {pending.isPending && <Spinner label="Loading" />}
       <ErrorAlert error={pending.error} />
@@ -101,86 +115,6 @@ function Approvals() {
           </li>
         ))}
       </ul>
-    </Card>
-  );
-}
-
-const STATE_TONE = { pending: "amber", active: "green", denied: "red", disabled: "gray" } as const;
-
-function Users({ me }: { me: User }) {
-  const client = useQueryClient();
-  const users = useQuery({ queryKey: ["users", "all"], queryFn: () => listUsers() });
-  const act = useUserAction();
-  const role = useMutation({
-    mutationFn: ({ id, role }: { id: string; role: Role }) => setUserRole(id, role),
-    onSettled: () => client.invalidateQueries({ queryKey: ["users"] }),
-  });
-  return (
-    <Card aria-label="Users">
-      <ErrorAlert error={act.error ?? role.error} className="mb-3" />
-      {users.isPending && <Spinner label="Loading" />}
-      <ErrorAlert error={users.error} />
-      {users.data && (
-        <div className="overflow-x-auto">
-          <table className="w-full text-left text-sm">
-            <thead className="text-xs uppercase tracking-wide text-slate-500 dark:text-slate-400">
-              <tr>
-                <th scope="col" className="py-2 pr-3 font-medium">User</th>
-                <th scope="col" className="py-2 pr-3 font-medium">State</th>
-                <th scope="col" className="py-2 pr-3 font-medium">Role</th>
-                <th scope="col" className="hidden py-2 pr-3 font-medium md:table-cell">Registered</th>
-                <th scope="col" className="py-2 font-medium"><span className="sr-only">Actions</span></th>
-              </tr>
-            </thead>
-            <tbody className="divide-y divide-slate-200 dark:divide-slate-800">
-              {users.data.map((u) => (
-                <tr key={u.id} data-testid="user-row">
-                  <td className="py-2 pr-3 font-medium">
-                    {u.username}
-                    {u.id === me.id && <span className="ml-1 text-xs font-normal text-slate-500">(you)</span>}
-                  </td>
-                  <td className="py-2 pr-3">
-                    <Badge tone={STATE_TONE[u.state]}>{u.state}</Badge>
-                  </td>
-                  <td className="py-2 pr-3">
-                    <SelectField
-                      label={`Role of ${u.username}`}
-                      hideLabel
-                      value={u.role}
-                      disabled={role.isPending}
-                      onChange={(e) => role.mutate({ id: u.id, role: e.target.value as Role })}
-                      className="w-28"
-                    >
-                      <option value="user">user</option>
-                      <option value="admin">admin</option>
-                    </SelectField>
-                  </td>
-                  <td className="hidden whitespace-nowrap py-2 pr-3 md:table-cell">{formatTime(u.created_at)}</td>
-                  <td className="py-2">
-                    <div className="flex justify-end gap-2">
-                      {u.state === "active" && (
-                        <Button size="sm" variant="danger" disabled={act.isPending} aria-label={`Disable ${u.username}`} onClick={() => act.mutate({ id: u.id, action: "disable" })}>
-                          Disable
-                        </Button>
-                      )}
-                      {u.state === "disabled" && (
-                        <Button size="sm" disabled={act.isPending} aria-label={`Enable ${u.username}`} onClick={() => act.mutate({ id: u.id, action: "enable" })}>
-                          Enable
-                        </Button>
-                      )}
-                      {(u.state === "pending" || u.state === "denied") && (
-                        <Button size="sm" variant="primary" disabled={act.isPending} aria-label={`Approve ${u.username}`} onClick={() => act.mutate({ id: u.id, action: "approve" })}>
-                          Approve
-                        </Button>
-                      )}
-                    </div>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
     </Card>
   );
 }
@@ -253,7 +187,25 @@ function AuditLog() {
           <p className="text-sm text-slate-500 dark:text-slate-400">No entries match.</p>
         )}
         {entries.length > 0 && (
-          <div className="overflow-x-auto">
+          // On a phone, one entry per block: seven columns do not fit 390 px.
+          <ul className="divide-y divide-slate-200 sm:hidden dark:divide-slate-800" aria-label="Audit entries">
+            {entries.map((e) => (
+              <li key={e.id} data-testid="audit-item" className="space-y-0.5 py-2 text-sm">
+                <div className="flex flex-wrap items-center gap-2">
+                  <span className="font-mono text-xs">{e.event}</span>
+                  <Badge tone={OUTCOME_TONE[e.outcome]}>{e.outcome}</Badge>
+                </div>
+                <p className="text-xs text-slate-600 dark:text-slate-300">
+                  {formatTime(e.at)} · {e.actor_name ?? "—"}
+                  {e.target_name && ` → ${e.target_name}`}
+                </p>
+                {e.detail && <p className="break-words text-xs text-slate-600 dark:text-slate-300">{e.detail}</p>}
+              </li>
+            ))}
+          </ul>
+        )}
+        {entries.length > 0 && (
+          <div className="hidden overflow-x-auto sm:block">
             <table className="w-full text-left text-sm">
               <thead className="text-xs uppercase tracking-wide text-slate-500 dark:text-slate-400">
                 <tr>

@@ -86,6 +86,15 @@ export function SignInPage() {
         </Alert>
       )}
       {failureCode && <Alert tone="error">{providerFailure(failureCode, failedWith)}</Alert>}
+      {options.data?.needs_admin && (
+        <Alert tone="warning" title="No administrator yet" className="mb-4">
+          <p>
+            Nobody can approve accounts until there is one. On the server, run{" "}
+            <code className="whitespace-nowrap font-mono">berth admin create --username NAME</code>, then sign in
+            with that name.
+          </p>
+        </Alert>
+      )}
       {providers.length > 0 && (
         <div className="mb-4 space-y-2" aria-label="Sign in with">
           {providers.map((p) => (

@@ -101,10 +101,12 @@ describe("DocumentsPage", () => {
     });
     const user = userEvent.setup();
     renderWithClient(<DocumentsPage />);
-    await screen.findByText("No collections yet.");
+    await screen.findByText("No collections yet: create the first one below.");
+    // The empty page says what a collection is for and what to do first.
+    expect(screen.getByText("Start with a collection")).toBeInTheDocument();
     await user.type(screen.getByLabelText("Name"), "Handbook");
     await user.click(screen.getByRole("button", { name: "Create collection" }));
-    await waitFor(() => expect(window.location.pathname).toBe("/documents/col1"));
+    await waitFor(() => expect(window.location.pathname).toBe("/collections/col1"));
     const post = calls.find((c) => c.method === "POST");
     expect(jsonBody(post?.init)).toEqual({ name: "Handbook", shared: false });
   });

@@ -1,4 +1,4 @@
-import { useId, useRef, useState, type SubmitEvent } from "react";
+import { useState, type SubmitEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import {
   createCollection,
@@ -10,7 +10,6 @@ import {
   listCollections,
   listDocuments,
   retryDocument,
-  uploadDocument,
   type Collection,
   type DocumentInfo,
   type DocumentStatus,
@@ -31,6 +30,18 @@ import {
   formatTime,
 } from "../components/ui";
 import { Link, navigate } from "../router";
+import { SharingPanel } from "./Sharing";
+import { UploadZone } from "./UploadZone";
+
+/** Where a collection's page is. */
+export function collectionPath(id: string): string {
+  return `/collections/${encodeURIComponent(id)}`;
+}
+
+/** Where a document's text is read, optionally at one passage. */
+export function documentPath(id: string, passage?: number): string {
+  return `/documents/${encodeURIComponent(id)}${passage === undefined ? "" : `?passage=${passage}`}`;
+}
 
 /** How often document status is polled while any document is queued or processing. */
 export const POLL_MS = 1000;
@@ -64,9 +75,17 @@ export function DocumentsPage({ collectionId }: { collectionId?: string }) {
           <NewCollectionForm />
         </aside>
         <div>
-          {collectionId === undefined && (
-            <p className="text-sm text-slate-500 dark:text-slate-400">
-              Choose a collection, or create one, to upload documents.
+          {collectionId === undefined && collections.data?.length === 0 && (
+            <Alert tone="info" title="Start with a collection">
+              <p>
+                A collection holds documents that belong together: a handbook, a project’s notes. Name one under
+                “New collection”, then drop files into it. Chat answers from the collections you choose.
+              </p>
+            </Alert>
+          )}
+          {collectionId === undefined && (collections.data?.length ?? 0) > 0 && (
+            <p className="text-sm text-slate-600 dark:text-slate-300">
+              Choose a collection to see and add its documents, or create one.
             </p>
           )}
           {collectionId !== undefined && collections.isSuccess && !selected && (
@@ -96,13 +115,13 @@ function CollectionList({
       {loading && <Spinner label="Loading collections" />}
       <ErrorAlert error={error} />
       {collections?.length === 0 && (
-        <p className="text-sm text-slate-500 dark:text-slate-400">No collections yet.</p>
+        <p className="text-sm text-slate-600 dark:text-slate-300">No collections yet: create the first one below.</p>
       )}
       <ul className="space-y-1">
         {collections?.map((c) => (
           <li key={c.id}>
             <Link
-              to={`/documents/${encodeURIComponent(c.id)}`}
+              to={collectionPath(c.id)}
               aria-current={c.id === current ? "page" : undefined}
               className={cx(
                 "flex items-center justify-between gap-2 rounded-md px-3 py-2 text-sm",
@@ -136,7 +155,7 @@ function NewCollectionForm() {
       setName("");
       setShared(false);
       await client.invalidateQueries({ queryKey: ["collections"] });
-      navigate(`/documents/${encodeURIComponent(c.id)}`);
+      navigate(collectionPath(c.id));
     },
   });
   const submit = (e: SubmitEvent) => {
@@ -158,13 +177,6 @@ function NewCollectionForm() {
   );
 }
 
-interface Upload {
-  key: string;
-  name: string;
-  progress: number;
-  error?: string;
-}
-
 function CollectionView({ collection }: { collection: Collection }) {
   const client = useQueryClient();
   const docsKey = ["documents", collection.id];
@@ -173,41 +185,11 @@ function CollectionView({ collection }: { collection: Collection }) {
     queryFn: () => listDocuments(collection.id),
     refetchInterval: (query) => (needsPolling(query.state.data) ? POLL_MS : false),
   });
-  const [uploads, setUploads] = useState<Upload[]>([]);
-  const fileRef = useRef<HTMLInputElement>(null);
-  const fileId = useId();
-
   const refresh = () =>
     Promise.all([
       client.invalidateQueries({ queryKey: docsKey }),
       client.invalidateQueries({ queryKey: ["collections"] }),
     ]);
-
-  const upload = async (files: File[]) => {
-    await Promise.all(
-      files.map(async (file, i) => {
-        const key = `${Date.now()}-${i}-${file.name}`;
-        setUploads((u) => [...u, { key, name: file.name, progress: 0 }]);
-        const update = (patch: Partial<Upload>) =>
-          setUploads((u) => u.map((x) => (x.key === key ? { ...x, ...patch } : x)));
-        try {
-          await uploadDocument(collection.id, file, (progress) => update({ progress }));
-          setUploads((u) => u.filter((x) => x.key !== key));
-        } catch (err) {
-          update({ error: errorMessage(err) });
-        }
-      }),
-    );
-    await refresh();
-  };
-
-  const submit = (e: SubmitEvent) => {
-    e.preventDefault();
-    const files = Array.from(fileRef.current?.files ?? []);
-    if (files.length === 0) return;
-    if (fileRef.current) fileRef.current.value = "";
-    void upload(files);
-  };
 
   const removeCollection = useMutation({
     mutationFn: () => deleteCollection(collection.id),
@@ -243,59 +225,19 @@ function CollectionView({ collection }: { collection: Collection }) {
       <ErrorAlert error={removeCollection.error} />
 
       <Card>
-        <form onSubmit={submit} className="flex flex-wrap items-end gap-3" aria-label="Upload documents">
-          <div className="min-w-0 flex-1 space-y-1">
-            <label htmlFor={fileId} className="block text-sm font-medium text-slate-700 dark:text-slate-200">
-              Files to upload
-            </label>
-            <input
-              ref={fileRef}
-              id={fileId}
-              type="file"
-              multiple
-              aria-describedby={`${fileId}-hint`}
-              className="block w-full text-sm file:mr-3 file:rounded-md file:border-0 file:bg-slate-200 file:px-3 file:py-2 file:text-sm file:font-medium dark:file:bg-slate-700 dark:file:text-slate-100"
-            />
-            <p id={`${fileId}-hint`} className="text-xs text-slate-500 dark:text-slate-400">
-              Text, Markdown, PDF, Word (.docx) or HTML.
-            </p>
-          </div>
-          <Button type="submit" variant="primary">
-            Upload
-          </Button>
-        </form>
-        {uploads.length > 0 && (
-          <ul className="mt-3 space-y-2" aria-label="Uploads">
-            {uploads.map((u) => (
-              <li key={u.key} className="text-sm">
-                <div className="flex items-center justify-between gap-2">
-                  <span className="truncate">{u.name}</span>
-                  {u.error ? (
-                    <Button size="sm" variant="ghost" onClick={() => setUploads((all) => all.filter((x) => x.key !== u.key))}>
-                      Dismiss
-                    </Button>
-                  ) : (
-                    <span className="text-xs text-slate-500">{Math.round(u.progress * 100)}%</span>
-                  )}
-                </div>
-                {u.error ? (
-                  <p role="alert" className="text-xs text-red-700 dark:text-red-300">
-                    {u.name}: {u.error}
-                  </p>
-                ) : (
-                  <ProgressBar value={u.progress} label={`Uploading ${u.name}`} />
-                )}
-              </li>
-            ))}
-          </ul>
-        )}
+        <UploadZone collectionId={collection.id} docs={docs.data} onChange={refresh} />
       </Card>
+
+      <SharingPanel collection={collection} />
 
       <Card aria-label="Documents in this collection">
         {docs.isPending && <Spinner label="Loading documents" />}
         <ErrorAlert error={docs.error} />
         {docs.data?.length === 0 && (
-          <p className="text-sm text-slate-500 dark:text-slate-400">No documents in this collection yet.</p>
+          <p className="text-sm text-slate-600 dark:text-slate-300">
+            No documents here yet. Drop files into the box above, or choose them; each one is read and indexed,
+            then answers can cite it.
+          </p>
         )}
         {docs.data && docs.data.length > 0 && <DocumentTable docs={docs.data} onChange={refresh} />}
       </Card>
@@ -341,8 +283,11 @@ function DocumentRow({ doc, onChange }: { doc: DocumentInfo; onChange: () => Pro
   return (
     <tr data-testid="document-row" data-status={doc.status}>
       <td className="max-w-[9rem] py-2 pr-3 sm:max-w-[16rem]">
-        <a href={documentFileUrl(doc.id)} className="block truncate font-medium hover:underline" download={doc.filename}>
+        <Link to={documentPath(doc.id)} className="block truncate font-medium hover:underline">
           {doc.filename}
+        </Link>
+        <a href={documentFileUrl(doc.id)} className="text-xs text-slate-600 underline dark:text-slate-300" download={doc.filename}>
+          Download<span className="sr-only"> {doc.filename}</span>
         </a>
         {doc.error && <p className="text-xs text-red-700 dark:text-red-300">{doc.error}</p>}
         {error !== null && <p role="alert" className="text-xs text-red-700 dark:text-red-300">{errorMessage(error)}</p>}

@@ -14,6 +14,7 @@ mod audit;
 mod openapi;
 mod registration;
 mod sessions;
+mod settings;
 mod sign_in;
 
 const ADMIN_PW: &str = "Adm1n!chosen-well";

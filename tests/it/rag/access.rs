@@ -306,3 +306,100 @@ async fn a_private_collection_takes_no_members() {
         .await;
     assert_eq!(resp.status(), 409, "a member added to a private collection");
 }
+
+/// A private collection becomes shared; the owner adds and removes members by name; uploads,
+/// deletions and membership changes are audited.
+#[tokio::test]
+async fn a_private_collection_is_shared_and_its_members_managed_with_an_audit_trail() {
+    let f = fixture(&[]).await;
+    let eve = approved_user(&f, "eve").await;
+    let id = &f.collection;
+    let members = format!("/collections/{id}/members");
+    let refused = f.me.post(&members, json!({"username": "eve"})).await;
+    assert_eq!(refused.status(), 409, "private: share it first");
+    assert!(json(refused).await["error"]["message"]
+        .to_string()
+        .contains("share it first"));
+
+    let path = format!("/collections/{id}");
+    let not_hers = eve
+        .send(Method::PATCH, &path, json!({"shared": true}))
+        .await;
+    assert_eq!(
+        not_hers.status(),
+        404,
+        "not her collection: she cannot see it"
+    );
+    let shared =
+        f.me.send(Method::PATCH, &path, json!({"shared": true}))
+            .await;
+    assert_eq!(shared.status(), 200);
+    assert_eq!(json(shared).await["shared"], true);
+    assert_eq!(
+        f.me.post(&members, json!({"username": "eve"}))
+            .await
+            .status(),
+        204
+    );
+    let listed = json(f.me.get(&members).await).await;
+    assert_eq!(listed[0]["username"], "eve", "{listed}");
+    let eve_id = listed[0]["id"].as_str().unwrap().to_string();
+
+    let doc = eve
+        .ingest(id, "notes.txt", "Eve's notes on the harbour.")
+        .await;
+    let again = eve
+        .upload(id, "copy.txt", b"Eve's notes on the harbour.".to_vec())
+        .await;
+    assert_eq!(again.status(), 409);
+    let message = json(again).await["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains(r#"as "notes.txt""#),
+        "named by its file name: {message}"
+    );
+    assert!(!message.contains(&doc), "not by its id: {message}");
+    let text = json(f.me.get(&format!("/documents/{doc}/text")).await).await;
+    assert_eq!(text["text"], "Eve's notes on the harbour.", "{text}");
+    assert_eq!(text["passages"][0]["start"], 0, "{text}");
+    let private =
+        f.me.send(Method::PATCH, &path, json!({"shared": false}))
+            .await;
+    assert_eq!(private.status(), 409, "members remain");
+    assert_eq!(delete(&eve, &doc).await.status(), 204);
+    let removed =
+        f.me.send(Method::DELETE, &format!("{members}/{eve_id}"), json!({}))
+            .await;
+    assert_eq!(removed.status(), 204);
+    assert_eq!(
+        eve.get(&format!("/collections/{id}/documents"))
+            .await
+            .status(),
+        404
+    );
+
+    let audit = |event: &'static str| {
+        let me = &f.me;
+        async move {
+            let page = json(me.get(&format!("/admin/audit?event={event}")).await).await;
+            page["entries"].as_array().unwrap().clone()
+        }
+    };
+    let shared = audit("collection.shared").await;
+    assert_eq!(shared.len(), 1);
+    assert!(shared[0]["detail"].as_str().unwrap().contains("handbook"));
+    for event in ["collection.member_added", "collection.member_removed"] {
+        let entries = audit(event).await;
+        assert_eq!(entries.len(), 1, "{event}");
+        assert_eq!(entries[0]["actor_name"], "root");
+        assert_eq!(entries[0]["target_name"], "eve");
+    }
+    for event in ["document.uploaded", "document.deleted"] {
+        let entries = audit(event).await;
+        assert_eq!(entries.len(), 1, "{event}: {entries:?}");
+        assert_eq!(entries[0]["actor_name"], "eve");
+        assert!(entries[0]["detail"].as_str().unwrap().contains("notes.txt"));
+    }
+}

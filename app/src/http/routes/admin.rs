@@ -12,6 +12,8 @@ use crate::domain::accounts::{now_ms, rfc3339, AccountState, Role, User};
 use crate::http::auth::AdminUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::audit::{event, outcome};
+use crate::service::auth::check_password;
+use crate::service::throttle;
 use crate::store::AuditFilter;
 use crate::store::UserRow;
 
@@ -23,6 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disable))
         .routes(routes!(enable))
         .routes(routes!(set_role))
+        .routes(routes!(reset_password))
+        .routes(routes!(unlock))
         .routes(routes!(audit_log))
 }
 
@@ -32,17 +36,93 @@ pub struct UserQuery {
     pub state: Option<AccountState>,
 }
 
+/// A user as admins see one: with the sign-in lock, when one is on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Account {
+    #[serde(flatten)]
+    pub user: User,
+    /// Until when (RFC 3339) repeated failed sign-ins lock the account; absent when not locked.
+    pub locked_until: Option<String>,
+}
+
 /// Users, oldest first; `?state=pending` is the approval queue.
 #[utoipa::path(get, path = "/admin/users", tag = "admin", params(UserQuery),
-    responses((status = 200, body = [User]),
+    responses((status = 200, body = [Account]),
               (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
     _admin: AdminUser,
     Query(q): Query<UserQuery>,
-) -> Result<Json<Vec<User>>, ApiError> {
+) -> Result<Json<Vec<Account>>, ApiError> {
     let users = state.store.list_users(q.state).await?;
-    Ok(Json(users.iter().map(UserRow::public).collect()))
+    let now = now_ms();
+    let mut accounts = Vec::with_capacity(users.len());
+    for u in &users {
+        let lock = state
+            .store
+            .throttle(&throttle::account_key(&u.username))
+            .await?;
+        accounts.push(Account {
+            user: u.public(),
+            locked_until: lock
+                .and_then(|t| t.locked_until)
+                .filter(|until| *until > now)
+                .map(rfc3339),
+        });
+    }
+    Ok(Json(accounts))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewPassword {
+    /// The new password; the password policy applies.
+    pub password: String,
+}
+
+/// Sets a user's password (the policy applies), ends their sessions and tokens, lifts their
+/// sign-in lock: for someone who forgot theirs. Tell them the new one in person.
+#[utoipa::path(post, path = "/admin/users/{id}/password", tag = "admin",
+    params(("id" = String, Path)), request_body = NewPassword,
+    responses((status = 200, body = User), (status = 422, body = ErrorBody)))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<String>,
+    Json(body): Json<NewPassword>,
+) -> Result<Json<User>, ApiError> {
+    let user = target_user(&state, &id).await?;
+    check_password(&state.auth.password_policy, &body.password)?;
+    state
+        .accounts()
+        .reset_password(&admin.0.audit(), &user, body.password)
+        .await?;
+    Ok(Json(user.public()))
+}
+
+/// Lifts the lock repeated failed sign-ins put on an account.
+#[utoipa::path(post, path = "/admin/users/{id}/unlock", tag = "admin",
+    params(("id" = String, Path)), responses((status = 200, body = User)))]
+pub async fn unlock(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(id): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    let user = target_user(&state, &id).await?;
+    state
+        .store
+        .clear_throttle(&throttle::account_key(&user.username))
+        .await?;
+    state
+        .audit
+        .record(
+            &admin.0.audit(),
+            event::UNLOCKED,
+            outcome::SUCCESS,
+            Some((user.id.as_str(), user.username.as_str())),
+            None,
+        )
+        .await;
+    Ok(Json(user.public()))
 }
 
 /// One state change: which states it applies to, the new state, its audit event.

@@ -14,12 +14,13 @@ use crate::domain::accounts::{now_ms, rfc3339, AccountState, Username};
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::access::{self, Access};
+use crate::service::audit::{event, outcome};
 use crate::store::CollectionRow;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(delete))
+        .routes(routes!(delete, update))
         .routes(routes!(members, add_member))
         .routes(routes!(remove_member))
 }
@@ -141,6 +142,65 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CollectionChange {
+    /// `true` shares a private collection so members can be added; `false` makes a shared one
+    /// private again, once it has no members.
+    pub shared: bool,
+}
+
+/// Changes a collection you own: shares a private one (or makes a memberless one private).
+#[utoipa::path(patch, path = "/collections/{id}", tag = "documents",
+    params(("id" = String, Path)), request_body = CollectionChange,
+    responses((status = 200, body = Collection), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Members remain", body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+    Json(body): Json<CollectionChange>,
+) -> Result<Json<Collection>, ApiError> {
+    let c = access::owned(
+        &state.store,
+        &current.user.id,
+        &id,
+        "only the owner can change a collection",
+    )
+    .await?;
+    if (c.shared != 0) != body.shared {
+        if !body.shared && !state.store.members(&id).await?.is_empty() {
+            return Err(ApiError::Conflict(
+                "remove the members first, then make the collection private".into(),
+            ));
+        }
+        state.store.set_shared(&id, body.shared).await?;
+        if body.shared {
+            state
+                .audit
+                .record(
+                    &current.audit(),
+                    event::COLLECTION_SHARED,
+                    outcome::SUCCESS,
+                    None,
+                    Some(collection_detail(&c.name, &id)),
+                )
+                .await;
+        }
+    }
+    let row = state
+        .store
+        .collection(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the collection was deleted meanwhile".into()))?;
+    Ok(Json(view(row, &current.user.id)))
+}
+
+/// How audit entries name a collection: its name, and its id for when names repeat.
+fn collection_detail(name: &str, id: &str) -> String {
+    format!("collection \"{name}\" ({id})")
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Member {
     pub id: String,
@@ -192,7 +252,8 @@ pub async fn add_member(
     .await?;
     if c.shared == 0 {
         return Err(ApiError::Conflict(
-            "this collection is private; create a shared collection to add members".into(),
+            "this collection is private; share it first (PATCH with \"shared\": true), then add members"
+                .into(),
         ));
     }
     let name = Username::parse(&body.username).map_err(ApiError::BadRequest)?;
@@ -208,6 +269,16 @@ pub async fn add_member(
             details: None,
         })?;
     state.store.add_member(&id, &user.id, now_ms()).await?;
+    state
+        .audit
+        .record(
+            &current.audit(),
+            event::MEMBER_ADDED,
+            outcome::SUCCESS,
+            Some((&user.id, &user.username)),
+            Some(collection_detail(&c.name, &id)),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -220,7 +291,7 @@ pub async fn remove_member(
     current: CurrentUser,
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, access) = access::collection(&state.store, &current.user.id, &id).await?;
+    let (c, access) = access::collection(&state.store, &current.user.id, &id).await?;
     if access != Access::Owner && user_id != current.user.id {
         return Err(ApiError::forbidden(
             "only the owner can remove other members",
@@ -228,6 +299,18 @@ pub async fn remove_member(
     }
     // Idempotent, as a DELETE is: removing someone who is not (or no longer) a member leaves
     // the collection as asked, and says nothing about whether that account exists.
-    state.store.remove_member(&id, &user_id).await?;
+    if state.store.remove_member(&id, &user_id).await? {
+        let name = state.store.user_by_id(&user_id).await?.map(|u| u.username);
+        state
+            .audit
+            .record(
+                &current.audit(),
+                event::MEMBER_REMOVED,
+                outcome::SUCCESS,
+                Some((&user_id, name.as_deref().unwrap_or("-"))),
+                Some(collection_detail(&c.name, &id)),
+            )
+            .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,6 +19,7 @@ use crate::domain::documents::{detect, sniff, Rejection};
 use crate::http::auth::CurrentUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::service::access::{self, AccessError};
+use crate::service::audit::{event, outcome};
 use crate::service::ingest::Ingestor;
 use crate::store::DocumentRow;
 
@@ -35,6 +36,7 @@ pub fn router(max_upload: u64) -> OpenApiRouter<AppState> {
         .routes(routes!(retry))
         .routes(routes!(file))
         .routes(routes!(chunk))
+        .routes(routes!(text))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,7 +139,7 @@ pub async fn upload(
     Path(id): Path<String>,
     mut multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    access::collection(&state.store, &current.user.id, &id).await?;
+    let (collection, _) = access::collection(&state.store, &current.user.id, &id).await?;
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large(state.rag.max_upload_bytes)
@@ -235,11 +237,32 @@ pub async fn upload(
     .await;
     let _ = tokio::fs::remove_file(&tmp).await;
     if let Some(existing) = stored? {
-        return Err(ApiError::Duplicate { existing });
+        // Named by its file name: people know their files by name, not by id.
+        let name = state
+            .store
+            .document(&existing)
+            .await?
+            .map_or_else(|| row.filename.clone(), |d| d.filename);
+        return Err(ApiError::Duplicate { existing, name });
     }
     state.wake.notify_one();
     let doc = state.store.document(&row.id).await?.expect("just inserted");
+    state
+        .audit
+        .record(
+            &current.audit(),
+            event::DOCUMENT_UPLOADED,
+            outcome::SUCCESS,
+            None,
+            Some(document_detail(&doc.filename, &doc.id, &collection.name)),
+        )
+        .await;
     Ok((StatusCode::ACCEPTED, Json(Document::from(doc))).into_response())
+}
+
+/// How audit entries name a document: file name, id, and the collection it is in.
+fn document_detail(filename: &str, id: &str, collection: &str) -> String {
+    format!("\"{filename}\" ({id}) in collection \"{collection}\"")
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -296,8 +319,20 @@ pub async fn delete(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    access::deletable_document(&state.store, &current.user.id, &id).await?;
+    let doc = access::deletable_document(&state.store, &current.user.id, &id).await?;
     remove(&state, &id).await?;
+    let collection = state.store.collection(&doc.collection_id).await?;
+    let collection = collection.map_or_else(|| doc.collection_id.clone(), |c| c.name);
+    state
+        .audit
+        .record(
+            &current.audit(),
+            event::DOCUMENT_DELETED,
+            outcome::SUCCESS,
+            None,
+            Some(document_detail(&doc.filename, &doc.id, &collection)),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -419,7 +454,9 @@ pub async fn chunk(
     current: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Json<Passage>, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no passage {id}"));
+    const GONE: &str =
+        "this passage is no longer there: its document was deleted or indexed again; ask again";
+    let not_found = || ApiError::NotFound(GONE.into());
     let chunk = state
         .store
         .chunks_by_ids(&[id])
@@ -427,7 +464,7 @@ pub async fn chunk(
         .pop()
         .ok_or_else(not_found)?;
     access::readable_or(&state.store, &current.user.id, &chunk.collection_id, || {
-        AccessError::NotFound(format!("no passage {id}"))
+        AccessError::NotFound(GONE.into())
     })
     .await?;
     let text = state
@@ -454,5 +491,54 @@ pub async fn chunk(
         end: chunk.end_offset,
         before,
         after,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PassageSpan {
+    pub id: i64,
+    /// Character (Unicode scalar) offsets into `text`.
+    pub start: i64,
+    pub end: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentText {
+    pub id: String,
+    pub collection_id: String,
+    pub filename: String,
+    pub media_type: String,
+    /// The text Berth extracted and searches (empty until the document is ready).
+    pub text: String,
+    /// Its passages, in order; they may overlap.
+    pub passages: Vec<PassageSpan>,
+}
+
+/// The text Berth extracted from a document, with where each passage lies in it: for reading a
+/// cited passage in its document.
+#[utoipa::path(get, path = "/documents/{id}/text", tag = "documents",
+    params(("id" = String, Path)),
+    responses((status = 200, body = DocumentText), (status = 404, body = ErrorBody)))]
+pub async fn text(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentText>, ApiError> {
+    let doc = access::document(&state.store, &current.user.id, &id).await?;
+    let text = state.store.document_text(&id).await?.unwrap_or_default();
+    let passages = state
+        .store
+        .passage_spans(&id)
+        .await?
+        .into_iter()
+        .map(|(id, start, end)| PassageSpan { id, start, end })
+        .collect();
+    Ok(Json(DocumentText {
+        id: doc.id,
+        collection_id: doc.collection_id,
+        filename: doc.filename,
+        media_type: doc.media_type,
+        text,
+        passages,
     }))
 }

@@ -47,11 +47,11 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut degraded = false;
     let llm = match state.llm.as_ref() {
         None => None,
-        Some(c) => Some((c.model(), c.ping().await)),
+        Some(c) => Some((c.chat_model(), c.ping().await)),
     };
     let embeddings = match state.retriever.embedder.as_ref() {
         None => None,
-        Some(e) => Some((e.model(), e.ping().await)),
+        Some(e) => Some((e.model().to_string(), e.ping().await)),
     };
     for (name, pinged) in [("llm", llm), ("embeddings", embeddings)] {
         let check = match pinged {

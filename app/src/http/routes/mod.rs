@@ -10,6 +10,7 @@ mod documents;
 mod health;
 mod oidc;
 mod search;
+mod settings;
 mod status;
 mod web;
 
@@ -37,6 +38,7 @@ use crate::llm;
 use crate::metrics::Metrics;
 use crate::service::audit::Audit;
 use crate::service::retrieval::Retriever;
+use crate::service::runtime::Runtime;
 use crate::store::Store;
 use std::path::PathBuf;
 use tokio::sync::Notify;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub auth: Arc<AuthSettings>,
     pub rag: Arc<RagSettings>,
     pub retriever: Arc<Retriever>,
+    /// Settings admins change at run time, over the server's own.
+    pub runtime: Arc<Runtime>,
     /// The OpenID providers people may sign in with (none: the list is empty).
     pub oidc: Arc<crate::service::oidc::Oidc>,
     /// The LLM for answers; None: extractive answers.
@@ -71,7 +75,7 @@ impl AppState {
             retriever: self.retriever.clone(),
             llm: self.llm.clone(),
             metrics: self.metrics.clone(),
-            retrieval_k: self.rag.retrieval_k,
+            retrieval_k: self.runtime.current().retrieval_k,
         }
     }
 
@@ -81,6 +85,7 @@ impl AppState {
             store: &self.store,
             audit: &self.audit,
             settings: &self.auth,
+            registration_open: self.runtime.current().registration_open,
         }
     }
 }
@@ -121,6 +126,7 @@ pub fn api(max_upload: u64) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(search::router())
         .merge(conversations::router())
         .merge(status::router())
+        .merge(settings::router())
         .split_for_parts();
     document_common_statuses(&mut doc);
     document_audit_events(&mut doc);

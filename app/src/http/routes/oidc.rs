@@ -43,13 +43,17 @@ pub struct SignInOptions {
     pub password_login: bool,
     /// One button each: `GET /api/v1/auth/oidc/{id}/start` signs in with it.
     pub providers: Vec<ProviderInfo>,
+    /// True while no active admin exists: the sign-in page says how to create the first one.
+    pub needs_admin: bool,
 }
 
 /// The ways to sign in here, for the sign-in page.
 #[utoipa::path(get, path = "/auth/providers", tag = "auth",
     responses((status = 200, body = SignInOptions)))]
-pub async fn providers(State(state): State<AppState>) -> Json<SignInOptions> {
-    Json(SignInOptions {
+pub async fn providers(State(state): State<AppState>) -> Result<Json<SignInOptions>, ApiError> {
+    let needs_admin = state.store.count_active_admins().await? == 0;
+    Ok(Json(SignInOptions {
+        needs_admin,
         password_login: state.auth.password_login,
         providers: state
             .oidc
@@ -60,7 +64,7 @@ pub async fn providers(State(state): State<AppState>) -> Json<SignInOptions> {
                 display_name: name.into(),
             })
             .collect(),
-    })
+    }))
 }
 
 /// Starts signing in with a provider: redirects the browser to the provider's sign-in page.

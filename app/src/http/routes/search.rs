@@ -84,7 +84,7 @@ pub async fn search(
             details: None,
         });
     }
-    let k = body.k.unwrap_or(state.rag.retrieval_k);
+    let k = body.k.unwrap_or(state.runtime.current().retrieval_k);
     if !(1..=50).contains(&k) {
         return Err(ApiError::BadRequest("`k` must be from 1 to 50".into()));
     }

@@ -54,7 +54,11 @@ fn embedder_info(e: Option<&Embedder>) -> ModelInfo {
 #[utoipa::path(get, path = "/status", tag = "chat", responses((status = 200, body = Status)))]
 pub async fn status(State(state): State<AppState>, _user: CurrentUser) -> Json<Status> {
     Json(Status {
-        llm: info(state.rag.llm.as_ref()),
+        llm: ModelInfo {
+            // The model an admin named at run time, if any.
+            model: state.llm.as_ref().map(|c| c.chat_model()),
+            ..info(state.rag.llm.as_ref())
+        },
         embeddings: embedder_info(state.retriever.embedder.as_ref()),
         retrieval: state.retriever.mode(),
         version: env!("CARGO_PKG_VERSION").into(),

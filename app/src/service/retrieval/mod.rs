@@ -51,7 +51,8 @@ pub struct Retriever {
     pub embedder: Option<Embedder>,
     /// The embedded store's vectors (PostgreSQL searches its own with pgvector).
     index: Option<Arc<VectorIndex>>,
-    settings: RagSettings,
+    /// (lexical, vector) fusion weights: the settings', until an admin changes them at run time.
+    weights: std::sync::RwLock<(f64, f64)>,
     metrics: Arc<Metrics>,
     /// Query embeddings and hybrid results on Redis, when configured.
     cache: Cache,
@@ -138,7 +139,7 @@ impl Retriever {
             store,
             embedder,
             index,
-            settings: settings.clone(),
+            weights: std::sync::RwLock::new((settings.lexical_weight, settings.vector_weight)),
             metrics,
             cache,
             corpus: Mutex::default(),
@@ -160,6 +161,15 @@ impl Retriever {
         let corpus = self.store.corpus().await?;
         *self.corpus.lock().expect("corpus lock") = Some((corpus, Instant::now()));
         Ok(corpus)
+    }
+
+    /// The (lexical, vector) fusion weights in use.
+    pub fn weights(&self) -> (f64, f64) {
+        *self.weights.read().expect("not poisoned")
+    }
+
+    pub fn set_weights(&self, lexical: f64, vector: f64) {
+        *self.weights.write().expect("not poisoned") = (lexical, vector);
     }
 
     pub fn mode(&self) -> Mode {
@@ -297,7 +307,7 @@ impl Retriever {
                         collections,
                         k,
                         mode: "hybrid",
-                        weights: (self.settings.lexical_weight, self.settings.vector_weight),
+                        weights: self.weights(),
                     })
                     .await
             }
@@ -361,10 +371,7 @@ impl Retriever {
             }
         }
         let fused = fuse(
-            &[
-                (&lexical, self.settings.lexical_weight),
-                (&vector, self.settings.vector_weight),
-            ],
+            &[(&lexical, self.weights().0), (&vector, self.weights().1)],
             k,
         );
         if let (Mode::Hybrid, Some(lookup)) = (mode, &cached) {
