@@ -171,6 +171,18 @@ impl From<sqlx::Error> for ApiError {
         } else if database_full(&err) {
             tracing::error!(error = %err, "the database's disk is full");
             ApiError::InsufficientStorage(STORAGE_FULL.into())
+        } else if err
+            .as_database_error()
+            .is_some_and(|e| e.is_foreign_key_violation())
+        {
+            // A write naming a row that was deleted meanwhile (a conversation deleted in another
+            // tab while a question was being saved): the client's view is stale, not a bug.
+            tracing::info!(error = %err, "a write refers to something deleted meanwhile");
+            ApiError::Conflict(
+                "what this refers to was deleted meanwhile (in another tab, or by someone else); \
+                 reload the page and try again"
+                    .into(),
+            )
         } else {
             ApiError::Internal(err.into())
         }
@@ -401,6 +413,30 @@ fn rejection_words(
 #[cfg(test)]
 mod rejection_tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_write_naming_a_deleted_row_is_a_conflict_not_a_server_error() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        for sql in [
+            "PRAGMA foreign_keys = ON",
+            "CREATE TABLE conversations (id TEXT PRIMARY KEY)",
+            "CREATE TABLE messages (conversation_id TEXT NOT NULL REFERENCES conversations (id))",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        let err = sqlx::query("INSERT INTO messages VALUES ('gone')")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        match ApiError::from(err) {
+            ApiError::Conflict(message) => assert!(message.contains("reload"), "{message}"),
+            other => panic!("not a conflict: {other:?}"),
+        }
+    }
 
     #[test]
     fn rejections_speak_of_json_not_rust() {

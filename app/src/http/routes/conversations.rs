@@ -334,6 +334,7 @@ fn sse(name: &str, data: serde_json::Value) -> Result<Event, Infallible> {
     responses(
         (status = 200, description = "text/event-stream of sources, token, done | error", content_type = "text/event-stream"),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "The conversation was deleted while the question was saved", body = ErrorBody),
         (status = 503, description = "The LLM server is unavailable", body = ErrorBody),
     ))]
 pub async fn ask(
