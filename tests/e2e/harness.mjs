@@ -22,6 +22,29 @@ import { CHAT_MODEL, EMBED_MODEL, startModelServer } from "./fake-ollama.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
 
+/** A document long enough for several passages, so a cited one has text around it. */
+export const HANDBOOK = [
+  "Harbour handbook",
+  "",
+  "Welcome aboard. This handbook tells visiting crews how the harbour works, from arrival to departure. " +
+    "Read it before you moor; the harbour office answers anything it leaves out.",
+  "",
+  "Arrival. Call the harbour office on channel twelve when you are one mile out. " +
+    "Wait outside the breakwater until a pilot boat waves you in. Keep to five knots inside the harbour.",
+  "",
+  "Opening hours. The harbour gates open at dawn and close at dusk every day of the year. " +
+    "Visiting boats report to the harbour master within one hour of arrival.",
+  "",
+  "Fees. Mooring fees are paid weekly at the office beside the lighthouse. " +
+    "Fuel is sold on the north pier between eight and noon. Showers take tokens from the office.",
+  "",
+  "Safety. Life jackets are worn on the pontoons after dark. Fires and barbecues are forbidden on deck. " +
+    "Report any spill to the harbour master at once.",
+  "",
+  "Departure. Settle your fees, return the gate key, and call the office before you cast off.",
+]
+  .join("\n");
+
 export const ADMIN = { username: "root", password: "Harbour-Root-Secret-2026!" };
 
 /**

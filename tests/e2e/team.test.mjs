@@ -8,27 +8,9 @@
 
 import assert from "node:assert/strict";
 import { after, afterEach, before } from "node:test";
-import { ADMIN, apiOf, checkPage, eachLayout, setUp, signIn } from "./harness.mjs";
+import { ADMIN, HANDBOOK, apiOf, checkPage, eachLayout, setUp, signIn } from "./harness.mjs";
 
 const PASSWORD = "Harbour-Crew-Secret-2026!";
-
-const HANDBOOK = [
-  "Harbour handbook",
-  "",
-  "Arrival. Call the harbour office on channel twelve when you are one mile out. " +
-    "Wait outside the breakwater until a pilot boat waves you in. Keep to five knots inside the harbour.",
-  "",
-  "Opening hours. The harbour gates open at dawn and close at dusk every day of the year. " +
-    "Visiting boats report to the harbour master within one hour of arrival.",
-  "",
-  "Fees. Mooring fees are paid weekly at the office beside the lighthouse. " +
-    "Fuel is sold on the north pier between eight and noon. Showers take tokens from the office.",
-  "",
-  "Safety. Life jackets are worn on the pontoons after dark. Fires and barbecues are forbidden on deck. " +
-    "Report any spill to the harbour master at once.",
-  "",
-  "Departure. Settle your fees, return the gate key, and call the office before you cast off.",
-].join("\n");
 
 let env;
 /** The admin's API, for setting up what a test is not about. */
