@@ -34,15 +34,10 @@ async fn a_conversation_is_renamed_and_answers_only_from_its_scope() {
     // Scoped to the canteen: the handbook is not searched, and the scope is kept.
     let scoped = patch(&f.me, &conv, json!({"collection_ids": [other]})).await;
     assert_eq!(json(scoped).await["collection_ids"], json!([other]));
-    let answered = events(ask(&f.me, &conv, "How many vacation days?").await).await;
-    let done = &answered.last().unwrap().1["message"];
-    let names: Vec<&str> = done["citations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["document_name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["menu.txt"], "{done}");
+    assert_eq!(
+        cited(&f.me, &conv, "How many vacation days?").await,
+        ["menu.txt"]
+    );
     let stored = json(f.me.get(&format!("/conversations/{conv}")).await).await;
     assert_eq!(stored["collection_ids"], json!([other]));
     assert_eq!(
@@ -121,15 +116,10 @@ async fn a_conversation_scoped_to_a_document_answers_from_it_alone() {
     let conv = c["id"].as_str().unwrap().to_string();
 
     // The handbook matches better, and is in the same collection: not a source.
-    let answered = events(ask(&f.me, &conv, "When does the office open?").await).await;
-    let done = &answered.last().unwrap().1["message"];
-    let names: Vec<&str> = done["citations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["document_name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["memo.txt"], "{done}");
+    assert_eq!(
+        cited(&f.me, &conv, "When does the office open?").await,
+        ["memo.txt"]
+    );
 
     // Back to the collections; a document nobody may read is refused.
     let back = patch(&f.me, &conv, json!({"document_ids": []})).await;
@@ -146,4 +136,16 @@ async fn a_conversation_scoped_to_a_document_answers_from_it_alone() {
         .post("/conversations", json!({"document_ids": [memo]}))
         .await;
     assert_eq!(theirs.status(), 404);
+}
+
+/// The file names the answer to `question` cites, in order.
+async fn cited(me: &Browser, conv: &str, question: &str) -> Vec<String> {
+    let answered = events(ask(me, conv, question).await).await;
+    let done = &answered.last().unwrap().1["message"];
+    done["citations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no citations: {done}"))
+        .iter()
+        .map(|c| c["document_name"].as_str().unwrap().to_string())
+        .collect()
 }
